@@ -1,0 +1,42 @@
+# Build / dev skeleton for raftkit.
+# Every target bootstraps .venv on first use (fresh clone needs only python3 + PyPI access).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Extra args for `jupyter lab`; Jupyter refuses to run as root without --allow-root
+# (e.g. in containers), so add it automatically only when uid is 0.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: all venv test lab bench clean
+
+all: test
+
+venv: $(STAMP)
+
+# Create the virtualenv itself (only once).
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# (Re)install the project + extras whenever pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[lab,test]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	mkdir -p notebooks
+	[ -e notebooks/.gitkeep ] || touch notebooks/.gitkeep
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints -o -name "*.egg-info" \) -type d -prune -exec rm -rf {} +

@@ -1,0 +1,27 @@
+"""raftkit: learn Raft in Jupyter on a real, threaded, deterministic implementation.
+
+>>> import raftkit
+>>> with raftkit.Cluster(3, seed=1) as c:
+...     c.check_one_leader() in range(3)
+True
+"""
+
+from .clock import Killed, RealClock, Ticker, VirtualClock
+from .cluster import Cluster, ClusterState, NodeState
+from .config import Config
+from .errors import CheckFailed, DeadlockError, NodeError, RaftkitError, SafetyViolation
+from .messages import (AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CMState,
+                       InstallSnapshotArgs, InstallSnapshotReply, LogEntry,
+                       RequestVoteArgs, RequestVoteReply)
+from .raft import ConsensusModule
+from .trace import Event
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cluster", "ClusterState", "NodeState", "Config", "ConsensusModule", "CMState", "LogEntry", "ApplyMsg",
+    "RequestVoteArgs", "RequestVoteReply", "AppendEntriesArgs", "AppendEntriesReply",
+    "InstallSnapshotArgs", "InstallSnapshotReply", "Event",
+    "RaftkitError", "CheckFailed", "SafetyViolation", "DeadlockError", "NodeError",
+    "VirtualClock", "RealClock", "Ticker", "Killed",
+]

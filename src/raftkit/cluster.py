@@ -1,0 +1,520 @@
+"""The harness everybody uses: n nodes, the bus, their storage, one clock.
+
+Notebooks, widgets, exercises, the grader and tests all drive a ``Cluster``.
+Under the virtual clock nothing moves between calls: the cluster is frozen
+while your code runs, so the same seed and the same calls give the same run.
+
+>>> import raftkit
+>>> with raftkit.Cluster(3, seed=7) as c:
+...     leader = c.check_one_leader()
+...     c.one("x", 3)
+1
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .bus import Bus, Message
+from .clock import RealClock, VirtualClock
+from .config import Config
+from .errors import CheckFailed
+from .messages import ApplyMsg, CMState
+from .raft import ConsensusModule
+from .safety import SafetyMonitor
+from .service import Service
+from .storage import FileStorage, MemoryStorage
+from .trace import Event, Trace
+
+__all__ = ["Cluster", "ClusterState", "NodeState", "MAX_NODES"]
+
+MAX_NODES = 15
+ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node, as drawn: a read-only copy."""
+
+    id: int
+    alive: bool
+    connected: bool
+    state: str
+    term: int
+    voted_for: int | None
+    log_terms: tuple
+    last_included_index: int
+    commit_index: int
+    last_applied: int
+    next_index: tuple
+    match_index: tuple
+    timer_started: float
+    timer_timeout: float
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """An immutable picture of the whole cluster, for drawing."""
+
+    time: float
+    nodes: tuple
+    messages: tuple
+    partition: tuple | None
+
+
+def _check_int(name, value, lo=None, hi=None):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
+
+
+def _check_seconds(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or value < 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+class Cluster:
+    """A Raft cluster of ``n`` nodes. See API.md for the whole contract."""
+
+    def __init__(self, n: int = 3, *, seed: int = 0, clock: str = "virtual", speed: float = 1.0,
+                 config: Config | None = None, node_class: type | None = None,
+                 snapshot_interval: int | None = None, check_invariants: bool = True,
+                 data_dir: str | os.PathLike | None = None, watchdog: float = 5.0):
+        _check_int("n", n, 1, MAX_NODES)
+        _check_int("seed", seed)
+        if clock not in ("virtual", "real"):
+            raise ValueError(f'clock must be "virtual" or "real", got {clock!r}')
+        if config is not None and not isinstance(config, Config):
+            raise TypeError(f"config must be a raftkit.Config, got {type(config).__name__}")
+        node_class = ConsensusModule if node_class is None else node_class
+        if not (isinstance(node_class, type) and issubclass(node_class, ConsensusModule)):
+            raise TypeError(f"node_class must be a subclass of raftkit.ConsensusModule, got {node_class!r}")
+        if snapshot_interval is not None:
+            _check_int("snapshot_interval", snapshot_interval, 1)
+        self.n, self.seed, self.node_class = n, seed, node_class
+        self.config = config or Config()
+        self.snapshot_interval = snapshot_interval
+        self.clock = (VirtualClock(watchdog=watchdog, on_yield=self._after_event) if clock == "virtual"
+                      else RealClock(speed))
+        self.virtual = clock == "virtual"
+        self.trace = Trace(self.clock.now)
+        self._dirty: list[int] = []
+        self.bus = Bus(n, self.clock, random.Random(f"{seed}/bus"), self.trace, self.config.rpc_delay,
+                       on_handler=self._dirty.append)
+        self.monitor = SafetyMonitor(n, self.trace) if check_invariants else None
+        self.data_dir = None if data_dir is None else os.fspath(data_dir)
+        self._storages = [FileStorage(os.path.join(self.data_dir, f"node-{i}.raft")) if self.data_dir
+                          else MemoryStorage() for i in range(n)]
+        self.nodes: list[ConsensusModule] = [None] * n
+        self._services: list[Service] = [None] * n
+        self._alive = [False] * n
+        self._incarnations = [0] * n
+        self._harness_rng = random.Random(f"{seed}/harness")
+        self._starts = 0
+        self._stopped = False
+        for i in range(n):
+            self._make_node(i)
+        for i in range(n):  # every peer is wired before anyone can start an election
+            self.nodes[i].start()
+
+    # ------------------------------------------------------------ plumbing
+    def _make_node(self, i):
+        self._incarnations[i] += 1
+        service = Service(i, self.snapshot_interval, self._on_apply)
+        node = self.node_class(
+            i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
+            storage=self._storages[i], apply=service.apply, config=self.config,
+            rng=random.Random(f"{self.seed}/node{i}/{self._incarnations[i]}"), emit=self.trace.record)
+        service.node = node
+        self.nodes[i], self._services[i], self._alive[i] = node, service, True
+        self.clock.guard_lock(node.mu, f"node {i}'s lock self.mu")
+        self.bus.register(i, node)
+
+    def _after_event(self, task):
+        """Virtual clock: called by each thread as it yields. Checks the
+        nodes whose code just ran."""
+        monitor = self.monitor
+        if monitor is None:
+            self._dirty.clear()
+            return
+        owner = task.owner
+        if owner is not None and self.nodes[owner.id] is owner and self._alive[owner.id]:
+            monitor.check(owner)
+        while self._dirty:
+            i = self._dirty.pop()
+            if self._alive[i]:
+                monitor.check(self.nodes[i])
+
+    def _check_all(self):
+        if self.monitor is not None and self.virtual:
+            for i in range(self.n):
+                if self._alive[i]:
+                    self.monitor.check(self.nodes[i])
+
+    def _on_apply(self, node_id, msg: ApplyMsg):
+        self.trace.record("apply", node_id, None,
+                          f"index={msg.command_index} command={msg.command!r:.40}" if msg.command_valid
+                          else f"snapshot up to {msg.snapshot_index}")
+        if self.monitor is not None and msg.command_valid:
+            self.monitor.check_apply(node_id, msg.command_index, msg.command)
+
+    def _node_id(self, i, name="node"):
+        _check_int(name, i, 0, self.n - 1)
+        return i
+
+    def _usable(self):
+        if self._stopped:
+            raise RuntimeError("this cluster is stopped; make a new Cluster")
+        failure = getattr(self.clock, "failure", None)
+        if failure is not None:
+            raise failure
+
+    def _run(self, until=None, max_events=None) -> int:
+        self._usable()
+        self._check_all()
+        return self.clock.run(until=until, max_events=max_events)
+
+    # ---------------------------------------------------------------- time
+    @property
+    def now(self) -> float:
+        """Seconds since the cluster started, on its clock."""
+        return self.clock.now()
+
+    def run_for(self, dt: float) -> None:
+        """Let the cluster run for ``dt`` seconds of cluster time."""
+        _check_seconds("dt", dt)
+        if self.virtual:
+            self._run(until=self.clock.now() + dt)
+        else:
+            self._usable()
+            time.sleep(dt / self.clock.speed)
+            self._usable()
+
+    def step(self) -> Event | None:
+        """Virtual clock only: run exactly one scheduler event (a timer
+        firing, a message delivery or a reply) and return its event; None if
+        nothing is pending."""
+        if not self.virtual:
+            raise RuntimeError('step() needs the virtual clock: Cluster(..., clock="virtual"); '
+                               "under the real clock threads run freely, use run_for()")
+        before = len(self.trace)
+        if self._run(max_events=1) == 0:
+            return None
+        new = self.trace.events[before:]
+        if new:
+            return new[0]
+        task = self.clock.last_task
+        owner = getattr(task.owner, "id", None)
+        return Event(self.clock.now(), "tick", owner, None, task.name)
+
+    def run_until(self, pred: Callable[["Cluster"], bool], timeout: float) -> bool:
+        """Run until ``pred(cluster)`` is true (checked after every event) or
+        ``timeout`` seconds of cluster time pass. Returns whether it became true."""
+        if not callable(pred):
+            raise TypeError(f"pred must be a callable taking the cluster, got {pred!r}")
+        _check_seconds("timeout", timeout)
+        deadline = self.clock.now() + timeout
+        if not self.virtual:
+            while True:
+                self._usable()
+                if pred(self):
+                    return True
+                if self.clock.now() >= deadline:
+                    return False
+                time.sleep(0.005)
+        while True:
+            if pred(self):
+                return True
+            if self.clock.now() >= deadline:
+                return False
+            self._run(until=deadline, max_events=1)
+
+    # -------------------------------------------------------------- faults
+    def crash(self, i: int) -> None:
+        """Node i stops at once; only what it persisted survives."""
+        self._node_id(i)
+        self._usable()
+        if not self._alive[i]:
+            return
+        node = self.nodes[i]
+        self.trace.record("crash", i)
+        self._alive[i] = False
+        self.bus.unregister(i)
+        self._storages[i].detach()  # later writes of the dead incarnation are lost
+        self._storages[i] = self._storages[i].reopen()
+        node.stop()
+        self.clock.kill(node)
+        self.clock.unguard_lock(node.mu)
+
+    def restart(self, i: int) -> None:
+        """A new incarnation of node i starts from its persisted state
+        (crashing the current one first if it is alive)."""
+        self._node_id(i)
+        self._usable()
+        self.crash(i)
+        self.trace.record("restart", i)
+        self._make_node(i)
+        self.nodes[i].start()
+
+    def disconnect(self, i: int) -> None:
+        self._set_link(i, False)
+
+    def connect(self, i: int) -> None:
+        self._set_link(i, True)
+
+    def _set_link(self, i, flag):
+        self._node_id(i)
+        self._usable()
+        self.bus.connected[i] = flag
+        self.trace.record("connect" if flag else "disconnect", i)
+
+    def partition(self, *groups) -> None:
+        """``c.partition([0, 1], [2, 3, 4])``: links only inside a group;
+        nodes in no group are isolated."""
+        self._usable()
+        seen = set()
+        clean = []
+        for g in groups:
+            if not isinstance(g, (list, tuple, set, frozenset, range)):
+                raise TypeError(f"each partition group must be a list of node ids, got {g!r}")
+            grp = sorted(self._node_id(i, "node id in partition group") for i in g)
+            if seen & set(grp):
+                raise ValueError(f"node(s) {sorted(seen & set(grp))} appear in more than one group")
+            seen |= set(grp)
+            clean.append(grp)
+        self.bus.partition(clean)
+        self.trace.record("partition", None, None, " | ".join(str(g) for g in clean))
+
+    def heal(self) -> None:
+        """No partition, every node connected."""
+        self._usable()
+        self.bus.partition(None)
+        self.bus.connected = [True] * self.n
+        self.trace.record("heal")
+
+    def set_reliable(self, flag: bool) -> None:
+        """False: each request and each reply dropped with p=0.1, 0-26 ms extra delay."""
+        if not isinstance(flag, bool):
+            raise TypeError(f"set_reliable expects True or False, got {flag!r}")
+        self.set_network(request_drop=0.0 if flag else 0.1, reply_drop=0.0 if flag else 0.1,
+                         delay=(0.0, 0.0) if flag else (0.0, 0.026))
+
+    def set_long_reordering(self, flag: bool) -> None:
+        """True: 2/3 of replies delayed by 200-2200 ms."""
+        if not isinstance(flag, bool):
+            raise TypeError(f"set_long_reordering expects True or False, got {flag!r}")
+        self.set_network(long_reordering=flag)
+
+    def set_network(self, **knobs) -> None:
+        """Finer control: ``request_drop``, ``reply_drop``, ``delay=(lo, hi)``,
+        ``duplicate``, ``long_reordering``, ``unreachable_delay=(lo, hi)``."""
+        self._usable()
+        self.bus.net = self.bus.net.with_knobs(**knobs)
+        self.trace.record("network", None, None, " ".join(f"{k}={v}" for k, v in sorted(knobs.items())))
+
+    def is_alive(self, i: int) -> bool:
+        return self._alive[self._node_id(i)]
+
+    def is_connected(self, i: int) -> bool:
+        return self.bus.connected[self._node_id(i)]
+
+    # -------------------------------------------------------------- client
+    def submit(self, command: Any, node: int | None = None) -> tuple[int, int, bool]:
+        """Like MIT's Start: ``(index, term, is_leader)`` at once. ``node=None``
+        sends it to the current leader, if there is one."""
+        self._usable()
+        try:
+            command = pickle.loads(pickle.dumps(command))  # nodes never share the caller's object
+        except Exception as e:
+            raise TypeError(f"commands must be picklable, got {type(command).__name__}: {e}") from None
+        if node is None:
+            node = self.leader()
+            if node is None:
+                return -1, max(self.get_state(i)[0] for i in range(self.n)), False
+        self._node_id(node)
+        self.trace.record("submit", node, None, f"{command!r:.40}")
+        if not self._alive[node]:
+            return -1, self.nodes[node].current_term, False
+        return self.nodes[node].submit(command)
+
+    def leader(self) -> int | None:
+        """The live node that claims leadership in the highest term, or None."""
+        best = None
+        for i in range(self.n):
+            if self._alive[i]:
+                term, is_leader = self.nodes[i].get_state()
+                if is_leader and (best is None or term > best[0]):
+                    best = (term, i)
+        return None if best is None else best[1]
+
+    def get_state(self, i: int) -> tuple[int, bool]:
+        """``(term, is_leader)`` of node i; a crashed node: ``(last term, False)``."""
+        self._node_id(i)
+        if not self._alive[i]:
+            return self.nodes[i].current_term, False
+        return self.nodes[i].get_state()
+
+    def applied(self, i: int) -> list[ApplyMsg]:
+        """What node i's current incarnation delivered to its service, in order."""
+        return list(self._services[self._node_id(i)].applied)
+
+    def persisted_size(self, i: int) -> int:
+        """Bytes of node i's persisted Raft state, snapshot excluded."""
+        return self._storages[self._node_id(i)].state_size()
+
+    # ------------------------------------------------------ harness checks
+    def _fail(self, message):
+        raise CheckFailed(f"{message} (seed={self.seed}, t={self.now:.3f}s)")
+
+    def _on_net(self):
+        return [i for i in range(self.n) if self._alive[i] and self.bus.connected[i]]
+
+    def check_one_leader(self) -> int:
+        """Wait (up to ~5 s, polling like MIT) for a leader among the
+        connected nodes; fail if a term has two. Returns the leader of the
+        highest term."""
+        for _ in range(10):
+            self.run_for(0.450 + self._harness_rng.uniform(0, 0.100))
+            leaders: dict[int, list[int]] = {}
+            for i in self._on_net():
+                term, is_leader = self.nodes[i].get_state()
+                if is_leader:
+                    leaders.setdefault(term, []).append(i)
+            for term, ids in leaders.items():
+                if len(ids) > 1:
+                    self._fail(f"term {term} has {len(ids)} (>1) leaders: {ids}")
+            if leaders:
+                return leaders[max(leaders)][0]
+        self._fail("expected one leader, got none")
+
+    def check_terms(self) -> int:
+        """All connected nodes agree on the term; returns it."""
+        terms = {self.nodes[i].get_state()[0] for i in self._on_net()}
+        if len(terms) > 1:
+            self._fail(f"servers disagree on term: {sorted(terms)}")
+        return terms.pop() if terms else -1
+
+    def check_no_leader(self) -> None:
+        """No connected node thinks it is leader."""
+        for i in self._on_net():
+            if self.nodes[i].get_state()[1]:
+                self._fail(f"expected no leader among connected servers, but {i} claims to be one")
+
+    def n_committed(self, index: int) -> tuple[int, Any]:
+        """How many nodes applied ``index``, and the command (fails if they differ)."""
+        _check_int("index", index, 1)
+        count, command = 0, None
+        for i in range(self.n):
+            commands = self._services[i].commands
+            if index in commands:
+                if count > 0 and commands[index] != command:
+                    self._fail(f"committed values do not match: index {index} has {command!r} and {commands[index]!r}")
+                count, command = count + 1, commands[index]
+        return count, command
+
+    def wait(self, index: int, n: int, start_term: int = -1):
+        """Wait (~30 s, doubling polls) until ``n`` nodes applied ``index``.
+        Returns the command, or -1 if some term moved past ``start_term``."""
+        pause = 0.010
+        for _ in range(30):
+            if self.n_committed(index)[0] >= n:
+                break
+            self.run_for(pause)
+            if pause < 1.0:
+                pause *= 2
+            if start_term > -1 and any(self.nodes[i].current_term > start_term
+                                       for i in range(self.n) if self._alive[i]):
+                return -1
+        count, command = self.n_committed(index)
+        if count < n:
+            self._fail(f"only {count} decided for index {index}; wanted {n}")
+        return command
+
+    def one(self, command: Any, expected_servers: int, retry: bool = False) -> int:
+        """Agree on ``command`` on at least ``expected_servers`` nodes, as
+        MIT's ``one()``: 10 s overall, 2 s per attempt. Returns its index."""
+        _check_int("expected_servers", expected_servers, 1, self.n)
+        t0 = self.now
+        while self.now - t0 < 10 * ELECTION_TIMEOUT:
+            index = -1
+            for _ in range(self.n):
+                self._starts = (self._starts + 1) % self.n
+                i = self._starts
+                if self._alive[i] and self.bus.connected[i]:
+                    idx, _, ok = self.submit(command, node=i)
+                    if ok:
+                        index = idx
+                        break
+            if index != -1:
+                t1 = self.now
+                while self.now - t1 < 2 * ELECTION_TIMEOUT:
+                    count, cmd = self.n_committed(index)
+                    if count > 0 and count >= expected_servers and cmd == command:
+                        return index
+                    self.run_for(0.020)
+                if not retry:
+                    self._fail(f"one({command!r:.40}) failed to reach agreement")
+            else:
+                self.run_for(0.050)
+        self._fail(f"one({command!r:.40}) failed to reach agreement")
+
+    # ----------------------------------------------------------- observing
+    def rpc_count(self) -> int:
+        """RPCs that reached a handler, summed over nodes."""
+        return self.bus.rpc_count()
+
+    def rpc_bytes(self) -> int:
+        """Bytes carried: every request's args, plus each delivered reply."""
+        return self.bus.bytes
+
+    def trace_digest(self) -> str:
+        """Hex digest of the canonical trace: equal for equal runs."""
+        return self.trace.digest()
+
+    def snapshot_state(self) -> ClusterState:
+        """An immutable picture of the cluster: nodes, messages in flight, links."""
+        nodes = []
+        for i, node in enumerate(self.nodes):
+            nodes.append(NodeState(
+                i, self._alive[i], self.bus.connected[i], str(node.state), node.current_term, node.voted_for,
+                tuple(e.term for e in node.log), node.last_included_index, node.commit_index,
+                node.last_applied, tuple(sorted(node.next_index.items())),
+                tuple(sorted(node.match_index.items())), node.election_reset_event, node.timeout))
+        messages = tuple(Message(**vars(m)) for m in self.bus.in_flight.values())
+        group = self.bus.group
+        partition = None if group is None else tuple(
+            tuple(sorted(i for i, g in group.items() if g == k)) for k in sorted(set(group.values())))
+        return ClusterState(self.now, tuple(nodes), messages, partition)
+
+    # ------------------------------------------------------------ lifetime
+    def stop(self) -> None:
+        """Stop every thread of the cluster. Never hangs; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.clock.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        head = (f"Cluster(n={self.n}, seed={self.seed}, clock={'virtual' if self.virtual else 'real'}, "
+                f"t={self.now:.3f}s)")
+        rows = [" node  state      term  voted  last  commit  applied  link"]
+        for i, node in enumerate(self.nodes):
+            state = str(node.state) if self._alive[i] else "crashed"
+            voted = "-" if node.voted_for is None else node.voted_for
+            link = "up" if self.bus.connected[i] else "down"
+            rows.append(f" {i:>4}  {state:<9} {node.current_term:>5}  {voted!s:>5}  "
+                        f"{node.last_included_index + len(node.log):>4}  {node.commit_index:>6}  "
+                        f"{node.last_applied:>7}  {link}")
+        return "\n".join([head] + rows)

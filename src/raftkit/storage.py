@@ -1,0 +1,119 @@
+"""Persisted state of one node: the Raft state and the snapshot, saved together.
+
+``save(state, snapshot)`` replaces both at once, as MIT's Persister does.
+``MemoryStorage`` keeps bytes in memory; ``FileStorage`` writes one file with
+write-to-temp, fsync, atomic rename and a directory fsync, so a crash at any
+moment leaves either the old or the new pair, and a new process recovers it.
+
+A crash *detaches* the storage object the dead incarnation holds: whatever it
+tries to save afterwards is dropped, exactly like MIT's ``Persister.Copy()``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+
+__all__ = ["Storage", "MemoryStorage", "FileStorage"]
+
+
+def _check_bytes(name, value):
+    if value is not None and not isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{name} must be bytes or None, got {type(value).__name__}")
+
+
+class Storage:
+    """Interface: ``save``, ``read_state``, ``read_snapshot``, sizes,
+    ``detach`` (the crash) and ``reopen`` (the restart)."""
+
+    def __init__(self):
+        self._state = b""
+        self._snapshot = b""
+        self._detached = False
+        self._mu = threading.Lock()
+
+    def save(self, state: bytes, snapshot: bytes | None = None) -> None:
+        """Replace the Raft state, and the snapshot if given (None keeps it)."""
+        _check_bytes("state", state)
+        _check_bytes("snapshot", snapshot)
+        with self._mu:
+            if self._detached:
+                return  # a crashed incarnation: its writes are lost
+            snapshot = self._snapshot if snapshot is None else bytes(snapshot)
+            self._write(bytes(state), snapshot)
+            self._state, self._snapshot = bytes(state), snapshot
+
+    def read_state(self) -> bytes:
+        return self._state
+
+    def read_snapshot(self) -> bytes:
+        return self._snapshot
+
+    def state_size(self) -> int:
+        return len(self._state)
+
+    def snapshot_size(self) -> int:
+        return len(self._snapshot)
+
+    def detach(self) -> None:
+        """The node crashed: drop every later write through this object."""
+        with self._mu:
+            self._detached = True
+
+    def reopen(self) -> "Storage":
+        """A fresh object over the same persisted contents (for a restart)."""
+        raise NotImplementedError
+
+    def _write(self, state: bytes, snapshot: bytes) -> None:
+        pass
+
+
+class MemoryStorage(Storage):
+    """Persisted state in memory: survives crashes, not the process."""
+
+    def __init__(self, state: bytes = b"", snapshot: bytes = b""):
+        super().__init__()
+        self._state, self._snapshot = state, snapshot
+
+    def reopen(self):
+        return MemoryStorage(self._state, self._snapshot)
+
+
+class FileStorage(Storage):
+    """Persisted state in one file ``path``: atomic replace + fsync.
+
+    File layout: 8-byte big-endian state length, state, snapshot.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = os.fspath(path)
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                blob = f.read()
+            if len(blob) < 8:
+                raise ValueError(f"{self.path} is not a raftkit state file (too short)")
+            (n,) = struct.unpack(">Q", blob[:8])
+            if n > len(blob) - 8:
+                raise ValueError(f"{self.path} is not a raftkit state file (bad length)")
+            self._state, self._snapshot = blob[8:8 + n], blob[8 + n:]
+
+    def reopen(self):
+        return FileStorage(self.path)
+
+    def _write(self, state, snapshot):
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(struct.pack(">Q", len(state)))
+            f.write(state)
+            f.write(snapshot)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)  # atomic: readers see the old or the new file
+        fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        try:
+            os.fsync(fd)  # make the rename itself durable
+        finally:
+            os.close(fd)

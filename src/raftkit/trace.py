@@ -1,0 +1,63 @@
+"""Events and the trace: everything observable in a run, as plain data.
+
+The trace is what widgets animate, what timelines draw, what the grader
+quotes and what ``trace_digest()`` hashes. An event's ``detail`` is a short
+human-readable string, so a trace prints as a readable transcript.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["Event", "Trace"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened: ``time`` (seconds), ``kind`` (e.g. "send",
+    "state", "commit"), the ``node`` it happened on, the ``peer`` involved
+    (or None) and a readable ``detail``."""
+
+    time: float
+    kind: str
+    node: int | None = None
+    peer: int | None = None
+    detail: str = ""
+
+    def __str__(self):
+        who = "" if self.node is None else f"[{self.node}]"
+        to = "" if self.peer is None else f" ->{self.peer}"
+        return f"{self.time:9.4f} {who:>4} {self.kind:<10}{to} {self.detail}".rstrip()
+
+    def canonical(self) -> str:
+        """The line that the trace digest hashes (exact: time as repr)."""
+        return f"{self.time!r}|{self.kind}|{self.node}|{self.peer}|{self.detail}"
+
+
+class Trace:
+    """An append-only list of events, stamped with the clock's time."""
+
+    def __init__(self, now: Callable[[], float]):
+        self._now = now
+        self.events: list[Event] = []
+        self._mu = threading.Lock()  # real clock: many threads record at once
+
+    def record(self, kind: str, node=None, peer=None, detail: str = "") -> Event:
+        with self._mu:
+            event = Event(self._now(), kind, node, peer, detail)
+            self.events.append(event)
+        return event
+
+    def __len__(self):
+        return len(self.events)
+
+    def digest(self) -> str:
+        """Hex SHA-256 of the canonical trace: equal for equal runs."""
+        h = hashlib.sha256()
+        for e in list(self.events):
+            h.update(e.canonical().encode())
+            h.update(b"\n")
+        return h.hexdigest()
