@@ -46,6 +46,7 @@ from .errors import DeadlockError, NodeError, RaftkitError
 __all__ = ["Clock", "VirtualClock", "RealClock", "Ticker", "Killed"]
 
 _INF = float("inf")
+_LOCKED = type(threading.Lock()).locked
 _NOTHING = object()
 
 
@@ -154,13 +155,14 @@ class _Task:
 class _Worker:
     """An OS thread that runs tasks one after another (a goroutine pool)."""
 
-    __slots__ = ("sem", "task", "thread")
+    __slots__ = ("sem", "task", "thread", "ident")
 
     def __init__(self):
         self.sem = threading.Lock()
         self.sem.acquire()
         self.task = None
         self.thread = None
+        self.ident = None
 
 
 class VirtualClock(Clock):
@@ -198,6 +200,7 @@ class VirtualClock(Clock):
         self._broken: BaseException | None = None
         self._stopped = False
         self._locks: dict[int, tuple[Any, str]] = {}
+        self._guarded: list = []
         self._cpu = _pick_cpu()
 
     # -- the primitives ----------------------------------------------------
@@ -217,7 +220,8 @@ class VirtualClock(Clock):
         return task
 
     def sleep(self, dt, label="sleep"):
-        _check_delay(dt)
+        if not dt >= 0:
+            _check_delay(dt)
         task = self._me("sleep")
         self._schedule(task, self._now + dt)
         self._yield(task)
@@ -228,9 +232,11 @@ class VirtualClock(Clock):
 
     def guard_lock(self, lock, name):
         self._locks[id(lock)] = (lock, name)
+        self._guarded = [lock for lock, _ in self._locks.values()]
 
     def unguard_lock(self, lock):
         self._locks.pop(id(lock), None)
+        self._guarded = [lock for lock, _ in self._locks.values()]
 
     # -- driving -----------------------------------------------------------
     def run(self, until: float | None = None, max_events: int | None = None) -> int:
@@ -303,23 +309,25 @@ class VirtualClock(Clock):
 
     def _me(self, what) -> _Task:
         task = self._current
-        if task is None or task.worker.thread is not threading.current_thread():
+        if task is None or task.worker.ident != threading.get_ident():
             raise RuntimeError(
                 f"{what}() blocks, so only a node thread started with go() may call it; "
                 "outside node threads the cluster is frozen: use Cluster.run_for() to let time pass")
         if task.killed:
             raise Killed()
-        for lock, name in self._locks.values():
-            if lock.locked():
-                where = traceback.extract_stack()[:-2]
-                frames = [f for f in where if f.filename != __file__]
-                line = traceback.format_list(frames[-1:])[0].strip() if frames else "?"
-                raise DeadlockError(
-                    f"{task.name} called {what}() while {name} was held. "
-                    "A lock must never be held across a blocking call (sleep, ticker, channel, RPC): "
-                    f"in Go this deadlocks every other thread that needs the lock.\n  at {line}",
-                    {task.name: "".join(traceback.format_list(frames))})
+        if any(map(_LOCKED, self._guarded)):
+            self._lock_held(task, what)
         return task
+
+    def _lock_held(self, task, what):
+        name = next(name for lock, name in self._locks.values() if lock.locked())
+        frames = [f for f in traceback.extract_stack()[:-3] if f.filename != __file__]
+        line = traceback.format_list(frames[-1:])[0].strip() if frames else "?"
+        raise DeadlockError(
+            f"{task.name} called {what}() while {name} was held. "
+            "A lock must never be held across a blocking call (sleep, ticker, channel, RPC): "
+            f"in Go this deadlocks every other thread that needs the lock.\n  at {line}",
+            {task.name: "".join(traceback.format_list(frames))})
 
     def _check_locks_released(self, task):
         for lock, name in self._locks.values():
@@ -386,6 +394,7 @@ class VirtualClock(Clock):
         return w
 
     def _work(self, w: _Worker):
+        w.ident = threading.get_ident()
         if self._cpu is not None:  # one runner at a time: sharing a core makes hand-offs ~5x cheaper
             try:
                 os.sched_setaffinity(0, {self._cpu})
@@ -593,7 +602,8 @@ class RealClock(Clock):
         return task
 
     def sleep(self, dt, label="sleep"):
-        _check_delay(dt)
+        if not dt >= 0:
+            _check_delay(dt)
         task = self._me("sleep")
         if task.killed.wait(dt / self.speed):
             raise Killed()

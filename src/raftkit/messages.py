@@ -88,22 +88,25 @@ class InstallSnapshotReply:
     term: int
 
 
+_FIELDS: dict[type, tuple] = {}
+
+
 def summarize(message) -> str:
     """A one-line description: ``AppendEntries term=2 prev_log_index=3 ... entries=[2]``."""
-    name = type(message).__name__
-    for suffix in ("Args",):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    try:
-        parts = []
-        for f in fields(message):
-            value = getattr(message, f.name)
-            if isinstance(value, (list, tuple)):
-                value = f"[{len(value)}]"
-            elif isinstance(value, (bytes, bytearray)):
-                value = f"<{len(value)} bytes>"
-            parts.append(f"{f.name}={value}")
-        return f"{name} " + " ".join(parts)
-    except TypeError:  # not a dataclass
-        text = repr(message)
-        return text if len(text) <= 80 else text[:77] + "..."
+    cls = type(message)
+    names = _FIELDS.get(cls)
+    if names is None:
+        try:
+            names = _FIELDS[cls] = tuple(f.name for f in fields(message))
+        except TypeError:  # not a dataclass
+            text = repr(message)
+            return text if len(text) <= 80 else text[:77] + "..."
+    parts = [cls.__name__[:-4] if cls.__name__.endswith("Args") else cls.__name__]
+    for name in names:
+        value = getattr(message, name)
+        if isinstance(value, (list, tuple)):
+            value = f"[{len(value)}]"
+        elif isinstance(value, (bytes, bytearray)):
+            value = f"<{len(value)} bytes>"
+        parts.append(f"{name}={value}")
+    return " ".join(parts)

@@ -13,6 +13,7 @@ the snapshot.
 
 from __future__ import annotations
 
+import io
 import pickle
 import random
 import threading
@@ -28,6 +29,7 @@ from .storage import Storage
 
 __all__ = ["ConsensusModule"]
 
+_PICKLE = pickle.HIGHEST_PROTOCOL
 FOLLOWER, CANDIDATE, LEADER, DEAD = CMState.FOLLOWER, CMState.CANDIDATE, CMState.LEADER, CMState.DEAD
 
 
@@ -69,6 +71,8 @@ class ConsensusModule:
         self.next_index: dict[int, int] = {}
         self.match_index: dict[int, int] = {}
 
+        self._encoded_entries: list[LogEntry] = []  # persist() cache, see _encoded_log
+        self._encoded_chunks: list[bytes] = []
         self.snapshot_data = b""
         self.pending_snapshot: ApplyMsg | None = None
         self.trigger_ae = clock.channel(1)    # "send AppendEntries now", coalesced
@@ -128,21 +132,35 @@ class ConsensusModule:
     # --------------------------------------------------------- persistence
     def persist(self, snapshot: bytes | None = None) -> None:
         """mu held. Save currentTerm, votedFor and the log (Figure 2: "updated
-        on stable storage before responding to RPCs")."""
-        state = pickle.dumps((self.current_term, self.voted_for,
-                              [(e.term, e.command) for e in self.log],
-                              self.last_included_index, self.last_included_term),
-                             protocol=pickle.HIGHEST_PROTOCOL)
-        self.storage.save(state, snapshot)
+        on stable storage before responding to RPCs"), with the snapshot if
+        given (None keeps the saved one)."""
+        header = pickle.dumps((self.current_term, self.voted_for, self.last_included_index,
+                               self.last_included_term, len(self.log)), protocol=_PICKLE)
+        self.storage.save(header + self._encoded_log(), snapshot)
+
+    def _encoded_log(self) -> bytes:
+        """The log as one pickle per entry, re-encoding only entries appended
+        since the last call (whole-log pickling made every persist O(log))."""
+        log, done, chunks = self.log, self._encoded_entries, self._encoded_chunks
+        k = len(done)
+        if len(log) < k or log[:k] != done:  # entries were removed or replaced: start over
+            k = 0
+            done.clear()
+            chunks.clear()
+        for e in log[k:]:
+            chunks.append(pickle.dumps((e.term, e.command), protocol=_PICKLE))
+            done.append(e)
+        return b"".join(chunks)
 
     def restore(self) -> None:
         """Load persisted state (and snapshot) after a restart."""
         data = self.storage.read_state()
         if not data:
             return
-        term, voted_for, log, lii, lit = pickle.loads(data)
+        stream = io.BytesIO(data)
+        term, voted_for, lii, lit, n = pickle.load(stream)
         self.current_term, self.voted_for = term, voted_for
-        self.log = [LogEntry(t, c) for t, c in log]
+        self.log = [LogEntry(*pickle.load(stream)) for _ in range(n)]
         self.last_included_index, self.last_included_term = lii, lit
         self.snapshot_data = self.storage.read_snapshot()
         if lii > 0:
@@ -322,8 +340,7 @@ class ConsensusModule:
         if n > self.commit_index and self.term_at(n) == self.current_term:
             self.commit_index = n
             self.emit("commit", detail=f"commit_index={n}")
-            self.commit_ready.try_send(True)
-            self.trigger_ae.try_send(True)  # tell followers soon
+            self.commit_ready.try_send(True)  # followers learn it with the next round
 
     def send_install_snapshot(self, peer: int, args: InstallSnapshotArgs) -> None:
         reply = self.bus.call(self.id, peer, "install_snapshot", args)

@@ -41,11 +41,6 @@ class _View:
         self.commit, self.state, self.term = 0, None, -1
 
 
-def _fingerprint(node):
-    log = node.log
-    return id(log), len(log), id(log[-1]) if log else 0, node.last_included_index
-
-
 class SafetyMonitor:
     def __init__(self, n: int, trace):
         self.trace = trace
@@ -64,7 +59,8 @@ class SafetyMonitor:
         view = self._views[node.id]
         if view is None or view.node is not node:  # a new incarnation: examine it all
             view = self._views[node.id] = _View(node)
-        fingerprint = _fingerprint(node)
+        log = node.log
+        fingerprint = (id(log), len(log), id(log[-1]) if log else 0, node.last_included_index)
         if fingerprint != view.fingerprint:
             self._check_log(node, view)
             view.fingerprint = fingerprint

@@ -8,7 +8,6 @@ human-readable string, so a trace prints as a readable transcript.
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,12 +42,10 @@ class Trace:
     def __init__(self, now: Callable[[], float]):
         self._now = now
         self.events: list[Event] = []
-        self._mu = threading.Lock()  # real clock: many threads record at once
 
     def record(self, kind: str, node=None, peer=None, detail: str = "") -> Event:
-        with self._mu:
-            event = Event(self._now(), kind, node, peer, detail)
-            self.events.append(event)
+        event = Event(self._now(), kind, node, peer, detail)
+        self.events.append(event)  # atomic under the GIL, also for real-clock threads
         return event
 
     def __len__(self):
