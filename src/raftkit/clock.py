@@ -242,9 +242,9 @@ class VirtualClock(Clock):
     def run(self, until: float | None = None, max_events: int | None = None) -> int:
         """Run events up to simulated time ``until`` (inclusive) or until
         ``max_events`` events ran. Returns the number of events run."""
+        self._check_usable()
         if self._current is not None or self._is_worker():
             raise RuntimeError("run() must be called from outside the cluster's threads")
-        self._check_usable()
         self._limit = _INF if until is None else until
         self._budget = sys.maxsize if max_events is None else max_events
         before = self.events
@@ -503,6 +503,14 @@ class _VirtualChannel:
             self._senders.append((task, task.token))
             self._clock._yield(task)
 
+    def try_recv(self):
+        """Receive without blocking: (value, True), or (None, False) if empty."""
+        if not self._items:
+            return None, False
+        value = self._items.popleft()
+        self._wake_sender()
+        return value, True
+
     def recv(self, timeout: float | None = None):
         """Receive one value: returns (value, True), or (None, False) on timeout."""
         if timeout is not None:
@@ -660,6 +668,14 @@ class _RealChannel:
                 self._cond.wait(self._SLICE)
             if task.killed.is_set():
                 raise Killed()
+
+    def try_recv(self):
+        with self._cond:
+            if not self._items:
+                return None, False
+            value = self._items.popleft()
+            self._cond.notify_all()
+            return value, True
 
     def recv(self, timeout=None):
         if timeout is not None:

@@ -281,6 +281,7 @@ class ConsensusModule:
                     return
             self.send_heartbeats()
             self.trigger_ae.recv(timeout=self.config.heartbeat_interval)
+            self.trigger_ae.try_recv()  # a trigger that queued meanwhile rides this same round
 
     def send_heartbeats(self) -> None:
         """One round of AppendEntries (or InstallSnapshot) to every peer."""

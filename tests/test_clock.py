@@ -1,0 +1,296 @@
+"""The clock: deterministic hand-off, Go-like primitives, deadlock detection."""
+
+import threading
+import time
+
+import pytest
+
+from raftkit import DeadlockError, Killed, NodeError, RealClock, VirtualClock
+
+
+@pytest.fixture
+def clock():
+    c = VirtualClock(watchdog=1.0)
+    yield c
+    c.stop()
+
+
+def test_threads_run_in_time_then_sequence_order(clock):
+    """Wake-ups happen in (time, start order) order, and time jumps to each."""
+    log = []
+
+    def worker(name, dt, n):
+        t = clock.ticker(dt)
+        for _ in range(n):
+            t.tick()
+            log.append((round(clock.now(), 6), name))
+
+    clock.go(worker, "a", 0.010, 3)
+    clock.go(worker, "b", 0.015, 2)
+    clock.go(worker, "c", 0.010, 3)
+    clock.run(until=1.0)
+    assert log == [(0.01, "a"), (0.01, "c"), (0.015, "b"), (0.02, "a"), (0.02, "c"),
+                   (0.03, "b"), (0.03, "a"), (0.03, "c")]
+    assert clock.now() == 1.0
+
+
+def test_only_one_thread_runs_at_a_time(clock):
+    """Under the virtual clock two node threads never run at once."""
+    running, overlaps = [0], []
+
+    def busy(k):
+        for _ in range(50):
+            running[0] += 1
+            if running[0] > 1:
+                overlaps.append(k)
+            time.sleep(0.0001)  # give a second thread every chance to run
+            running[0] -= 1
+            clock.sleep(0.001)
+
+    for k in range(4):
+        clock.go(busy, k)
+    clock.run(until=1.0)
+    assert overlaps == []
+
+
+def test_same_program_same_schedule():
+    """Two clocks running the same program interleave identically."""
+    def program():
+        c = VirtualClock()
+        log = []
+        ch = c.channel()
+
+        def producer(k):
+            for i in range(5):
+                c.sleep(0.001 * (k + 1))
+                ch.send((k, i))
+
+        def consumer():
+            while True:
+                v, ok = ch.recv(timeout=0.05)
+                if not ok:
+                    return
+                log.append((c.now(), v))
+
+        for k in range(3):
+            c.go(producer, k)
+        c.go(consumer)
+        c.run(until=1)
+        c.stop()
+        return log
+
+    first = program()
+    assert len(first) == 15
+    assert first == program()
+
+
+def test_step_runs_one_event(clock):
+    """run(max_events=1) runs exactly one wake-up and does not advance time past it."""
+    seen = []
+
+    def sleeper():
+        for _ in range(3):
+            clock.sleep(0.5)
+            seen.append(clock.now())
+
+    clock.go(sleeper)
+    assert clock.run(max_events=1) == 1   # the thread starts and sleeps
+    assert seen == [] and clock.now() == 0
+    assert clock.run(max_events=1) == 1
+    assert seen == [0.5] and clock.now() == 0.5
+    assert clock.next_time() == 1.0
+
+
+def test_channel_capacity_send_blocks_until_received(clock):
+    """A full bounded channel blocks the sender until a receiver takes a value."""
+    ch = clock.channel(1)
+    log = []
+
+    def sender():
+        for i in range(3):
+            ch.send(i)
+            log.append(("sent", i, clock.now()))
+
+    def receiver():
+        for _ in range(3):
+            clock.sleep(0.1)
+            v, ok = ch.recv()
+            log.append(("got", v, clock.now()))
+
+    clock.go(sender)
+    clock.go(receiver)
+    clock.run(until=1)
+    assert [e[:2] for e in log] == [("sent", 0), ("got", 0), ("sent", 1), ("got", 1), ("sent", 2), ("got", 2)]
+    assert ch.try_send("x") and not ch.try_send("y")
+
+
+def test_recv_timeout(clock):
+    """recv(timeout) returns (None, False) after exactly the timeout."""
+    out = []
+
+    def r():
+        out.append((clock.channel().recv(timeout=0.25), clock.now()))
+
+    clock.go(r)
+    clock.run(until=1)
+    assert out == [((None, False), 0.25)]
+
+
+def test_kill_ends_an_owners_threads(clock):
+    """kill(owner) makes that owner's threads raise Killed where they block."""
+    a, b = object(), object()
+    ended = []
+
+    def loop(name):
+        try:
+            while True:
+                clock.sleep(0.01)
+        except Killed:
+            ended.append(name)
+            raise
+
+    clock.go(loop, "a", owner=a)
+    clock.go(loop, "b", owner=b)
+    clock.run(until=0.1)
+    clock.kill(a)
+    assert ended == ["a"]
+    assert [t.owner for t in clock.live_tasks()] == [b]
+    clock.run(until=0.2)
+    clock.stop()
+    assert ended == ["a", "b"]
+    assert clock.threads() == []
+
+
+def test_blocking_call_outside_node_threads_is_an_error(clock):
+    """The driver (a notebook cell) must not sleep on the virtual clock."""
+    with pytest.raises(RuntimeError, match="run_for"):
+        clock.sleep(1)
+    with pytest.raises(RuntimeError, match="go\\(\\)"):
+        clock.channel().recv()
+
+
+def test_lock_held_across_sleep_is_caught_at_once(clock):
+    """Holding a node lock across a blocking call deadlocks Go; here it is
+    reported immediately with the offending line."""
+    mu = threading.Lock()
+    clock.guard_lock(mu, "node 0's lock self.mu")
+
+    def bad():
+        with mu:
+            clock.sleep(0.01)   # the bug
+
+    clock.go(bad, name="node 0: bad")
+    t0 = time.monotonic()
+    with pytest.raises(DeadlockError) as err:
+        clock.run(until=1)
+    assert time.monotonic() - t0 < 1.0
+    text = str(err.value)
+    assert "node 0: bad called sleep() while node 0's lock self.mu was held" in text
+    assert "clock.sleep(0.01)   # the bug" in text
+    assert not mu.locked()  # the exception unwound the `with`
+
+
+def test_returning_with_the_lock_held_is_caught(clock):
+    """The Go seed's election timer returned without unlocking: caught when the thread ends."""
+    mu = threading.Lock()
+    clock.guard_lock(mu, "node 1's lock self.mu")
+
+    def seed_bug():
+        mu.acquire()
+        return
+
+    clock.go(seed_bug, name="node 1: run_election_timer")
+    with pytest.raises(DeadlockError, match="returned while node 1's lock self.mu was still held"):
+        clock.run(until=1)
+
+
+@pytest.mark.parametrize("kind", ["raw lock", "infinite loop", "raw event"])
+def test_watchdog_reports_stuck_thread_with_stacks(kind):
+    """A thread that never yields becomes a DeadlockError with its stack,
+    within a bounded wall time, and stop() still returns."""
+    clock = VirtualClock(watchdog=0.3)
+    other = threading.Lock()
+    other.acquire()
+    stop = threading.Event()
+
+    def stuck():
+        if kind == "raw lock":
+            other.acquire()           # STUCK-HERE
+        elif kind == "infinite loop":
+            while not stop.is_set():  # STUCK-HERE
+                pass
+        else:
+            stop.wait()               # STUCK-HERE
+
+    def bystander():
+        while True:
+            clock.sleep(0.01)
+
+    clock.go(bystander, name="node 2: bystander")
+    clock.go(stuck, name="node 1: stuck")
+    t0 = time.monotonic()
+    with pytest.raises(DeadlockError) as err:
+        clock.run(until=1)
+    assert time.monotonic() - t0 < 3
+    assert "node 1: stuck (holds the baton)" in err.value.stacks
+    assert "STUCK-HERE" in err.value.stacks["node 1: stuck (holds the baton)"]
+    assert "node 2: bystander" in err.value.stacks
+    with pytest.raises(RuntimeError, match="deadlock"):
+        clock.run(until=2)
+    t0 = time.monotonic()
+    clock.stop()
+    assert time.monotonic() - t0 < 5
+    stop.set()
+    other.release()
+
+
+def test_exception_in_node_thread_is_reported(clock):
+    """A crash in node code surfaces in the driver as NodeError with the traceback."""
+    def boom():
+        clock.sleep(0.1)
+        raise KeyError("missing")
+
+    clock.go(boom, name="node 3: boom")
+    with pytest.raises(NodeError, match="node 3: boom raised KeyError") as err:
+        clock.run(until=1)
+    assert "raise KeyError" in str(err.value)
+
+
+def test_bad_arguments():
+    """Wrong arguments say what was expected."""
+    with pytest.raises(ValueError, match="watchdog"):
+        VirtualClock(watchdog=0)
+    with pytest.raises(ValueError, match="speed"):
+        RealClock(speed=0)
+    c = VirtualClock()
+    with pytest.raises(ValueError, match="capacity"):
+        c.channel(0)
+    with pytest.raises(ValueError, match="interval"):
+        c.ticker(0)
+    with pytest.raises(TypeError, match="callable"):
+        c.go(42)
+    c.stop()
+
+
+def test_real_clock_threads_run_and_stop():
+    """The real clock runs threads freely and stop() ends them all."""
+    c = RealClock(speed=10)
+    ticks = []
+
+    def ticker():
+        t = c.ticker(0.05)
+        while True:
+            t.tick()
+            ticks.append(c.now())
+
+    def waiter():
+        c.channel().recv()
+
+    c.go(ticker)
+    c.go(waiter)
+    deadline = time.monotonic() + 5
+    while len(ticks) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(ticks) >= 5
+    c.stop()
+    assert c.threads() == []

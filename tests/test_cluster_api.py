@@ -1,0 +1,253 @@
+"""The Cluster API: arguments, observation, white-box handler calls, persistence rules."""
+
+import pickle
+
+import pytest
+
+import raftkit
+from raftkit import (AppendEntriesArgs, ApplyMsg, CheckFailed, Config, LogEntry,
+                     RequestVoteArgs)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n=0), ValueError, "n must be between 1 and 15"),
+    (dict(n=16), ValueError, "n must be between 1 and 15"),
+    (dict(n="3"), TypeError, "n must be an int"),
+    (dict(n=3, seed=1.5), TypeError, "seed must be an int"),
+    (dict(n=3, clock="fast"), ValueError, 'clock must be "virtual" or "real"'),
+    (dict(n=3, node_class=int), TypeError, "subclass of raftkit.ConsensusModule"),
+    (dict(n=3, snapshot_interval=0), ValueError, "snapshot_interval"),
+    (dict(n=3, config={"heartbeat_interval": 1}), TypeError, "raftkit.Config"),
+    (dict(n=3, clock="real", speed=-1), ValueError, "speed"),
+])
+def test_bad_constructor_arguments(kwargs, error, match):
+    """Wrong arguments raise at once with a message saying what was expected."""
+    n = kwargs.pop("n")
+    with pytest.raises(error, match=match):
+        raftkit.Cluster(n, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(election_timeout=(0.3, 0.1)), "election_timeout"),
+    (dict(election_timeout=0.2), "election_timeout"),
+    (dict(heartbeat_interval=0), "heartbeat_interval"),
+    (dict(ticker_interval=-1), "ticker_interval"),
+    (dict(rpc_delay=(0.01,)), "rpc_delay"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Config(**kwargs)
+
+
+def test_bad_call_arguments():
+    """Every call checks its arguments."""
+    with raftkit.Cluster(3, seed=1) as c:
+        with pytest.raises(ValueError, match="node must be between 0 and 2"):
+            c.crash(3)
+        with pytest.raises(TypeError, match="node must be an int"):
+            c.disconnect("1")
+        with pytest.raises(TypeError, match="node must be an int"):
+            c.restart(True)
+        with pytest.raises(ValueError, match="dt"):
+            c.run_for(-1)
+        with pytest.raises(TypeError, match="callable"):
+            c.run_until(True, 1)
+        with pytest.raises(TypeError, match="picklable"):
+            c.submit(lambda: 1)
+        with pytest.raises(TypeError, match="True or False"):
+            c.set_reliable("no")
+        with pytest.raises(ValueError, match="more than one group"):
+            c.partition([0, 1], [1, 2])
+        with pytest.raises(ValueError, match="between 0 and 2"):
+            c.partition([0, 7])
+        with pytest.raises(TypeError, match="list of node ids"):
+            c.partition(0, 1)
+        with pytest.raises(TypeError, match="unknown network knob"):
+            c.set_network(loss=0.5)
+        with pytest.raises(ValueError, match="probability"):
+            c.set_network(request_drop=2)
+        with pytest.raises(ValueError, match="expected_servers"):
+            c.one(1, 4)
+
+
+def test_step_under_real_clock_is_an_error():
+    with raftkit.Cluster(3, clock="real") as c:
+        with pytest.raises(RuntimeError, match="step\\(\\) needs the virtual clock"):
+            c.step()
+
+
+def test_step_returns_events_and_none_when_idle():
+    """step() runs one scheduler event and returns it; with every node
+    crashed nothing is pending and it returns None."""
+    with raftkit.Cluster(3, seed=2) as c:
+        events = [c.step() for _ in range(30)]
+        assert all(isinstance(e, raftkit.Event) for e in events)
+        assert any(e.kind == "timeout" for e in events) or any(e.kind == "tick" for e in events)
+        for i in range(3):
+            c.crash(i)
+        assert c.step() is None
+
+
+def test_stopped_cluster_refuses_calls():
+    c = raftkit.Cluster(3, seed=1)
+    c.stop()
+    c.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="stopped"):
+        c.run_for(1)
+    assert c.clock.threads() == []
+
+
+def test_submit_and_state_queries():
+    """submit on a non-leader or a crashed node says so; node=None finds the leader."""
+    with raftkit.Cluster(3, seed=3) as c:
+        leader = c.check_one_leader()
+        follower = (leader + 1) % 3
+        assert c.submit("x", node=follower)[2] is False
+        index, term, ok = c.submit("y")
+        assert ok and index == 1 and term == c.get_state(leader)[0]
+        c.run_for(0.2)
+        assert [m.command for m in c.applied(follower)] == ["y"]
+        assert c.applied(follower)[0] == ApplyMsg(True, "y", 1)
+        c.crash(leader)
+        assert c.get_state(leader) == (term, False)
+        assert c.submit("z", node=leader) == (-1, term, False)
+        assert not c.is_alive(leader) and c.is_connected(leader)
+
+
+def test_applied_is_per_incarnation():
+    """A restarted node's applied() starts empty and replays from index 1."""
+    with raftkit.Cluster(3, seed=4) as c:
+        c.check_one_leader()
+        for k in range(3):
+            c.one(k, 3)
+        c.restart(0)
+        assert c.applied(0) == []
+        c.run_for(1.0)
+        assert [m.command_index for m in c.applied(0)] == [1, 2, 3]
+
+
+def test_harness_checks_fail_readably():
+    """A failed check raises CheckFailed naming what was expected and the seed."""
+    with raftkit.Cluster(3, seed=5) as c:
+        for i in range(3):
+            c.crash(i)
+        with pytest.raises(CheckFailed, match=r"expected one leader, got none \(seed=5"):
+            c.check_one_leader()
+        with pytest.raises(CheckFailed, match="failed to reach agreement"):
+            c.one("nothing", 3)
+        with pytest.raises(CheckFailed, match="only 0 decided for index 1"):
+            c.wait(1, 1)
+
+
+def test_vote_is_persisted_before_the_reply():
+    """Figure 2: votedFor is on stable storage before RequestVote returns
+    (handlers may be called directly while the cluster is frozen)."""
+    with raftkit.Cluster(3, seed=6, config=Config(election_timeout=(5, 6))) as c:
+        node = c.nodes[1]
+        reply = node.request_vote(RequestVoteArgs(term=7, candidate_id=2, last_log_index=0, last_log_term=0))
+        assert reply.vote_granted and reply.term == 7
+        restored = raftkit.ConsensusModule(1, [0, 2], clock=c.clock, bus=c.bus,
+                                           storage=c._storages[1].reopen(), apply=lambda m: None)
+        assert (restored.current_term, restored.voted_for) == (7, 2)
+        again = node.request_vote(RequestVoteArgs(term=7, candidate_id=0, last_log_index=5, last_log_term=7))
+        assert not again.vote_granted  # one vote per term
+
+
+def test_stale_append_entries_does_not_truncate():
+    """A delayed AppendEntries whose entries already match must not cut the log."""
+    with raftkit.Cluster(3, seed=7, config=Config(election_timeout=(5, 6))) as c:
+        node = c.nodes[0]
+        entries = [LogEntry(1, "a"), LogEntry(1, "b"), LogEntry(1, "c")]
+        assert node.append_entries(AppendEntriesArgs(1, 1, 0, 0, entries, 0)).success
+        stale = node.append_entries(AppendEntriesArgs(1, 1, 0, 0, entries[:1], 0))
+        assert stale.success
+        assert [e.command for e in node.log] == ["a", "b", "c"]
+        conflict = node.append_entries(AppendEntriesArgs(2, 2, 1, 1, [LogEntry(2, "B")], 0))
+        assert conflict.success and [e.command for e in node.log] == ["a", "B"]
+
+
+def test_fast_backup_hint():
+    """A failed consistency check returns the first index of the conflicting term."""
+    with raftkit.Cluster(3, seed=8, config=Config(election_timeout=(5, 6))) as c:
+        node = c.nodes[0]
+        log = [LogEntry(1, 1), LogEntry(2, 2), LogEntry(2, 3), LogEntry(2, 4)]
+        node.append_entries(AppendEntriesArgs(2, 1, 0, 0, log, 0))
+        reply = node.append_entries(AppendEntriesArgs(3, 1, 4, 3, [], 0))
+        assert (reply.success, reply.conflict_index, reply.conflict_term) == (False, 2, 2)
+        reply = node.append_entries(AppendEntriesArgs(3, 1, 9, 3, [], 0))
+        assert (reply.success, reply.conflict_index, reply.conflict_term) == (False, 5, 0)
+
+
+def test_submit_coalesces_into_one_round():
+    """Many submits at one instant share one fresh AppendEntries round, sent at once."""
+    with raftkit.Cluster(3, seed=9) as c:
+        leader = c.check_one_leader()
+        c.run_for(0.001)
+        sent_before = sum(1 for e in c.trace.events if e.kind == "send")
+        for k in range(10):
+            c.submit(k, node=leader)
+        t = c.now
+        c.run_for(0.02)   # less than a heartbeat interval
+        sends = [e for e in c.trace.events if e.kind == "send"][sent_before:]
+        with_entries = [e for e in sends if "entries=[0]" not in e.detail]
+        assert len(with_entries) == 2, [str(e) for e in sends]  # one per follower, not one per submit
+        assert all("entries=[10]" in e.detail and e.time == t for e in with_entries)
+
+
+def test_snapshot_state_and_repr():
+    """snapshot_state() is an immutable picture; repr is a stable small table."""
+    with raftkit.Cluster(3, seed=10) as a, raftkit.Cluster(3, seed=10) as b:
+        for c in (a, b):
+            c.check_one_leader()
+            c.submit("q")
+            c.run_for(0.002)
+        state = a.snapshot_state()
+        assert len(state.nodes) == 3 and state.time == a.now
+        assert any(m.method == "append_entries" for m in state.messages)
+        with pytest.raises(Exception):
+            state.nodes[0].term = 99
+        assert repr(a) == repr(b)
+        assert "Leader" in repr(a) and "node  state" in repr(a)
+
+
+def test_single_node_cluster_commits():
+    with raftkit.Cluster(1, seed=1) as c:
+        assert c.check_one_leader() == 0
+        assert c.one("solo", 1) == 1
+
+
+def test_fifteen_nodes():
+    with raftkit.Cluster(15, seed=1) as c:
+        c.check_one_leader()
+        assert c.one("many", 15) == 1
+
+
+def test_commands_are_copied():
+    """The caller's object is never shared with the nodes."""
+    with raftkit.Cluster(3, seed=11) as c:
+        c.check_one_leader()
+        cmd = ["mutable"]
+        index = c.one(cmd, 3)
+        cmd.append("changed")
+        assert c.n_committed(index)[1] == ["mutable"]
+
+
+def test_raft_threads_never_print(capfd):
+    """Node threads write to the trace, never to stdout or stderr."""
+    with raftkit.Cluster(5, seed=12) as c:
+        c.check_one_leader()
+        c.set_reliable(False)
+        for k in range(20):
+            c.submit(k)
+            c.run_for(0.1)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_persisted_size_counts_raft_state_only():
+    with raftkit.Cluster(3, seed=13) as c:
+        c.check_one_leader()
+        before = c.persisted_size(0)
+        c.one("x" * 1000, 3)
+        assert c.persisted_size(0) >= before + 1000
+        assert pickle.loads(c._storages[0].read_state()[:200])[0] >= 1  # header: the term
