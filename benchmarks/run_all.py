@@ -1,0 +1,16 @@
+"""Run every benchmark and print the figures (`make bench`)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import real_latency  # noqa: E402
+import suite_time  # noqa: E402
+import virtual_speed  # noqa: E402
+
+if __name__ == "__main__":
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    virtual_speed.main()
+    real_latency.main()
+    suite_time.main()
