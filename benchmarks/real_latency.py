@@ -19,9 +19,9 @@ def latency(n_ops=200, seed=1):
             index, _, ok = c.submit(k, node=leader)
             if not ok or not c.run_until(lambda c: c.nodes[leader].last_applied >= index, timeout=2.0):
                 break
-        submitted = {e.detail: e.time for e in c.trace.events if e.kind == "submit"}
+        submitted = {e.detail: e.time for e in c.trace if e.kind == "submit"}
         samples = sorted(e.time - submitted[e.detail.split("command=")[1]]
-                         for e in c.trace.events
+                         for e in c.trace
                          if e.kind == "apply" and e.node == leader and "command=" in e.detail)
         return {"ops": len(samples), "p50_ms": 1000 * statistics.median(samples),
                 "p99_ms": 1000 * samples[int(0.99 * (len(samples) - 1))]}

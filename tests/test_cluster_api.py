@@ -183,12 +183,12 @@ def test_submit_coalesces_into_one_round():
     with raftkit.Cluster(3, seed=9) as c:
         leader = c.check_one_leader()
         c.run_for(0.001)
-        sent_before = sum(1 for e in c.trace.events if e.kind == "send")
+        sent_before = sum(1 for e in c.trace if e.kind == "send")
         for k in range(10):
             c.submit(k, node=leader)
         t = c.now
         c.run_for(0.02)   # less than a heartbeat interval
-        sends = [e for e in c.trace.events if e.kind == "send"][sent_before:]
+        sends = [e for e in c.trace if e.kind == "send"][sent_before:]
         with_entries = [e for e in sends if "entries=[0]" not in e.detail]
         assert len(with_entries) == 2, [str(e) for e in sends]  # one per follower, not one per submit
         assert all("entries=[10]" in e.detail and e.time == t for e in with_entries)

@@ -68,4 +68,4 @@ def test_step_by_step_equals_run_for():
             b.step()
         b.run_for(1.0 - b.now)
         assert a.trace_digest() == b.trace_digest()
-        assert [str(e) for e in a.trace.events] == [str(e) for e in b.trace.events]
+        assert [str(e) for e in a.trace] == [str(e) for e in b.trace]

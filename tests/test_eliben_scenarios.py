@@ -622,10 +622,6 @@ def test_crash_after_submit(seed):
 
         submit(c, new, 6)
         sleep_ms(c, 100)
-        # The leader commits 6 (and so 5) on its first reply; the followers
-        # learn it from the following heartbeat, up to 50 ms later, which
-        # eliben's leader sends at once: one more heartbeat of slack.
-        sleep_ms(c, 60)
         assert check_committed_n(c, 5, 3) == index5, f"seed={seed}: 5 must keep its index {index5}"
         check_committed_n(c, 6, 3)
 
@@ -662,7 +658,6 @@ def test_disconnect_after_submit(seed):
 
         submit(c, new, 6)
         sleep_ms(c, 100)
-        sleep_ms(c, 60)  # followers learn the commit at the next heartbeat (see test_crash_after_submit)
         check_committed_n(c, 5, 3)
         check_committed_n(c, 6, 3)
 
@@ -714,13 +709,16 @@ def test_become_follower_persists_term(seed):
         sleep_ms(c, 120)
         term, is_leader = c.get_state(orig)
         assert not is_leader, f"seed={seed}: server {orig} still thinks it leads after hearing term {new_term}"
-        assert term == new_term, f"seed={seed}: server {orig} has term {term} after stepping down; want {new_term}"
+        # Usually term == new_term; the third server, no longer hearing the
+        # new leader, may already have timed out and moved one term further.
+        assert term >= new_term, f"seed={seed}: server {orig} has term {term} after stepping down; want >= {new_term}"
 
         c.crash(orig)
         c.restart(orig)
         restarted_term, _ = c.get_state(orig)
-        assert restarted_term == new_term, (
-            f"seed={seed}: server {orig} restarted with term {restarted_term}; want the persisted {new_term}")
+        assert restarted_term == term, (
+            f"seed={seed}: server {orig} had term {term} when it crashed but restarted with {restarted_term}: "
+            f"the term learned on stepping down was not persisted")
 
 
 # ============================================ election safety (part 3 extras)

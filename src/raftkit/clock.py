@@ -285,9 +285,11 @@ class VirtualClock(Clock):
         for w in self._workers:
             if w.task is None:
                 w.sem.release()  # an idle worker with no task exits
+        stuck = self._current.worker if self._broken is not None and self._current else None
         deadline = time.monotonic() + 2.0
         for w in self._workers:
-            w.thread.join(max(0.0, deadline - time.monotonic()))
+            if w is not stuck:  # a thread stuck with the baton is abandoned (daemon)
+                w.thread.join(max(0.0, deadline - time.monotonic()))
         self._heap.clear()
 
     def threads(self) -> list[threading.Thread]:

@@ -103,11 +103,11 @@ class Cluster:
         self.clock = (VirtualClock(watchdog=watchdog, on_yield=self._after_event) if clock == "virtual"
                       else RealClock(speed))
         self.virtual = clock == "virtual"
-        self.trace = Trace(self.clock.now)
+        self.recorder = Trace(self.clock.now)
         self._dirty: list[int] = []
-        self.bus = Bus(n, self.clock, random.Random(f"{seed}/bus"), self.trace, self.config.rpc_delay,
+        self.bus = Bus(n, self.clock, random.Random(f"{seed}/bus"), self.recorder, self.config.rpc_delay,
                        on_handler=self._dirty.append)
-        self.monitor = SafetyMonitor(n, self.trace) if check_invariants else None
+        self.monitor = SafetyMonitor(n, self.recorder) if check_invariants else None
         self.data_dir = None if data_dir is None else os.fspath(data_dir)
         self._storages = [FileStorage(os.path.join(self.data_dir, f"node-{i}.raft")) if self.data_dir
                           else MemoryStorage() for i in range(n)]
@@ -116,7 +116,6 @@ class Cluster:
         self._alive = [False] * n
         self._incarnations = [0] * n
         self._harness_rng = random.Random(f"{seed}/harness")
-        self._starts = 0
         self._stopped = False
         for i in range(n):
             self._make_node(i)
@@ -130,7 +129,7 @@ class Cluster:
         node = self.node_class(
             i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
             storage=self._storages[i], apply=service.apply, config=self.config,
-            rng=random.Random(f"{self.seed}/node{i}/{self._incarnations[i]}"), emit=self.trace.record)
+            rng=random.Random(f"{self.seed}/node{i}/{self._incarnations[i]}"), emit=self.recorder.record)
         service.node = node
         self.nodes[i], self._services[i], self._alive[i] = node, service, True
         self.clock.guard_lock(node.mu, f"node {i}'s lock self.mu")
@@ -158,7 +157,7 @@ class Cluster:
                     self.monitor.check(self.nodes[i])
 
     def _on_apply(self, node_id, msg: ApplyMsg):
-        self.trace.record("apply", node_id, None,
+        self.recorder.record("apply", node_id, None,
                           f"index={msg.command_index} command={msg.command!r:.40}" if msg.command_valid
                           else f"snapshot up to {msg.snapshot_index}")
         if self.monitor is not None and msg.command_valid:
@@ -206,7 +205,7 @@ class Cluster:
         before = len(self.trace)
         if self._run(max_events=1) == 0:
             return None
-        new = self.trace.events[before:]
+        new = self.trace[before:]
         if new:
             return new[0]
         task = self.clock.last_task
@@ -243,7 +242,7 @@ class Cluster:
         if not self._alive[i]:
             return
         node = self.nodes[i]
-        self.trace.record("crash", i)
+        self.recorder.record("crash", i)
         self._alive[i] = False
         self.bus.unregister(i)
         self._storages[i].detach()  # later writes of the dead incarnation are lost
@@ -258,7 +257,7 @@ class Cluster:
         self._node_id(i)
         self._usable()
         self.crash(i)
-        self.trace.record("restart", i)
+        self.recorder.record("restart", i)
         self._make_node(i)
         self.nodes[i].start()
 
@@ -272,7 +271,7 @@ class Cluster:
         self._node_id(i)
         self._usable()
         self.bus.connected[i] = flag
-        self.trace.record("connect" if flag else "disconnect", i)
+        self.recorder.record("connect" if flag else "disconnect", i)
 
     def partition(self, *groups) -> None:
         """``c.partition([0, 1], [2, 3, 4])``: links only inside a group;
@@ -289,14 +288,14 @@ class Cluster:
             seen |= set(grp)
             clean.append(grp)
         self.bus.partition(clean)
-        self.trace.record("partition", None, None, " | ".join(str(g) for g in clean))
+        self.recorder.record("partition", None, None, " | ".join(str(g) for g in clean))
 
     def heal(self) -> None:
         """No partition, every node connected."""
         self._usable()
         self.bus.partition(None)
         self.bus.connected = [True] * self.n
-        self.trace.record("heal")
+        self.recorder.record("heal")
 
     def set_reliable(self, flag: bool) -> None:
         """False: each request and each reply dropped with p=0.1, 0-26 ms extra delay."""
@@ -316,7 +315,7 @@ class Cluster:
         ``duplicate``, ``long_reordering``, ``unreachable_delay=(lo, hi)``."""
         self._usable()
         self.bus.net = self.bus.net.with_knobs(**knobs)
-        self.trace.record("network", None, None, " ".join(f"{k}={v}" for k, v in sorted(knobs.items())))
+        self.recorder.record("network", None, None, " ".join(f"{k}={v}" for k, v in sorted(knobs.items())))
 
     def is_alive(self, i: int) -> bool:
         return self._alive[self._node_id(i)]
@@ -338,7 +337,7 @@ class Cluster:
             if node is None:
                 return -1, max(self.get_state(i)[0] for i in range(self.n)), False
         self._node_id(node)
-        self.trace.record("submit", node, None, f"{command!r:.40}")
+        self.recorder.record("submit", node, None, f"{command!r:.40}")
         if not self._alive[node]:
             return -1, self.nodes[node].current_term, False
         return self.nodes[node].submit(command)
@@ -440,12 +439,12 @@ class Cluster:
         """Agree on ``command`` on at least ``expected_servers`` nodes, as
         MIT's ``one()``: 10 s overall, 2 s per attempt. Returns its index."""
         _check_int("expected_servers", expected_servers, 1, self.n)
-        t0 = self.now
+        t0, starts = self.now, 0
         while self.now - t0 < 10 * ELECTION_TIMEOUT:
             index = -1
-            for _ in range(self.n):
-                self._starts = (self._starts + 1) % self.n
-                i = self._starts
+            for _ in range(self.n):  # round robin from server 1, as MIT's one()
+                starts = (starts + 1) % self.n
+                i = starts
                 if self._alive[i] and self.bus.connected[i]:
                     idx, _, ok = self.submit(command, node=i)
                     if ok:
@@ -465,6 +464,11 @@ class Cluster:
         self._fail(f"one({command!r:.40}) failed to reach agreement")
 
     # ----------------------------------------------------------- observing
+    @property
+    def trace(self) -> list[Event]:
+        """Every event so far, in order (the live list: do not modify it)."""
+        return self.recorder.events
+
     def rpc_count(self) -> int:
         """RPCs that reached a handler, summed over nodes."""
         return self.bus.rpc_count()
@@ -475,7 +479,7 @@ class Cluster:
 
     def trace_digest(self) -> str:
         """Hex digest of the canonical trace: equal for equal runs."""
-        return self.trace.digest()
+        return self.recorder.digest()
 
     def snapshot_state(self) -> ClusterState:
         """An immutable picture of the cluster: nodes, messages in flight, links."""

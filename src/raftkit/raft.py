@@ -158,9 +158,13 @@ class ConsensusModule:
         if not data:
             return
         stream = io.BytesIO(data)
-        term, voted_for, lii, lit, n = pickle.load(stream)
-        self.current_term, self.voted_for = term, voted_for
-        self.log = [LogEntry(*pickle.load(stream)) for _ in range(n)]
+        try:
+            term, voted_for, lii, lit, n = pickle.load(stream)
+            log = [LogEntry(*pickle.load(stream)) for _ in range(n)]
+        except Exception as e:
+            raise ValueError(f"node {self.id}: the persisted Raft state in {self.storage!r} "
+                             f"cannot be read ({type(e).__name__}: {e})") from None
+        self.current_term, self.voted_for, self.log = term, voted_for, log
         self.last_included_index, self.last_included_term = lii, lit
         self.snapshot_data = self.storage.read_snapshot()
         if lii > 0:

@@ -3,7 +3,8 @@
 ``save(state, snapshot)`` replaces both at once, as MIT's Persister does.
 ``MemoryStorage`` keeps bytes in memory; ``FileStorage`` writes one file with
 write-to-temp, fsync, atomic rename and a directory fsync, so a crash at any
-moment leaves either the old or the new pair, and a new process recovers it.
+moment leaves either the old or the new pair, and a new process recovers it
+(a checksum refuses a file damaged otherwise).
 
 A crash *detaches* the storage object the dead incarnation holds: whatever it
 tries to save afterwards is dropped, exactly like MIT's ``Persister.Copy()``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import zlib
 
 __all__ = ["Storage", "MemoryStorage", "FileStorage"]
 
@@ -83,8 +85,15 @@ class MemoryStorage(Storage):
 class FileStorage(Storage):
     """Persisted state in one file ``path``: atomic replace + fsync.
 
-    File layout: 8-byte big-endian state length, state, snapshot.
+    File layout: ``RAFTKIT1``, then big-endian state length (8 bytes),
+    snapshot length (8 bytes) and CRC-32 of both (4 bytes), then the state
+    and the snapshot. A file that does not add up is refused with a
+    ValueError naming it, never read as garbage.
     """
+
+    MAGIC = b"RAFTKIT1"
+    _HEADER = struct.Struct(">QQI")
+    HEADER_SIZE = len(MAGIC) + _HEADER.size
 
     def __init__(self, path: str | os.PathLike):
         super().__init__()
@@ -92,13 +101,30 @@ class FileStorage(Storage):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         if os.path.exists(self.path):
             with open(self.path, "rb") as f:
-                blob = f.read()
-            if len(blob) < 8:
-                raise ValueError(f"{self.path} is not a raftkit state file (too short)")
-            (n,) = struct.unpack(">Q", blob[:8])
-            if n > len(blob) - 8:
-                raise ValueError(f"{self.path} is not a raftkit state file (bad length)")
-            self._state, self._snapshot = blob[8:8 + n], blob[8 + n:]
+                self._state, self._snapshot = self.decode(f.read(), self.path)
+
+    def __repr__(self):
+        return f"FileStorage({self.path!r})"
+
+    @classmethod
+    def encode(cls, state: bytes, snapshot: bytes) -> bytes:
+        crc = zlib.crc32(snapshot, zlib.crc32(state))
+        return cls.MAGIC + cls._HEADER.pack(len(state), len(snapshot), crc) + state + snapshot
+
+    @classmethod
+    def decode(cls, blob: bytes, path: str = "<bytes>") -> tuple[bytes, bytes]:
+        def bad(why):
+            return ValueError(f"{path} is not a readable raftkit state file: {why}")
+        if len(blob) < cls.HEADER_SIZE or not blob.startswith(cls.MAGIC):
+            raise bad("no RAFTKIT1 header")
+        n_state, n_snap, crc = cls._HEADER.unpack_from(blob, len(cls.MAGIC))
+        if cls.HEADER_SIZE + n_state + n_snap != len(blob):
+            raise bad(f"{len(blob)} bytes, the header announces {cls.HEADER_SIZE + n_state + n_snap}")
+        state = blob[cls.HEADER_SIZE:cls.HEADER_SIZE + n_state]
+        snapshot = blob[cls.HEADER_SIZE + n_state:]
+        if zlib.crc32(snapshot, zlib.crc32(state)) != crc:
+            raise bad("checksum mismatch (the file is damaged)")
+        return state, snapshot
 
     def reopen(self):
         return FileStorage(self.path)
@@ -106,9 +132,7 @@ class FileStorage(Storage):
     def _write(self, state, snapshot):
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as f:
-            f.write(struct.pack(">Q", len(state)))
-            f.write(state)
-            f.write(snapshot)
+            f.write(self.encode(state, snapshot))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)  # atomic: readers see the old or the new file
