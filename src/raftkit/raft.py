@@ -217,12 +217,9 @@ class ConsensusModule:
         if reply is None:
             return
         with self.mu:
-            if reply.term > self.current_term:
-                self.become_follower(reply.term)
-                self.persist()
-                return
             # Compare against the live term: a vote for an old election counts for nothing.
-            if self.state != CANDIDATE or self.current_term != args.term or not reply.vote_granted:
+            if (self.step_down_if_newer(reply.term) or self.state != CANDIDATE
+                    or self.current_term != args.term or not reply.vote_granted):
                 return
             votes[0] += 1
             if self._is_majority(votes[0]):
@@ -262,6 +259,15 @@ class ConsensusModule:
         self.election_reset_event = self.clock.now()
         self.emit("state", detail=f"follower term={term}" + (f" (was {old})" if old != FOLLOWER else ""))
         self.go(self.run_election_timer)
+
+    def step_down_if_newer(self, term: int) -> bool:
+        """mu held. "If RPC request or response contains term T > currentTerm:
+        set currentTerm = T, convert to follower" (Figure 2). True if it did."""
+        if term <= self.current_term:
+            return False
+        self.become_follower(term)
+        self.persist()
+        return True
 
     def _is_majority(self, count: int) -> bool:
         return 2 * count > len(self.peer_ids) + 1
@@ -310,12 +316,8 @@ class ConsensusModule:
         if reply is None:
             return
         with self.mu:
-            if reply.term > self.current_term:
-                self.become_follower(reply.term)
-                self.persist()
-                return
-            if self.state != LEADER or self.current_term != args.term:
-                return  # a reply to an old term's request
+            if self.step_down_if_newer(reply.term) or self.state != LEADER or self.current_term != args.term:
+                return  # we stepped down, or it answers an old term's request
             if reply.success:
                 # Use the request's own numbers: matchIndex never goes backwards.
                 match = args.prev_log_index + len(args.entries)
@@ -352,11 +354,7 @@ class ConsensusModule:
         if reply is None:
             return
         with self.mu:
-            if reply.term > self.current_term:
-                self.become_follower(reply.term)
-                self.persist()
-                return
-            if self.state != LEADER or self.current_term != args.term:
+            if self.step_down_if_newer(reply.term) or self.state != LEADER or self.current_term != args.term:
                 return
             self.match_index[peer] = max(self.match_index[peer], args.last_included_index)
             self.next_index[peer] = max(self.next_index[peer], args.last_included_index + 1)
