@@ -28,7 +28,8 @@ class Event:
 
     def __str__(self):
         who = "" if self.node is None else f"[{self.node}]"
-        to = "" if self.peer is None else f" ->{self.peer}"
+        arrow = "<-" if self.kind in ("deliver", "duplicate") else "->"  # who it came from / went to
+        to = "" if self.peer is None else f" {arrow}{self.peer}"
         return f"{self.time:9.4f} {who:>4} {self.kind:<10}{to} {self.detail}".rstrip()
 
     def canonical(self) -> str:
