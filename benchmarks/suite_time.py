@@ -12,7 +12,7 @@ SUITE = ["tests/test_mit_scenarios.py", "tests/test_eliben_scenarios.py"]
 
 def main():
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITE],
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *SUITE],
                          cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     summary = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr[-500:]
