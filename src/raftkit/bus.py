@@ -97,11 +97,21 @@ class Bus:
         self._ids = itertools.count(1)
 
     # -- topology ----------------------------------------------------------
-    def register(self, i, node):
-        self.endpoints[i] = node
+    def register(self, i, *objects):
+        """Node i answers RPCs with the methods of ``objects`` (its Raft
+        module first, then its service), until unregistered."""
+        self.endpoints[i] = objects
 
     def unregister(self, i):
         self.endpoints[i] = None
+
+    def add_client(self, obj) -> int:
+        """A client endpoint (a KV clerk): it calls servers but serves no RPC.
+        A client in no partition group reaches every node."""
+        self.endpoints.append((obj,))
+        self.connected.append(True)
+        self.handled.append(0)
+        return len(self.endpoints) - 1
 
     def reachable(self, a, b) -> bool:
         """True iff a message between a and b gets through now."""
@@ -110,7 +120,10 @@ class Bus:
         if not (self.connected[a] and self.connected[b]):
             return False
         g = self.group
-        return g is None or (g.get(a) is not None and g.get(a) == g.get(b))
+        if g is None:
+            return True
+        ga, gb = g.get(a, -1 if a >= self.n else None), g.get(b, -1 if b >= self.n else None)
+        return ga == -1 or gb == -1 or (ga is not None and ga == gb)
 
     def partition(self, groups):
         """``groups``: list of lists of node ids, or None to heal."""
@@ -141,7 +154,7 @@ class Bus:
                 return self._drop(msg, "request dropped by the network")
             if net.duplicate and rng.random() < net.duplicate:
                 clock.go(self._deliver_copy, src, dst, method, data, target, summary,
-                         owner=caller, name=f"node {src}: duplicate {method}")
+                         owner=caller[0], name=f"node {src}: duplicate {method}")
             reply = self._handle(dst, target, method, data, summary, src)
             rdata = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
             msg.phase, msg.reply = "reply", summarize(reply) if reply is not None else "None"
@@ -162,10 +175,10 @@ class Bus:
     def _handle(self, dst, target, method, data, summary, src):
         self.handled[dst] += 1
         self.trace.record("deliver", dst, src, summary)
-        try:
-            handler = getattr(target, method)
-        except AttributeError:
-            raise TypeError(f"node {dst} ({type(target).__name__}) has no RPC handler {method!r}") from None
+        handler = next((getattr(o, method) for o in target if hasattr(o, method)), None)
+        if handler is None:
+            raise TypeError(f"node {dst} ({', '.join(type(o).__name__ for o in target)}) "
+                            f"has no RPC handler {method!r}")
         reply = handler(pickle.loads(data))
         if self.on_handler is not None:
             self.on_handler(dst)

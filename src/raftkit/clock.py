@@ -87,6 +87,10 @@ class Clock:
     def now(self) -> float:
         raise NotImplementedError
 
+    def in_node_thread(self) -> bool:
+        """True when called from a thread started with ``go``."""
+        raise NotImplementedError
+
     def go(self, fn: Callable, *args, owner: Any = None, name: str | None = None):
         """Start ``fn(*args)`` on a new node thread (Go's ``go`` statement)."""
         raise NotImplementedError
@@ -206,6 +210,10 @@ class VirtualClock(Clock):
     # -- the primitives ----------------------------------------------------
     def now(self) -> float:
         return self._now
+
+    def in_node_thread(self) -> bool:
+        task = self._current
+        return task is not None and task.worker.ident == threading.get_ident()
 
     def go(self, fn, *args, owner=None, name=None):
         if not callable(fn):
@@ -572,6 +580,9 @@ class RealClock(Clock):
 
     def now(self):
         return (time.monotonic() - self._t0) * self.speed
+
+    def in_node_thread(self):
+        return getattr(self._local, "task", None) is not None
 
     def go(self, fn, *args, owner=None, name=None):
         if not callable(fn):

@@ -85,7 +85,8 @@ class Cluster:
     def __init__(self, n: int = 3, *, seed: int = 0, clock: str = "virtual", speed: float = 1.0,
                  config: Config | None = None, node_class: type | None = None,
                  snapshot_interval: int | None = None, check_invariants: bool = True,
-                 data_dir: str | os.PathLike | None = None, watchdog: float = 5.0):
+                 data_dir: str | os.PathLike | None = None, watchdog: float = 5.0,
+                 service_class: type = Service):
         _check_int("n", n, 1, MAX_NODES)
         _check_int("seed", seed)
         if clock not in ("virtual", "real"):
@@ -97,6 +98,9 @@ class Cluster:
             raise TypeError(f"node_class must be a subclass of raftkit.ConsensusModule, got {node_class!r}")
         if snapshot_interval is not None:
             _check_int("snapshot_interval", snapshot_interval, 1)
+        if not (isinstance(service_class, type) and issubclass(service_class, Service)):
+            raise TypeError(f"service_class must be a subclass of raftkit.service.Service, got {service_class!r}")
+        self.service_class = service_class
         self.n, self.seed, self.node_class = n, seed, node_class
         self.config = config or Config()
         self.snapshot_interval = snapshot_interval
@@ -112,7 +116,7 @@ class Cluster:
         self._storages = [FileStorage(os.path.join(self.data_dir, f"node-{i}.raft")) if self.data_dir
                           else MemoryStorage() for i in range(n)]
         self.nodes: list[ConsensusModule] = [None] * n
-        self._services: list[Service] = [None] * n
+        self.services: list[Service] = [None] * n
         self._alive = [False] * n
         self._incarnations = [0] * n
         self._harness_rng = random.Random(f"{seed}/harness")
@@ -125,15 +129,15 @@ class Cluster:
     # ------------------------------------------------------------ plumbing
     def _make_node(self, i):
         self._incarnations[i] += 1
-        service = Service(i, self.snapshot_interval, self._on_apply)
+        service = self.service_class(i, self.snapshot_interval, self._on_apply, self.clock)
         node = self.node_class(
             i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
             storage=self._storages[i], apply=service.apply, config=self.config,
             rng=random.Random(f"{self.seed}/node{i}/{self._incarnations[i]}"), emit=self.recorder.record)
         service.node = node
-        self.nodes[i], self._services[i], self._alive[i] = node, service, True
+        self.nodes[i], self.services[i], self._alive[i] = node, service, True
         self.clock.guard_lock(node.mu, f"node {i}'s lock self.mu")
-        self.bus.register(i, node)
+        self.bus.register(i, node, service)
 
     def _after_event(self, task):
         """Virtual clock: called by each thread as it yields. Checks the
@@ -143,7 +147,8 @@ class Cluster:
             self._dirty.clear()
             return
         owner = task.owner
-        if owner is not None and self.nodes[owner.id] is owner and self._alive[owner.id]:
+        i = getattr(owner, "id", None)
+        if isinstance(i, int) and 0 <= i < self.n and self.nodes[i] is owner and self._alive[i]:
             monitor.check(owner)
         while self._dirty:
             i = self._dirty.pop()
@@ -361,7 +366,7 @@ class Cluster:
 
     def applied(self, i: int) -> list[ApplyMsg]:
         """What node i's current incarnation delivered to its service, in order."""
-        return list(self._services[self._node_id(i)].applied)
+        return list(self.services[self._node_id(i)].applied)
 
     def persisted_size(self, i: int) -> int:
         """Bytes of node i's persisted Raft state, snapshot excluded."""
@@ -410,7 +415,7 @@ class Cluster:
         _check_int("index", index, 1)
         count, command = 0, None
         for i in range(self.n):
-            commands = self._services[i].commands
+            commands = self.services[i].commands
             if index in commands:
                 if count > 0 and commands[index] != command:
                     self._fail(f"committed values do not match: index {index} has {command!r} and {commands[index]!r}")

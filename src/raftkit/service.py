@@ -20,8 +20,9 @@ __all__ = ["Service"]
 
 class Service:
     def __init__(self, node_id: int, snapshot_interval: int | None = None,
-                 on_apply: Callable[[int, ApplyMsg], None] | None = None):
+                 on_apply: Callable[[int, ApplyMsg], None] | None = None, clock=None):
         self.node_id = node_id
+        self.clock = clock
         self.snapshot_interval = snapshot_interval
         self.on_apply = on_apply
         self.node = None                      # set once the node exists
@@ -35,7 +36,7 @@ class Service:
                 raise SafetyViolation("Snapshots only move forward",
                                       f"node {self.node_id} delivered a snapshot at {msg.snapshot_index} "
                                       f"after applying up to {self.last_index}")
-            self.commands = pickle.loads(msg.snapshot) if msg.snapshot else {}
+            self.restore(msg.snapshot)
             self.last_index = msg.snapshot_index
         elif msg.command_valid:
             if msg.command_index != self.last_index + 1:
@@ -47,6 +48,20 @@ class Service:
         self.applied.append(msg)
         if self.on_apply is not None:
             self.on_apply(self.node_id, msg)
-        k = self.snapshot_interval
-        if k and msg.command_valid and msg.command_index % k == 0:
-            self.node.snapshot(msg.command_index, pickle.dumps(self.commands, protocol=pickle.HIGHEST_PROTOCOL))
+        if msg.command_valid:
+            self.execute(msg.command_index, msg.command)
+            k = self.snapshot_interval
+            if k and msg.command_index % k == 0:
+                self.node.snapshot(msg.command_index, self.dump())
+
+    # -- what a state machine overrides ---------------------------------
+    def execute(self, index: int, command) -> None:
+        """Apply one committed command (the recording service only records it)."""
+
+    def dump(self) -> bytes:
+        """The service's state, for a snapshot."""
+        return pickle.dumps(self.commands, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> None:
+        """Load a snapshot made by ``dump``."""
+        self.commands = pickle.loads(data) if data else {}
