@@ -5,10 +5,16 @@ import random
 
 import pytest
 
+from raftkit import lincheck
+
 from raftkit.kv import ERR_WRONG_LEADER, KVArgs, KVReply, KVService, KVStore, KVOp, ClerkTimeout
 from raftkit.kvcluster import KVCluster
 
 SEEDS = [1, 2, 3]
+
+
+def history_of(kv):
+    return [lincheck.Operation(**vars(e)) for e in kv.history]
 
 
 def test_store_deduplicates_and_returns_the_original_result():
@@ -62,6 +68,8 @@ def test_concurrent_clients_appends_all_land_once(seed):
                 assert final.count(f"<{c}.{k}>") == 1, f"seed={seed}: <{c}.{k}> in {final}"
         kv.run_for(0.5)
         assert len({kv.data(i)["log"] for i in range(5)}) == 1
+        result = lincheck.check(history_of(kv), timeout=30)
+        assert result.status == "ok", f"seed={seed}: {result}"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -132,6 +140,7 @@ def test_partitioned_leader_does_not_answer_reads(seed):
         reader.leader = old                 # ask the deposed leader first
         assert kv.get_state(old)[1], f"seed={seed}: the old leader should still believe it leads"
         assert reader.get("x") == "new", f"seed={seed}"
+        assert lincheck.check(history_of(kv)).status == "ok", f"seed={seed}"
         assert any(e.kind == "reply" and e.node == old and "ErrTimeout" in e.detail for e in kv.trace) or \
             any(e.kind == "reply" and e.node == old and "ErrWrongLeader" in e.detail for e in kv.trace)
 
@@ -159,6 +168,8 @@ def test_local_reads_are_stale_on_a_partitioned_leader(seed):
         reader = kv.clerk()
         reader.leader = old
         assert reader.get("x") == "old", f"seed={seed}"
+        result = lincheck.check(history_of(kv))
+        assert result.status == "illegal" and result.per_key["x"] == "illegal", f"seed={seed}: {result}"
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -299,7 +299,7 @@ class Cluster:
         """No partition, every node connected."""
         self._usable()
         self.bus.partition(None)
-        self.bus.connected = [True] * self.n
+        self.bus.connected[:self.n] = [True] * self.n
         self.recorder.record("heal")
 
     def set_reliable(self, flag: bool) -> None:

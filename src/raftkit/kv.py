@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .service import Service
 
-__all__ = ["KVOp", "KVArgs", "KVReply", "KVStore", "KVService", "Clerk", "HistoryEntry",
+__all__ = ["KVOp", "KVArgs", "KVReply", "KVStore", "KVService", "Clerk", "History", "HistoryEntry",
            "OK", "ERR_WRONG_LEADER", "ERR_TIMEOUT", "ClerkTimeout"]
 
 OK, ERR_WRONG_LEADER, ERR_TIMEOUT = "OK", "ErrWrongLeader", "ErrTimeout"
@@ -133,6 +133,19 @@ class KVService(Service):
         return KVReply(OK, result)
 
 
+class History(list):
+    """The operations clients saw, in the order they happened. ``stamp``
+    gives strictly increasing times: under the virtual clock a client can
+    call an operation at the very instant another one returned, and the
+    checker must still see which came first."""
+
+    last = float("-inf")
+
+    def stamp(self, now: float) -> float:
+        self.last = now if now > self.last else self.last + 1e-9
+        return self.last
+
+
 @dataclass
 class HistoryEntry:
     """One client operation as the client saw it; ``ret`` None = no answer."""
@@ -152,7 +165,7 @@ class Clerk:
 
     def __init__(self, cluster, client_id: int, *, timeout: float = 10.0, history=None):
         self.cluster, self.client_id, self.timeout = cluster, client_id, timeout
-        self.history = history if history is not None else []
+        self.history = history if history is not None else History()
         self.endpoint = cluster.bus.add_client(self)
         self.seq = 0
         self.leader = 0
@@ -192,14 +205,14 @@ class Clerk:
         clock, bus, n = self.cluster.clock, self.cluster.bus, self.cluster.n
         self.seq += 1
         args = KVArgs(self.client_id, self.seq, kind, key, value)
-        entry = HistoryEntry(self.client_id, kind, key, value, clock.now())
+        entry = HistoryEntry(self.client_id, kind, key, value, self.history.stamp(clock.now()))
         self.history.append(entry)
         deadline = clock.now() + self.timeout
         while clock.now() < deadline:
             for _ in range(n):
                 reply = bus.call(self.endpoint, self.leader, "kv_request", args)
                 if reply is not None and reply.err == OK:
-                    entry.output, entry.ret = reply.value, clock.now()
+                    entry.output, entry.ret = reply.value, self.history.stamp(clock.now())
                     return reply.value
                 self.leader = (self.leader + 1) % n
             clock.sleep(0.050)  # nobody leads right now: give an election time

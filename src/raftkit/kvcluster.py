@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .cluster import Cluster
-from .kv import Clerk, HistoryEntry, KVService
+from .kv import Clerk, History, KVService
 
 __all__ = ["KVCluster"]
 
@@ -27,7 +27,7 @@ class KVCluster(Cluster):
             raise TypeError(f"service_class must be a subclass of raftkit.kv.KVService, got {service_class!r}")
         super().__init__(n, service_class=service_class, **kwargs)
         self.clerk_timeout = clerk_timeout
-        self.history: list[HistoryEntry] = []
+        self.history = History()
         self.clerks: list[Clerk] = []
 
     def clerk(self) -> Clerk:

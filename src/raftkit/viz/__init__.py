@@ -1,0 +1,1 @@
+"""Plots for raftkit (matplotlib object API only: thread-safe, headless)."""
