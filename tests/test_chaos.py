@@ -6,7 +6,7 @@ import io
 import pytest
 
 from raftkit import chaos, cli
-from raftkit.kv import KVService
+from raftkit.kv import KVReply, KVService
 
 
 def test_chaos_smoke_30_seeds_all_clean():
@@ -37,15 +37,30 @@ class NoDedupKV(KVService):
         super().execute(index, command)
 
 
-def test_chaos_catches_a_broken_service():
-    """Without deduplication, retries under drops double some appends: the
-    checker flags the history and the summary gives the replay command."""
-    results = [chaos.run_seed(s, nodes=5, duration=6.0, service_class=NoDedupKV) for s in range(6)]
+class LocalReadKV(KVService):
+    """Bug: whoever believes it leads answers Get from its own state, without the log."""
+
+    def kv_request(self, args):
+        if args.kind == "get" and self.node.get_state()[1]:
+            return KVReply("OK", self.store.data.get(args.key, ""))
+        return super().kv_request(args)
+
+
+@pytest.mark.parametrize("service_class", [NoDedupKV, LocalReadKV])
+def test_chaos_catches_a_broken_service(service_class):
+    """Retries without deduplication double some appends; local reads on a
+    deposed leader are stale. The checker flags the history and the summary
+    gives the replay command."""
+    results = []
+    for seed in range(10):  # stop at the first seed that shows the bug
+        results.append(chaos.run_seed(seed, nodes=5, duration=10.0, service_class=service_class))
+        if results[-1].linearizable == "illegal":
+            break
     flagged = [r for r in results if r.linearizable == "illegal"]
     assert flagged, [r.linearizable for r in results]
     text = chaos.summary(results)
     assert f"FAILED seed {flagged[0].seed}: history illegal" in text
-    assert f"replay: raftkit chaos --nodes 5 --duration 6 --clients 3 --seed {flagged[0].seed}" in text
+    assert f"replay: raftkit chaos --nodes 5 --duration 10 --clients 3 --seed {flagged[0].seed}" in text
 
 
 def test_cli(capsys):

@@ -100,6 +100,8 @@ def _client(seed: int, keys: int, stop: list):
         rng = random.Random(f"{seed}/client{clerk.client_id}")
         clock = clerk.cluster.clock
         while not stop:
+            if rng.random() < 0.2:  # clients reconnect to a random server now and then
+                clerk.leader = rng.randrange(clerk.cluster.n)
             key = f"k{rng.randrange(keys)}"
             kind = rng.choice(("get", "put", "append"))
             try:
