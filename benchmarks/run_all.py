@@ -5,6 +5,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import chaos_speed  # noqa: E402
+import lincheck_speed  # noqa: E402
 import real_latency  # noqa: E402
 import suite_time  # noqa: E402
 import virtual_speed  # noqa: E402
@@ -14,3 +16,5 @@ if __name__ == "__main__":
     virtual_speed.main()
     real_latency.main()
     suite_time.main()
+    lincheck_speed.main()
+    chaos_speed.main()
