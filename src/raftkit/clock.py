@@ -260,8 +260,10 @@ class VirtualClock(Clock):
         self._wait_for_baton()
         if self._failure is not None:
             raise self._failure
-        if until is not None and self._budget > 0 and self._now < until:
-            self._now = until  # nothing left before `until`: time moves on to it
+        if until is not None and self._now < until:
+            following = self.next_time()
+            if following is None or following > until:
+                self._now = until  # nothing left before `until`: time moves on to it
         return self.events - before
 
     def pending(self) -> bool:

@@ -31,7 +31,7 @@ from .service import Service
 from .storage import FileStorage, MemoryStorage
 from .trace import Event, Trace
 
-__all__ = ["Cluster", "ClusterState", "NodeState", "MAX_NODES"]
+__all__ = ["Cluster", "ClusterState", "NodeState", "Action", "MAX_NODES"]
 
 MAX_NODES = 15
 ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
@@ -65,6 +65,18 @@ class ClusterState:
     nodes: tuple
     messages: tuple
     partition: tuple | None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A call that changed the cluster: when (scheduler events run so far,
+    cluster time), which method, with which arguments."""
+
+    events: int
+    time: float
+    method: str
+    args: tuple = ()
+    kwargs: tuple = ()
 
 
 def _check_int(name, value, lo=None, hi=None):
@@ -101,6 +113,10 @@ class Cluster:
         if not (isinstance(service_class, type) and issubclass(service_class, Service)):
             raise TypeError(f"service_class must be a subclass of raftkit.service.Service, got {service_class!r}")
         self.service_class = service_class
+        self.options = dict(seed=seed, clock=clock, speed=speed, config=config, node_class=node_class,
+                            snapshot_interval=snapshot_interval, check_invariants=check_invariants,
+                            data_dir=data_dir, watchdog=watchdog, service_class=service_class)
+        self.actions: list[Action] = []  # what the user did, for rerun()
         self.n, self.seed, self.node_class = n, seed, node_class
         self.config = config or Config()
         self.snapshot_interval = snapshot_interval
@@ -167,6 +183,9 @@ class Cluster:
                           else f"snapshot up to {msg.snapshot_index}")
         if self.monitor is not None and msg.command_valid:
             self.monitor.check_apply(node_id, msg.command_index, msg.command)
+
+    def _record(self, method, *args, **kwargs):
+        self.actions.append(Action(self.clock.events, self.clock.now(), method, args, tuple(sorted(kwargs.items()))))
 
     def _node_id(self, i, name="node"):
         _check_int(name, i, 0, self.n - 1)
@@ -247,6 +266,7 @@ class Cluster:
         if not self._alive[i]:
             return
         node = self.nodes[i]
+        self._record("crash", i)
         self.recorder.record("crash", i)
         self._alive[i] = False
         self.bus.unregister(i)
@@ -262,6 +282,7 @@ class Cluster:
         self._node_id(i)
         self._usable()
         self.crash(i)
+        self._record("restart", i)
         self.recorder.record("restart", i)
         self._make_node(i)
         self.nodes[i].start()
@@ -276,6 +297,7 @@ class Cluster:
         self._node_id(i)
         self._usable()
         self.bus.connected[i] = flag
+        self._record("connect" if flag else "disconnect", i)
         self.recorder.record("connect" if flag else "disconnect", i)
 
     def partition(self, *groups) -> None:
@@ -293,6 +315,7 @@ class Cluster:
             seen |= set(grp)
             clean.append(grp)
         self.bus.partition(clean)
+        self._record("partition", *clean)
         self.recorder.record("partition", None, None, " | ".join(str(g) for g in clean))
 
     def heal(self) -> None:
@@ -300,6 +323,7 @@ class Cluster:
         self._usable()
         self.bus.partition(None)
         self.bus.connected[:self.n] = [True] * self.n
+        self._record("heal")
         self.recorder.record("heal")
 
     def set_reliable(self, flag: bool) -> None:
@@ -320,6 +344,7 @@ class Cluster:
         ``duplicate``, ``long_reordering``, ``unreachable_delay=(lo, hi)``."""
         self._usable()
         self.bus.net = self.bus.net.with_knobs(**knobs)
+        self._record("set_network", **knobs)
         self.recorder.record("network", None, None, " ".join(f"{k}={v}" for k, v in sorted(knobs.items())))
 
     def is_alive(self, i: int) -> bool:
@@ -342,6 +367,7 @@ class Cluster:
             if node is None:
                 return -1, max(self.get_state(i)[0] for i in range(self.n)), False
         self._node_id(node)
+        self._record("submit", command, node=node)
         self.recorder.record("submit", node, None, f"{command!r:.40}")
         if not self._alive[node]:
             return -1, self.nodes[node].current_term, False
@@ -500,6 +526,38 @@ class Cluster:
         partition = None if group is None else tuple(
             tuple(sorted(i for i, g in group.items() if g == k)) for k in sorted(set(group.values())))
         return ClusterState(self.now, tuple(nodes), messages, partition)
+
+    # -------------------------------------------------------------- replay
+    def rerun(self, until: float | None = None) -> "Cluster":
+        """A new cluster with the same options that re-runs this one's
+        recorded actions up to cluster time ``until`` (default: exactly
+        where this one is now). Virtual clock only: the same seed and the
+        same calls give the same run, so this is rewind (and, by acting on
+        the copy, a fork of history)."""
+        if not self.virtual:
+            raise RuntimeError("rerun() needs the virtual clock: real-clock runs do not repeat")
+        if until is not None:
+            _check_seconds("until", until)
+        target = (self.clock.events, self.now) if until is None or until >= self.now else (None, until)
+        copy = type(self)(self.n, **self.options)
+        try:
+            for a in self.actions:
+                if target[0] is None and a.time > target[1]:
+                    break
+                copy._advance(a.events, a.time)
+                getattr(copy, a.method)(*a.args, **dict(a.kwargs))
+            if target[0] is None:
+                copy._run(until=target[1])
+            else:
+                copy._advance(*target)
+        except BaseException:
+            copy.stop()
+            raise
+        return copy
+
+    def _advance(self, events, time):
+        """Run until exactly ``events`` scheduler events ran and the time is ``time``."""
+        self._run(until=time, max_events=max(0, events - self.clock.events))
 
     # ------------------------------------------------------------ lifetime
     def stop(self) -> None:
