@@ -18,6 +18,12 @@ from .trace import Event
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython):
+    """``%load_ext raftkit``: registers the ``%raft`` magic."""
+    from .magic import load_ipython_extension as load
+    load(ipython)
+
 __all__ = [
     "Cluster", "ClusterState", "NodeState", "Config", "ConsensusModule", "CMState", "LogEntry", "ApplyMsg",
     "RequestVoteArgs", "RequestVoteReply", "AppendEntriesArgs", "AppendEntriesReply",

@@ -527,6 +527,16 @@ class Cluster:
             tuple(sorted(i for i, g in group.items() if g == k)) for k in sorted(set(group.values())))
         return ClusterState(self.now, tuple(nodes), messages, partition)
 
+    def draw(self):
+        """The current picture (graph + logs) as a matplotlib Figure."""
+        from .viz.draw import figure  # viz sits above the cluster layer: imported on use
+        return figure(self.snapshot_state())
+
+    def show(self, **options):
+        """A live ClusterWidget for this cluster (in Jupyter)."""
+        from .viz.widget import show
+        return show(self, **options)
+
     # -------------------------------------------------------------- replay
     def rerun(self, until: float | None = None) -> "Cluster":
         """A new cluster with the same options that re-runs this one's
