@@ -53,8 +53,9 @@ def rand_int(rng: random.Random) -> int:
 # (18-30 bytes for the terms and indexes of these tests) followed by one
 # pickle((term, command)) per log entry (_encoded_log). For a 63-bit int
 # command (rand.Int(), as MIT) that is ENTRY_BYTES = 26 bytes per entry
-# (pickle protocol 5: PROTO 2 + FRAME 9 + BININT1 term 2 + LONG1 int 10 + TUPLE2 1
-# + MEMOIZE 1 + STOP 1; 1 in 256 random ints needs a byte less), computed below and checked against the real node in
+# (pickle protocol 5: PROTO 2 + FRAME 9 + BININT1 term 2 + LONG1 int 10 +
+# TUPLE2 1 + MEMOIZE 1 + STOP 1; 1 in 256 random ints needs a byte less),
+# computed below and checked against the real node in
 # test_persisted_entry_cost. Gob costs roughly 10-20 bytes per such entry, so
 # MIT's 2000 bytes allow ~100-200 entries; ours are costlier per entry.
 #
@@ -200,7 +201,6 @@ class RestartWatch:
                 f"(seed={self.seed})")
             self.restarts_from_snapshot += 1
             state = decode_snapshot(first, i, self.seed)
-            assert state == pickle.loads(pickle.dumps(state)), f"snapshot of node {i} does not round-trip"
             _, old_state = self.before.get(i, (0, {}))
             for index, command in old_state.items():
                 if index <= lii:
@@ -213,7 +213,7 @@ class RestartWatch:
 # 3D scenarios
 # ---------------------------------------------------------------------------
 
-def snapcommon(c: raftkit.Cluster, rng: random.Random, seed: int, *, disconnect: bool, crash: bool,
+def snapcommon(c: raftkit.Cluster, rng: random.Random, *, disconnect: bool, crash: bool,
                streams: StreamChecker, restarts: RestartWatch):
     """MIT's snapcommon, 30 iterations, as a generator: it yields the
     iteration number at the point where MIT checks LogSize() (after the
@@ -273,7 +273,7 @@ def run_snapcommon(seed: int, *, disconnect: bool, reliable: bool, crash: bool) 
         streams = StreamChecker(c, seed)
         restarts = RestartWatch(c, streams, seed)
         peak = 0
-        for it in snapcommon(c, rng, seed, disconnect=disconnect, crash=crash,
+        for it in snapcommon(c, rng, disconnect=disconnect, crash=crash,
                              streams=streams, restarts=restarts):
             size = log_size(c)
             peak = max(peak, size)
@@ -457,7 +457,7 @@ def test_snapshot_install_duplicates(seed, crash):
         c.set_network(request_drop=0.1, reply_drop=0.1, delay=(0.0, 0.026), duplicate=0.3)
         streams = StreamChecker(c, seed)
         restarts = RestartWatch(c, streams, seed)
-        for it in snapcommon(c, rng, seed, disconnect=not crash, crash=crash, streams=streams, restarts=restarts):
+        for it in snapcommon(c, rng, disconnect=not crash, crash=crash, streams=streams, restarts=restarts):
             assert log_size(c) < MAX_LOG_BYTES, f"Log size too large: {log_size(c)} at {it} (seed={seed})"
         streams.all()
         restarts.check()
@@ -542,7 +542,7 @@ def test_log_size_bound_discriminates(seed):
         streams = StreamChecker(c, seed)
         restarts = RestartWatch(c, streams, seed)
         exceeded = None
-        for it in snapcommon(c, rng, seed, disconnect=False, crash=False, streams=streams, restarts=restarts):
+        for it in snapcommon(c, rng, disconnect=False, crash=False, streams=streams, restarts=restarts):
             if log_size(c) >= MAX_LOG_BYTES:
                 exceeded = it
                 break
