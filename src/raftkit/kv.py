@@ -195,7 +195,9 @@ class Clerk:
 
         clock.go(run, owner=self, name=f"client {self.client_id}: {kind}")
         if not self.cluster.run_until(lambda c: bool(out), self.timeout + 1.0):
-            raise ClerkTimeout(f"client {self.client_id}: {kind}({key!r}) did not finish")
+            clock.kill(self)  # one operation at a time per clerk: end this one for good
+            raise ClerkTimeout(f"client {self.client_id}: {kind}({key!r}) did not finish; "
+                               "it may or may not have been applied")
         if "error" in out:
             raise out["error"]
         return out["value"]
@@ -208,13 +210,15 @@ class Clerk:
         entry = HistoryEntry(self.client_id, kind, key, value, self.history.stamp(clock.now()))
         self.history.append(entry)
         deadline = clock.now() + self.timeout
-        while clock.now() < deadline:
-            for _ in range(n):
-                reply = bus.call(self.endpoint, self.leader, "kv_request", args)
-                if reply is not None and reply.err == OK:
-                    entry.output, entry.ret = reply.value, self.history.stamp(clock.now())
-                    return reply.value
-                self.leader = (self.leader + 1) % n
-            clock.sleep(0.050)  # nobody leads right now: give an election time
+        tried = 0
+        while clock.now() < deadline:  # checked before every try: an operation never outlives its timeout by more than one try
+            reply = bus.call(self.endpoint, self.leader, "kv_request", args)
+            if reply is not None and reply.err == OK:
+                entry.output, entry.ret = reply.value, self.history.stamp(clock.now())
+                return reply.value
+            self.leader = (self.leader + 1) % n
+            tried += 1
+            if tried % n == 0:
+                clock.sleep(0.050)  # nobody leads right now: give an election time
         raise ClerkTimeout(f"client {self.client_id}: {kind}({key!r}) got no answer in {self.timeout} s; "
                            "it may or may not have been applied")
