@@ -23,10 +23,17 @@ def test_chaos_smoke_30_seeds_all_clean():
 
 
 def test_a_seed_replays_exactly():
+    """Same seed, same run; replay(seed, until) is that run stopped at a moment, still live."""
     a = chaos.run_seed(7, nodes=3, duration=5.0)
     b = chaos.run_seed(7, nodes=3, duration=5.0)
     assert (a.digest, a.operations, a.faults) == (b.digest, b.operations, b.faults)
     assert chaos.run_seed(8, nodes=3, duration=5.0).digest != a.digest
+    with chaos.replay(7, 3.0, nodes=3, duration=5.0) as kv:
+        assert kv.now == 3.0
+        full = chaos.replay(7, 100.0, nodes=3, duration=5.0)
+        full.stop()
+        assert [e.canonical() for e in kv.trace] == [e.canonical() for e in full.trace if e.time <= 3.0]
+        assert kv.step() is not None
 
 
 class NoDedupKV(KVService):

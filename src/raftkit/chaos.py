@@ -22,7 +22,7 @@ from .errors import RaftkitError
 from .kv import ClerkTimeout
 from .kvcluster import KVCluster
 
-__all__ = ["ChaosResult", "run_seed", "run_chaos", "FAULTS", "replay_command"]
+__all__ = ["ChaosResult", "run_seed", "run_chaos", "replay", "FAULTS", "replay_command"]
 
 FAULTS = ("crash", "restart", "partition", "heal", "disconnect", "connect", "unreliable", "reliable",
           "drops", "delays", "duplication", "long reordering", "calm network")
@@ -117,6 +117,42 @@ def _client(seed: int, keys: int, stop: list):
     return body
 
 
+def _cluster(seed, nodes, snapshot_interval, cluster_options) -> KVCluster:
+    return KVCluster(nodes, seed=seed, snapshot_interval=snapshot_interval, clerk_timeout=5.0, **cluster_options)
+
+
+def _drive(kv: KVCluster, seed: int, duration: float, clients: int, keys: int,
+           faults: Counter, until: float = float("inf")) -> bool:
+    """The chaos scenario of ``seed`` on ``kv``: faults every 0.2-1.0 s for
+    ``duration``, then heal, restart everyone, let the clients finish.
+    Stops early at cluster time ``until`` (returns False)."""
+    rng = random.Random(f"{seed}/chaos")
+    stop: list = []
+
+    def run_for(dt):
+        if kv.now + dt >= until:
+            kv.run_for(max(0.0, until - kv.now))
+            return False
+        kv.run_for(dt)
+        return True
+
+    for _ in range(clients):
+        kv.start_client(_client(seed, keys, stop))
+    while kv.now < duration:
+        if not run_for(rng.uniform(0.2, 1.0)):
+            return False
+        faults[_inject(kv, rng)] += 1
+    kv.heal()
+    kv.set_network(request_drop=0.0, reply_drop=0.0, delay=(0.0, 0.0), duplicate=0.0, long_reordering=False)
+    for i in range(kv.n):
+        if not kv.is_alive(i):
+            kv.restart(i)
+    if not run_for(2.0):
+        return False
+    stop.append(True)
+    return run_for(kv.clerk_timeout + 1.0)
+
+
 def run_seed(seed: int, *, nodes: int = 5, duration: float = 30.0, clients: int = 3, keys: int = 3,
              snapshot_interval: int | None = 25, lincheck_timeout: float = 10.0,
              **cluster_options) -> ChaosResult:
@@ -128,23 +164,9 @@ def run_seed(seed: int, *, nodes: int = 5, duration: float = 30.0, clients: int 
         raise ValueError(f"duration must be a number of seconds > 0, got {duration!r}")
     result = ChaosResult(seed, nodes, duration)
     t0 = time.perf_counter()
-    rng = random.Random(f"{seed}/chaos")
-    stop: list = []
-    kv = KVCluster(nodes, seed=seed, snapshot_interval=snapshot_interval, clerk_timeout=5.0, **cluster_options)
+    kv = _cluster(seed, nodes, snapshot_interval, cluster_options)
     try:
-        for _ in range(clients):
-            kv.start_client(_client(seed, keys, stop))
-        while kv.now < duration:
-            kv.run_for(rng.uniform(0.2, 1.0))
-            result.faults[_inject(kv, rng)] += 1
-        kv.heal()
-        kv.set_network(request_drop=0.0, reply_drop=0.0, delay=(0.0, 0.0), duplicate=0.0, long_reordering=False)
-        for i in range(nodes):
-            if not kv.is_alive(i):
-                kv.restart(i)
-        kv.run_for(2.0)
-        stop.append(True)
-        kv.run_for(kv.clerk_timeout + 1.0)
+        _drive(kv, seed, duration, clients, keys, result.faults)
     except RaftkitError as e:
         result.violation = f"{type(e).__name__}: {e}"
     finally:
@@ -158,6 +180,20 @@ def run_seed(seed: int, *, nodes: int = 5, duration: float = 30.0, clients: int 
         result.linearizable = result.lincheck.status
     result.wall = time.perf_counter() - t0
     return result
+
+
+def replay(seed: int, until: float, *, nodes: int = 5, duration: float = 30.0, clients: int = 3,
+           keys: int = 3, snapshot_interval: int | None = 25, **cluster_options) -> KVCluster:
+    """The chaos run of ``seed`` as it was at cluster time ``until``, still
+    running: step it, draw it, show it. (Stop it when done.) A safety
+    violation before ``until`` is raised, with the cluster in ``error.cluster``."""
+    kv = _cluster(seed, nodes, snapshot_interval, cluster_options)
+    try:
+        _drive(kv, seed, duration, clients, keys, Counter(), until)
+    except RaftkitError as e:
+        e.cluster = kv
+        raise
+    return kv
 
 
 def run_chaos(*, nodes: int = 5, seeds: int = 100, duration: float = 30.0, first_seed: int = 0,
