@@ -55,6 +55,7 @@ class NodeState:
     match_index: tuple
     timer_started: float
     timer_timeout: float
+    last_included_term: int = 0
 
 
 @dataclass(frozen=True)
@@ -515,13 +516,14 @@ class Cluster:
     def snapshot_state(self) -> ClusterState:
         """An immutable picture of the cluster: nodes, messages in flight, links."""
         nodes = []
-        for i, node in enumerate(self.nodes):
+        for i, node in enumerate(list(self.nodes)):  # copies: under the real clock threads keep running
             nodes.append(NodeState(
                 i, self._alive[i], self.bus.connected[i], str(node.state), node.current_term, node.voted_for,
-                tuple(e.term for e in node.log), node.last_included_index, node.commit_index,
-                node.last_applied, tuple(sorted(node.next_index.items())),
-                tuple(sorted(node.match_index.items())), node.election_reset_event, node.timeout))
-        messages = tuple(Message(**vars(m)) for m in self.bus.in_flight.values())
+                tuple(e.term for e in list(node.log)), node.last_included_index, node.commit_index,
+                node.last_applied, tuple(sorted(dict(node.next_index).items())),
+                tuple(sorted(dict(node.match_index).items())), node.election_reset_event, node.timeout,
+                node.last_included_term))
+        messages = tuple(Message(**vars(m)) for m in list(self.bus.in_flight.values()))
         group = self.bus.group
         partition = None if group is None else tuple(
             tuple(sorted(i for i, g in group.items() if g == k)) for k in sorted(set(group.values())))
