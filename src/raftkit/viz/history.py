@@ -18,7 +18,7 @@ from typing import Hashable, Sequence
 
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from .figure import Figure
 from matplotlib.patches import Patch
 
 from ..lincheck import CheckResult, Operation, describe

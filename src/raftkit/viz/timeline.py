@@ -39,7 +39,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
+from .figure import Figure
 from matplotlib.lines import Line2D
 
 from ..cluster import ClusterState
