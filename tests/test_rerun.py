@@ -67,3 +67,33 @@ def test_rerun_needs_the_virtual_clock():
     with raftkit.Cluster(3, clock="real") as c:
         with pytest.raises(RuntimeError, match="virtual clock"):
             c.rerun()
+
+
+def test_follow_goes_on_along_the_recorded_future():
+    """A rewound copy can go forward again along the original's actions and lands on the same run."""
+    c = scripted(4)
+    past = c.rerun(until=c.now / 3)
+    try:
+        past.follow(c)
+        assert past.trace_digest() == c.trace_digest()
+        past.crash(1)  # a fork: its history is no longer a prefix of the original's
+        with pytest.raises(ValueError, match="prefix"):
+            past.follow(c)
+    finally:
+        c.stop()
+        past.stop()
+
+
+def test_rerun_of_a_data_dir_cluster_runs_in_memory(tmp_path):
+    with raftkit.Cluster(3, seed=5, data_dir=tmp_path / "d") as c:
+        c.check_one_leader()
+        c.one("x", 3)
+        before = sorted(p.read_bytes() for p in (tmp_path / "d").iterdir())
+        copy = c.rerun()
+        assert copy.trace_digest() == c.trace_digest() and copy.data_dir is None
+        copy.crash(0)
+        copy.stop()
+        assert sorted(p.read_bytes() for p in (tmp_path / "d").iterdir()) == before
+    with raftkit.Cluster(3, seed=5, data_dir=tmp_path / "d") as again:  # recovered state: cannot rerun
+        with pytest.raises(RuntimeError, match="recovered"):
+            again.rerun()

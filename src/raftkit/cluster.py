@@ -137,6 +137,7 @@ class Cluster:
         self._alive = [False] * n
         self._incarnations = [0] * n
         self._harness_rng = random.Random(f"{seed}/harness")
+        self._started_empty = all(st.state_size() == 0 for st in self._storages)
         self._stopped = False
         for i in range(n):
             self._make_node(i)
@@ -348,6 +349,11 @@ class Cluster:
         self._record("set_network", **knobs)
         self.recorder.record("network", None, None, " ".join(f"{k}={v}" for k, v in sorted(knobs.items())))
 
+    @property
+    def network(self):
+        """The current fault knobs (a frozen ``raftkit.bus.Network``)."""
+        return self.bus.net
+
     def is_alive(self, i: int) -> bool:
         return self._alive[self._node_id(i)]
 
@@ -545,30 +551,42 @@ class Cluster:
         recorded actions up to cluster time ``until`` (default: exactly
         where this one is now). Virtual clock only: the same seed and the
         same calls give the same run, so this is rewind (and, by acting on
-        the copy, a fork of history)."""
+        the copy, a fork of history). A ``data_dir`` cluster reruns in
+        memory, which behaves the same."""
         if not self.virtual:
             raise RuntimeError("rerun() needs the virtual clock: real-clock runs do not repeat")
-        if until is not None:
-            _check_seconds("until", until)
-        target = (self.clock.events, self.now) if until is None or until >= self.now else (None, until)
-        copy = type(self)(self.n, **self.options)
+        if not self._started_empty:
+            raise RuntimeError("rerun() cannot rebuild a cluster that started from state recovered from data_dir")
+        copy = type(self)(self.n, **dict(self.options, data_dir=None))
         try:
-            for a in self.actions:
-                if target[0] is None and a.time > target[1]:
-                    break
-                copy._advance(a.events, a.time)
-                getattr(copy, a.method)(*a.args, **dict(a.kwargs))
-            if target[0] is None:
-                copy._run(until=target[1])
-            else:
-                copy._advance(*target)
+            copy.follow(self, until)
         except BaseException:
             copy.stop()
             raise
         return copy
 
-    def _advance(self, events, time):
-        """Run until exactly ``events`` scheduler events ran and the time is ``time``."""
+    def follow(self, source: "Cluster", until: float | None = None) -> None:
+        """Go on along ``source``'s recorded future: re-apply the actions of
+        ``source`` that this cluster (a rerun of it) has not done yet, up to
+        cluster time ``until`` (default: where ``source`` is now)."""
+        done = len(self.actions)
+        if self.actions != source.actions[:done]:
+            raise ValueError("follow() needs a cluster whose recorded actions are a prefix of the source's")
+        if until is not None:
+            _check_seconds("until", until)
+        for a in source.actions[done:]:
+            if until is not None and a.time > until:
+                break
+            self.advance_to(a.events, a.time)
+            getattr(self, a.method)(*a.args, **dict(a.kwargs))
+        if until is None or until >= source.now:
+            self.advance_to(source.clock.events, source.now)
+        else:
+            self._run(until=until)
+
+    def advance_to(self, events: int, time: float) -> None:
+        """Virtual clock: run until exactly ``events`` scheduler events have
+        run in all and the time is ``time`` (a point this run passed through)."""
         self._run(until=time, max_events=max(0, events - self.clock.events))
 
     # ------------------------------------------------------------ lifetime

@@ -1,0 +1,374 @@
+"""The live cluster view (ClusterWidget) and the %raft magic, headless.
+
+Buttons are pressed with ``.click()`` and sliders moved by setting
+``.value``, exactly what the frontend's messages do; every wait is bounded.
+"""
+
+import threading
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("matplotlib")
+pytest.importorskip("networkx")
+
+import ipywidgets  # noqa: E402
+
+import raftkit  # noqa: E402
+from raftkit import Config, ConsensusModule, RequestVoteReply  # noqa: E402
+from raftkit.viz.widget import ClusterWidget, parse_groups, show  # noqa: E402
+
+WAIT = 10.0  # wall seconds: upper bound of every wait
+
+
+class DoubleVoter(ConsensusModule):
+    """Bug: grants every vote of the current term, even after voting for someone else."""
+
+    def request_vote(self, args):
+        with self.mu:
+            if args.term > self.current_term:
+                self.become_follower(args.term)
+            granted = args.term == self.current_term
+            if granted:
+                self.voted_for = args.candidate_id
+                self.election_reset_event = self.clock.now()
+            self.persist()
+            return RequestVoteReply(self.current_term, granted)
+
+
+@pytest.fixture
+def make():
+    """make(n, fps=..., rate=..., **cluster_kw) -> (cluster, widget); all closed and stopped after."""
+    made = []
+
+    def _make(n=5, *, fps=8, rate=0.05, **kw):
+        c = raftkit.Cluster(n, **kw)
+        w = ClusterWidget(c, fps=fps, rate=rate)
+        made.append((c, w))
+        return c, w
+
+    yield _make
+    for c, w in made:
+        w.close()
+        w.cluster.stop()
+        c.stop()
+
+
+def play_threads():
+    return [t for t in threading.enumerate() if t.name == "raftkit-widget-play" and t.is_alive()]
+
+
+def canonical(cluster, until=None):
+    return [e.canonical() for e in cluster.trace if until is None or e.time <= until]
+
+
+def test_widget_builds_with_its_parts(make):
+    """The parts a notebook or a browser test looks for exist and show the cluster."""
+    c, w = make(5, seed=1)
+    assert isinstance(w, ipywidgets.VBox)
+    assert isinstance(w.image, ipywidgets.Image) and w.image.value[:4] == b"\x89PNG"
+    assert w.state_text.value.startswith("<pre") and "Cluster(n=5, seed=1" in w.state_text.value
+    assert "safe" in w.badge.value
+    assert "no events yet" in w.events.value
+    buttons = {b.description: b for b in (w.step_button, w.crash_button, w.restart_button,
+                                          w.disconnect_button, w.connect_button, w.partition_button,
+                                          w.heal_button, w.submit_button, w.reset_button)}
+    assert set(buttons) == {"Step", "Crash", "Restart", "Disconnect", "Connect", "Partition", "Heal",
+                            "Submit", "Reset"}
+    assert all(isinstance(b, ipywidgets.Button) for b in buttons.values())
+    assert isinstance(w.play, ipywidgets.ToggleButton) and w.play.description == "Play"
+    assert isinstance(w.speed, ipywidgets.FloatLogSlider) and w.speed.value == pytest.approx(0.05)
+    assert isinstance(w.time_slider, ipywidgets.FloatSlider) and w.time_slider.max == 0
+    assert [v for _, v in w.node_picker.options] == [0, 1, 2, 3, 4]
+    assert isinstance(w.reorder, ipywidgets.Checkbox) and isinstance(w.seed, ipywidgets.IntText)
+    assert (w.drop.max, w.delay.max, w.duplicate.max) == (0.5, 0.2, 0.5)
+    assert [v for _, v in w.inspector.options][:5] == [f"node:{i}" for i in range(5)]
+    assert "current_term" in w.inspector_html.value
+    assert w.cluster is c and w.play_thread is None and not play_threads()
+    assert repr(w) == "ClusterWidget(n=5, seed=1, clock=virtual)"
+    assert isinstance(show(c), ClusterWidget)  # what Cluster.show() returns
+
+
+def test_step_button_runs_one_event_and_redraws(make):
+    """Each Step press runs exactly one scheduler event; the picture and the
+    state table follow."""
+    c, w = make(5, seed=1)
+    w.advance(0.3)
+    image, text = w.image.value, w.state_text.value
+    for _ in range(30):
+        before = c.clock.events
+        w.step_button.click()
+        assert c.clock.events == before + 1
+        if w.state_text.value != text:
+            break
+    assert w.state_text.value != text and w.image.value != image
+    assert "step:" in w.status.value
+    assert "<pre" in w.events.value and "send" in w.events.value
+
+
+def test_node_buttons_reach_the_cluster(make):
+    """Crash / Restart / Disconnect / Connect act on the picked node; a crash
+    shows in the picture and the state table."""
+    c, w = make(5, seed=1)
+    w.advance(0.5)
+    image = w.image.value
+    w.node_picker.value = 2
+    w.crash_button.click()
+    assert not c.is_alive(2)
+    assert w.image.value != image
+    assert "crashed" in w.state_text.value
+    w.restart_button.click()
+    assert c.is_alive(2)
+    w.disconnect_button.click()
+    assert not c.is_connected(2) and "down" in w.state_text.value
+    w.connect_button.click()
+    assert c.is_connected(2)
+    assert [e.kind for e in c.trace if e.node == 2 and e.kind in ("crash", "restart", "connect", "disconnect")] \
+        == ["crash", "restart", "disconnect", "connect"]
+
+
+def test_partition_heal_submit_and_network_knobs(make):
+    """The partition box, Heal, Submit and the network sliders all reach the cluster."""
+    c, w = make(5, seed=1)
+    w.advance(1.0)
+    w.partition_text.value = "0 1 | 2 3 4"
+    w.partition_button.click()
+    assert c.snapshot_state().partition == ((0, 1), (2, 3, 4))
+    assert c.trace[-1].kind == "partition"
+    w.heal_button.click()
+    assert c.snapshot_state().partition is None and c.trace[-1].kind == "heal"
+
+    n = len(c.trace)
+    w.partition_text.value = "0 x | 2"
+    w.partition_button.click()
+    assert len(c.trace) == n and "0 1 | 2 3 4" in w.status.value  # bad input: a message, no action
+
+    leader = c.leader()
+    assert leader is not None
+    w.command_text.value = "x=1"
+    w.submit_button.click()
+    assert ("submit", leader, "'x=1'") in [(e.kind, e.node, e.detail) for e in c.trace[n:]]
+    assert "submitted 'x=1'" in w.status.value
+    w.advance(0.5)
+    assert [m.command for m in c.applied(leader) if m.command_valid] == ["x=1"]
+
+    w.drop.value = 0.2
+    assert c.trace[-1].kind == "network" and "request_drop=0.2" in c.trace[-1].detail
+    assert (c.bus.net.request_drop, c.bus.net.reply_drop) == (0.2, 0.2)
+    w.delay.value = 0.05
+    assert c.bus.net.delay == (0.0, 0.05)
+    w.duplicate.value = 0.3
+    assert c.bus.net.duplicate == 0.3
+    w.reorder.value = True
+    assert c.bus.net.long_reordering is True
+    assert [e.kind for e in c.trace[-4:]] == ["network"] * 4
+
+
+def test_inspector_shows_nodes_and_messages_in_flight(make):
+    """The inspector lists the messages in flight with all their RPC fields."""
+    c, w = make(5, seed=1)
+    w.advance(0.5)
+    for _ in range(200):  # step until a message is on the wire
+        if c.snapshot_state().messages:
+            break
+        w.step(1)
+    msgs = c.snapshot_state().messages
+    assert msgs
+    keys = [v for _, v in w.inspector.options]
+    assert f"msg:{msgs[0].id}" in keys
+    w.inspector.value = f"msg:{msgs[0].id}"
+    html = w.inspector_html.value
+    assert "term" in html and "sent" in html and "arrives" in html
+    w.inspector.value = f"node:{c.leader()}"
+    assert "Leader" in w.inspector_html.value and "next_index" in w.inspector_html.value
+
+
+def test_play_runs_frames_then_pause_and_close_end_the_thread(make):
+    """Play runs frames on one background thread; clicks made meanwhile are
+    applied between frames; Pause and close() end the thread."""
+    c, w = make(5, seed=1, fps=20, rate=0.05)
+    image = w.image.value
+    w.play.value = True
+    assert w.play.description == "Pause"
+    assert w.wait_for_frames(3, WAIT)
+    assert len(play_threads()) == 1
+    w.node_picker.value = 0
+    w.crash_button.click()  # returns at once; the play thread applies it
+    assert w.wait_for_frames(w.frame_count + 2, WAIT)
+    w.play.value = False
+    assert w.play.description == "Play"
+    assert w.play_thread is None and not play_threads()
+    assert not c.is_alive(0)
+    assert c.now >= 3 * 0.05 and w.image.value != image
+    assert w.time_slider.value == pytest.approx(c.now) and w.time_slider.max == pytest.approx(c.now)
+
+    w.play.value = True
+    assert w.wait_for_frames(w.frame_count + 2, WAIT)
+    w.close()
+    assert not play_threads()
+
+
+def scripted(w):
+    """Steps, runs and user actions, all through the widget."""
+    w.step(30)
+    w.advance(1.0)
+    w.node_picker.value = 1
+    w.crash_button.click()
+    w.partition_text.value = "0 1 | 2 3 4"
+    w.partition_button.click()
+    w.advance(0.5)
+    w.heal_button.click()
+    w.restart_button.click()
+    w.command_text.value = "y"
+    w.submit_button.click()
+    w.drop.value = 0.1
+    w.advance(0.6)
+
+
+def test_time_slider_rewinds_and_replays_the_same_run(make):
+    """Dragging back re-runs the seed and the recorded actions up to that
+    time; forward again gives the very same run (same trace digest)."""
+    c, w = make(5, seed=2)
+    scripted(w)
+    digest, end = c.trace_digest(), c.now
+    assert w.time_slider.max == pytest.approx(end)
+
+    w.time_slider.value = end / 2
+    assert w.wait_idle(WAIT)
+    past = w.cluster
+    assert past is not c and past.now == pytest.approx(end / 2)
+    assert canonical(past) == canonical(c, until=past.now)
+    assert w.time_slider.max == pytest.approx(end)  # the future is still there
+    assert w.time_slider.value == pytest.approx(end / 2)
+
+    w.time_slider.value = 0.75 * end  # forward, still short of the end: re-run
+    assert w.wait_idle(WAIT)
+    assert canonical(w.cluster) == canonical(c, until=w.cluster.now)
+
+    w.time_slider.value = w.time_slider.max  # forward to the furthest time
+    assert w.wait_idle(WAIT)
+    assert w.cluster.trace_digest() == digest and w.cluster.now == end
+
+    w.rewind(0.2)  # what the slider calls; then play on through the recorded future
+    w.advance(end + 0.5)
+    assert canonical(w.cluster, until=end) == canonical(c)
+    assert w.furthest is w.cluster and w.time_slider.max == pytest.approx(0.2 + end + 0.5)
+
+
+def test_an_action_after_rewind_forks_history(make):
+    """Acting on a rewound cluster drops the old future: a different run."""
+    c, w = make(5, seed=2)
+    scripted(w)
+    digest, end = c.trace_digest(), c.now
+    w.rewind(end / 2)
+    w.node_picker.value = 3
+    w.crash_button.click()
+    assert w.furthest is w.cluster and w.time_slider.max == pytest.approx(end / 2)
+    w.advance(end / 2)
+    assert w.cluster.now == pytest.approx(end)
+    assert w.cluster.trace_digest() != digest
+    assert any(e.kind == "crash" and e.node == 3 for e in w.cluster.trace)
+
+
+def test_safety_violation_turns_the_badge_red_and_stops_play(make):
+    """A node that votes twice elects two leaders in a term: the play thread
+    stops, the badge names the invariant; rewinding before it is safe again."""
+    c, w = make(3, seed=1, fps=20, rate=0.1, config=Config(election_timeout=(0.15, 0.15)),
+                node_class=DoubleVoter)
+    w.play.value = True
+    with w.frame_done:
+        assert w.frame_done.wait_for(lambda: not w.play.value, WAIT)
+    thread = w.play_thread
+    if thread is not None:
+        thread.join(WAIT)
+    assert w.play_thread is None and not play_threads()
+    assert w.play.description == "Play"
+    assert "Election Safety" in w.badge.value and "after event" in w.badge.value
+    assert "\u2714 safe" not in w.badge.value
+
+    w.step_button.click()  # the broken cluster stays broken, nothing raises here
+    assert "Election Safety" in w.badge.value
+
+    w.rewind(0.1)  # before the violation
+    assert "\u2714 safe" in w.badge.value
+    w.rewind(w.time_slider.max)
+    assert "Election Safety" in w.badge.value
+
+
+def test_reset_makes_a_new_cluster_with_the_seed(make):
+    """Reset: same size and options, the seed from the box, time back to 0."""
+    c, w = make(3, seed=1)
+    w.advance(1.0)
+    w.seed.value = 7
+    w.reset_button.click()
+    assert w.cluster is not c and w.cluster.seed == 7 and w.cluster.n == 3 and w.cluster.now == 0
+    assert w.time_slider.max == 0 and w.time_slider.value == 0
+    assert c.is_alive(0)  # the user's cluster is theirs: not stopped
+
+
+def test_real_clock_view_only_redraws(make):
+    """A real-clock cluster runs by itself: Play only redraws; Step and the
+    timeline are disabled."""
+    c, w = make(3, seed=1, clock="real", fps=20)
+    assert w.step_button.disabled and w.time_slider.disabled
+    w.play.value = True
+    assert w.wait_for_frames(2, WAIT)
+    w.play.value = False
+    assert not play_threads()
+
+
+def test_parse_groups():
+    assert parse_groups("0 1 | 2 3 4") == [[0, 1], [2, 3, 4]]
+    assert parse_groups("0,1|2") == [[0, 1], [2]]
+    with pytest.raises(ValueError):
+        parse_groups("a | b")
+    with pytest.raises(ValueError):
+        parse_groups(" | ")
+
+
+def test_raft_magic(capsys):
+    """%raft drives the `cluster` of the user namespace; bad input prints one line."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import raftkit.magic
+    ip = InteractiveShell.instance()
+    raftkit.magic.load_ipython_extension(ip)
+    magic = ip.find_line_magic("raft")
+    assert "%raft demo" in magic.__doc__ and "%raft partition" in magic.__doc__
+    raft = lambda line: ip.run_line_magic("raft", line)  # noqa: E731
+    try:
+        raft("demo 3")
+        c = ip.user_ns["cluster"]
+        assert isinstance(c, raftkit.Cluster) and c.n == 3
+        assert "ClusterWidget(n=3" in capsys.readouterr().out
+        raft("step 2")
+        assert len(capsys.readouterr().out.strip().splitlines()) == 2 and c.clock.events == 2
+        raft("run 1")
+        assert capsys.readouterr().out.startswith("t=1.000s, leader ")
+        raft("state")
+        assert capsys.readouterr().out.strip() == repr(c)
+        raft("crash 0")
+        assert not c.is_alive(0)
+        raft("restart 0")
+        assert c.is_alive(0)
+        raft("partition 0 | 1 2")
+        assert c.snapshot_state().partition == ((0,), (1, 2))
+        raft("heal")
+        assert c.snapshot_state().partition is None
+        raft("run 1")
+        raft("submit hello")
+        assert "submitted 'hello'" in capsys.readouterr().out.splitlines()[-1]
+        widget = magic.magic.widget
+        assert widget.cluster is c and "hello" in widget.events.value
+        for bad in ("", "bogus", "crash nine", "crash 7", "step -1", "run soon", "partition x", "demo 99"):
+            raft(bad)
+            out = capsys.readouterr().out.strip()
+            assert len(out.splitlines()) == 1 and "Traceback" not in out, (bad, out)
+        raft("show")
+        assert "ClusterWidget(n=3" in capsys.readouterr().out
+        c.stop()
+        raft("step")  # a stopped cluster: one line, no traceback
+        assert "stopped" in capsys.readouterr().out
+    finally:
+        magic.magic.close()
+    assert not play_threads()
