@@ -6,7 +6,7 @@ import io
 import pytest
 
 from raftkit import chaos, cli
-from raftkit.kv import KVReply, KVService
+from broken import LocalReadKV, NoDedupKV
 
 
 def test_chaos_smoke_30_seeds_all_clean():
@@ -34,23 +34,6 @@ def test_a_seed_replays_exactly():
         full.stop()
         assert [e.canonical() for e in kv.trace] == [e.canonical() for e in full.trace if e.time <= 3.0]
         assert kv.step() is not None
-
-
-class NoDedupKV(KVService):
-    """Bug: forgets the deduplication table, so a retried append lands twice."""
-
-    def execute(self, index, command):
-        self.store.last.clear()
-        super().execute(index, command)
-
-
-class LocalReadKV(KVService):
-    """Bug: whoever believes it leads answers Get from its own state, without the log."""
-
-    def kv_request(self, args):
-        if args.kind == "get" and self.node.get_state()[1]:
-            return KVReply("OK", self.store.data.get(args.key, ""))
-        return super().kv_request(args)
 
 
 @pytest.mark.parametrize("service_class", [NoDedupKV, LocalReadKV])

@@ -1,13 +1,13 @@
 """The replicated KV service: reads through the log, exactly-once clerks,
 snapshots that carry the deduplication table (eliben parts 4-5, MIT lab 4A style)."""
 
-import random
 
 import pytest
 
 from raftkit import lincheck
 
-from raftkit.kv import ERR_WRONG_LEADER, KVArgs, KVReply, KVService, KVStore, KVOp, ClerkTimeout
+from broken import LocalReadKV, NoDedupKV
+from raftkit.kv import ERR_WRONG_LEADER, KVArgs, KVReply, KVStore, KVOp, ClerkTimeout
 from raftkit.kvcluster import KVCluster
 
 SEEDS = [1, 2, 3]
@@ -104,14 +104,6 @@ def test_retried_append_applied_exactly_once(seed):
         assert dropped, f"seed={seed}: the test should have lost some replies"
 
 
-class NoDedupKV(KVService):
-    """Bug: applies every operation it sees, retries included."""
-
-    def execute(self, index, command):
-        self.store.last.clear()
-        super().execute(index, command)
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_without_dedup_a_retry_appends_twice(seed):
     """The same run without the dedup table: some append lands twice."""
@@ -143,15 +135,6 @@ def test_partitioned_leader_does_not_answer_reads(seed):
         assert lincheck.check(history_of(kv)).status == "ok", f"seed={seed}"
         assert any(e.kind == "reply" and e.node == old and "ErrTimeout" in e.detail for e in kv.trace) or \
             any(e.kind == "reply" and e.node == old and "ErrWrongLeader" in e.detail for e in kv.trace)
-
-
-class LocalReadKV(KVService):
-    """Bug: a leader answers Get from its own state, without the log."""
-
-    def kv_request(self, args):
-        if args.kind == "get" and self.node.get_state()[1]:
-            return KVReply("OK", self.store.data.get(args.key, ""))
-        return super().kv_request(args)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

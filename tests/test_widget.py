@@ -15,25 +15,11 @@ pytest.importorskip("networkx")
 import ipywidgets  # noqa: E402
 
 import raftkit  # noqa: E402
-from raftkit import Config, ConsensusModule, RequestVoteReply  # noqa: E402
+from broken import DoubleVoter  # noqa: E402
+from raftkit import Config  # noqa: E402
 from raftkit.viz.widget import ClusterWidget, parse_groups, show  # noqa: E402
 
 WAIT = 10.0  # wall seconds: upper bound of every wait
-
-
-class DoubleVoter(ConsensusModule):
-    """Bug: grants every vote of the current term, even after voting for someone else."""
-
-    def request_vote(self, args):
-        with self.mu:
-            if args.term > self.current_term:
-                self.become_follower(args.term)
-            granted = args.term == self.current_term
-            if granted:
-                self.voted_for = args.candidate_id
-                self.election_reset_event = self.clock.now()
-            self.persist()
-            return RequestVoteReply(self.current_term, granted)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from .bus import Bus, Message
 from .clock import RealClock, VirtualClock
 from .config import Config
 from .errors import CheckFailed
-from .messages import ApplyMsg, CMState
+from .messages import ApplyMsg
 from .raft import ConsensusModule
 from .safety import SafetyMonitor
 from .service import Service

@@ -37,13 +37,7 @@ class KVOp:
     value: str | None = None
 
 
-@dataclass(frozen=True)
-class KVArgs:
-    client_id: int
-    seq: int
-    kind: str
-    key: str
-    value: str | None = None
+KVArgs = KVOp  # the clerk's RPC carries the operation itself
 
 
 @dataclass(frozen=True)
@@ -113,8 +107,7 @@ class KVService(Service):
         self.store.load(data)
         self.commands = {}
 
-    def kv_request(self, args: KVArgs) -> KVReply:
-        op = KVOp(args.client_id, args.seq, args.kind, args.key, args.value)
+    def kv_request(self, op: KVOp) -> KVReply:
         index, _, is_leader = self.node.submit(op)
         if not is_leader:
             return KVReply(ERR_WRONG_LEADER)
@@ -128,7 +121,7 @@ class KVService(Service):
                     self.waiting[index].remove(ch)
             return KVReply(ERR_TIMEOUT)
         client_id, seq, result = applied
-        if (client_id, seq) != (args.client_id, args.seq):
+        if (client_id, seq) != (op.client_id, op.seq):
             return KVReply(ERR_WRONG_LEADER)  # another leader's entry took that index
         return KVReply(OK, result)
 
@@ -206,7 +199,7 @@ class Clerk:
         """Send one operation until a leader answers (blocks the calling node thread)."""
         clock, bus, n = self.cluster.clock, self.cluster.bus, self.cluster.n
         self.seq += 1
-        args = KVArgs(self.client_id, self.seq, kind, key, value)
+        args = KVOp(self.client_id, self.seq, kind, key, value)
         entry = HistoryEntry(self.client_id, kind, key, value, self.history.stamp(clock.now()))
         self.history.append(entry)
         deadline = clock.now() + self.timeout
