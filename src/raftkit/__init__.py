@@ -19,6 +19,14 @@ from .trace import Event
 __version__ = "0.1.0"
 
 
+def __getattr__(name):
+    """``raftkit.viz`` (drawings, widget) loads on first use: the core needs no plotting packages."""
+    if name in ("viz", "kv", "kvcluster", "lincheck", "chaos"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'raftkit' has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython):
     """``%load_ext raftkit``: registers the ``%raft`` magic."""
     from .magic import load_ipython_extension as load

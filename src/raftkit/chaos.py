@@ -197,13 +197,14 @@ def replay(seed: int, until: float, *, nodes: int = 5, duration: float = 30.0, c
 
 
 def run_chaos(*, nodes: int = 5, seeds: int = 100, duration: float = 30.0, first_seed: int = 0,
-              clients: int = 3, progress: bool = True, out=None) -> list[ChaosResult]:
-    """Run ``seeds`` chaos runs and print a summary table (to ``out``)."""
+              clients: int = 3, progress: bool = True, out=None, **cluster_options) -> list[ChaosResult]:
+    """Run ``seeds`` chaos runs and print a summary table (to ``out``).
+    ``cluster_options`` (e.g. ``service_class=...``) go to every run."""
     out = out or sys.stdout
     results = []
     bar = _progress(seeds, progress)
     for seed in range(first_seed, first_seed + seeds):
-        r = run_seed(seed, nodes=nodes, duration=duration, clients=clients)
+        r = run_seed(seed, nodes=nodes, duration=duration, clients=clients, **cluster_options)
         results.append(r)
         bar.update(1)
         bar.set_postfix(failed=sum(not x.ok for x in results))
