@@ -60,7 +60,7 @@ SLIDER_STEP = 0.001        # time slider resolution (seconds of cluster time)
 
 _OK_STYLE = "background:#2ca02c;color:white;padding:2px 10px;border-radius:4px;font-weight:bold"
 _BAD_STYLE = "background:#d62728;color:white;padding:2px 10px;border-radius:4px;font-weight:bold"
-_PRE = "margin:0;font-size:12px;line-height:1.3"
+_PRE = "margin:0;font-size:12px;line-height:1.3;white-space:pre"  # tables and events never wrap
 
 
 def parse_groups(text: str) -> list[list[int]]:
@@ -189,8 +189,8 @@ class ClusterWidget(widgets.VBox):
         self.badge = W.HTML()
         self.status = W.HTML(layout=W.Layout(margin="0 0 0 12px"))
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
-        self.state_text = W.HTML(layout=W.Layout(width="470px"))
-        self.events = W.HTML(layout=W.Layout(flex="1 1 auto"))
+        self.state_text = W.HTML(layout=W.Layout(min_width="560px", overflow="auto"))
+        self.events = W.HTML(layout=W.Layout(flex="1 1 auto", overflow="auto"))
 
         self.play = W.ToggleButton(value=False, description="Play", icon="play", tooltip="play / pause",
                                    layout=W.Layout(width="90px"))
@@ -220,7 +220,7 @@ class ClusterWidget(widgets.VBox):
         self.heal_button = W.Button(description="Heal", layout=W.Layout(width="65px"))
 
         self.command_text = W.Text(value="x=1", placeholder="command", description="command",
-                                   layout=W.Layout(width="220px"), style={"description_width": "60px"})
+                                   layout=W.Layout(width="240px"), style={"description_width": "70px"})
         self.submit_button = W.Button(description="Submit", tooltip="submit to the current leader",
                                       layout=W.Layout(width="80px"))
         self.seed = W.IntText(value=getattr(cluster, "seed", 0), description="seed",

@@ -1,0 +1,348 @@
+"""A real browser test of the live cluster widget.
+
+Starts JupyterLab headless on a free port, opens ``tests/browser_demo.ipynb``
+in Debian's Chromium through Playwright, runs it, clicks the widget's Step and
+Crash buttons and checks that the rendered graph image and the state table
+change. A screenshot of the widget is saved to
+``test-artifacts/browser-widget.png`` (git-ignored).
+
+Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package; ``.ci/run``
+installs it) and the ``playwright`` Python package (the ``test`` extra). Only
+the Python package is used: Playwright's own browser download is never
+needed. Without either the test is skipped with a message saying how to
+enable it.
+
+Everything is bounded: each wait polls a condition with a deadline, and the
+browser, the server and its kernels are shut down in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEMO = os.path.join(HERE, "browser_demo.ipynb")
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+SCREENSHOT = os.path.join(ARTIFACTS, "browser-widget.png")
+FAILURE_SCREENSHOT = os.path.join(ARTIFACTS, "browser-widget-failure.png")
+
+CHROMIUM = "/usr/bin/chromium"
+# What is known to work for Debian's Chromium on these machines: no GPU, and
+# no background traffic to Google (the network is closed; Chromium would
+# otherwise retry refused connections all the time).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SKIP_MESSAGE = (f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` "
+                "(CI does this in .ci/run) to run the browser test")
+
+SERVER_START_TIMEOUT = 60.0   # s until JupyterLab answers HTTP
+UI_TIMEOUT_MS = 60_000        # ms for the page, the kernel and the first render
+CHANGE_TIMEOUT = 20.0         # s for the picture to change after a click
+
+# Lab settings for the throwaway config dir: no news / update checks (they
+# pop up notifications and try to reach the internet).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def _chromium_and_playwright():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(SKIP_MESSAGE)
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        pytest.skip(SKIP_MESSAGE + " (and the Python package playwright: `pip install -e '.[test]'`; "
+                    "its browser download is not needed)")
+    pytest.importorskip("jupyterlab", reason="JupyterLab is not installed: `pip install -e '.[lab,test]'`")
+    pytest.importorskip("ipywidgets", reason="ipywidgets is not installed: `pip install -e '.[lab,test]'`")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until(condition, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class _Lab:
+    """A JupyterLab server in its own process group, with throwaway Jupyter dirs."""
+
+    def __init__(self, root: str, home: str):
+        self.root = root
+        self.port = _free_port()
+        self.token = secrets.token_hex(24)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(home, "jupyterlab.log")
+        env = dict(os.environ)
+        # Keep the user's settings, workspaces and runtime files out of it.
+        # The venv's kernelspec and lab extensions (ipywidgets' manager) are
+        # still found through sys.prefix/share/jupyter.
+        for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                          ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+            env[name] = os.path.join(home, sub)
+            os.makedirs(env[name], exist_ok=True)
+        env.pop("JUPYTERLAB_SETTINGS_DIR", None)
+        env.pop("JUPYTERLAB_WORKSPACES_DIR", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        settings = os.path.join(env["JUPYTER_CONFIG_DIR"], "lab", "user-settings")
+        for rel, value in LAB_SETTINGS.items():
+            path = os.path.join(settings, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(value, f)
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+               f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}",
+               "--LabApp.news_url=", "--ServerApp.open_browser=False"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no server log)"
+
+    def _answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"jupyter lab exited with code {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float):
+        try:
+            _wait_until(self._answers, timeout, f"jupyter lab to answer on port {self.port}", interval=0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nserver log:\n{self.log_tail()}") from None
+
+    def stop(self):
+        """Shut the server and its kernels down (kernels run in sessions of
+        their own, so killing the server's process group is not enough)."""
+        try:
+            import psutil
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except Exception:
+            psutil, children = None, []
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGTERM)  # jupyter shuts its kernels down on SIGTERM
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if psutil is not None:
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+            psutil.wait_procs(children, timeout=5)
+        self._log.close()
+
+
+def _png_bytes(img) -> bytes:
+    """The bytes behind an <img> (a blob: or data: URL), read in the page."""
+    data_url = img.evaluate(
+        """async (el) => {
+            const blob = await (await fetch(el.src)).blob();
+            return await new Promise((ok, bad) => {
+                const r = new FileReader();
+                r.onload = () => ok(r.result);
+                r.onerror = () => bad(r.error);
+                r.readAsDataURL(blob);
+            });
+        }""")
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
+@pytest.mark.timeout(180)
+def test_widget_in_real_browser(tmp_path):
+    _chromium_and_playwright()
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(DEMO, root / "browser_demo.ipynb")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(FAILURE_SCREENSHOT)
+
+    console: list[str] = []   # browser console errors/warnings and page errors
+    t0 = time.monotonic()
+    phases: list[str] = []    # how long each part took (printed; in the failure report)
+
+    def mark(what: str):
+        phases.append(f"{time.monotonic() - t0:6.1f}s  {what}")
+
+    def report(msg: str) -> str:
+        errors = "\n".join(console[-40:]) or "(none)"
+        return (f"{msg}\nphases:\n" + "\n".join(phases) + f"\nbrowser console errors:\n{errors}"
+                f"\nserver log (tail):\n{lab.log_tail(25)}")
+
+    lab = _Lab(str(root), str(tmp_path))
+    try:
+        lab.wait_ready(SERVER_START_TIMEOUT)
+        mark("jupyter lab answers")
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"),  # a new, empty profile
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1600, "height": 2200}, timeout=60_000)  # tall: the whole widget shows
+            mark("chromium started")
+            try:
+                page = context.new_page()
+                page.set_default_timeout(UI_TIMEOUT_MS)
+                page.on("console", lambda m: console.append(f"[{m.type}] {m.text}")
+                        if m.type in ("error", "warning") else None)
+                page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
+
+                page.goto(f"{lab.url}/lab/tree/browser_demo.ipynb?token={lab.token}",
+                          wait_until="domcontentloaded")
+                try:
+                    _drive(page, mark)
+                except (AssertionError, PlaywrightError) as e:
+                    with contextlib.suppress(Exception):
+                        page.screenshot(path=FAILURE_SCREENSHOT)
+                    raise AssertionError(report(f"{type(e).__name__}: {e}\n"
+                                                f"(page screenshot: {FAILURE_SCREENSHOT})")) from e
+            finally:
+                with contextlib.suppress(Exception):
+                    context.close()
+    finally:
+        lab.stop()
+    mark("browser and server stopped")
+    print("phases:\n" + "\n".join(phases))
+    if console:
+        print("browser console errors/warnings (not failures):\n" + "\n".join(console))
+
+
+def _drive(page, mark):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    # The notebook opens and its kernel (the venv's python3) becomes idle.
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
+    # (The toolbar's execution indicator already says "idle" while there is no
+    # kernel yet; the status bar names the kernel once it is connected.)
+    page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\(ipykernel\) \| Idle")).wait_for()
+    mark("notebook open, kernel idle")
+
+    # Run > Run All Cells.
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+
+    out = page.locator(".jp-NotebookPanel .jp-OutputArea-output")
+    step = out.get_by_role("button", name="Step", exact=True)
+    crash = out.get_by_role("button", name="Crash", exact=True)
+    img = out.locator("img.widget-image")
+    state = out.locator("pre", has_text="Cluster(n=5")
+    try:
+        step.wait_for(state="visible")
+    except PlaywrightTimeout:
+        shown = out.all_inner_texts()
+        hint = (" (the output is the widget's text repr: the ipywidgets lab extension did not load)"
+                if any("ClusterWidget(" in t for t in shown) else "")
+        raise AssertionError(f"the widget's Step button never showed{hint}; cell output: {shown!r}") from None
+    img.wait_for(state="visible")
+    state.wait_for(state="visible")
+    mark("widget rendered")
+    src = img.get_attribute("src") or ""
+    assert src.startswith(("blob:", "data:image/png")), f"the graph image has no PNG source: {src[:80]!r}"
+
+    def picture():
+        return img.get_attribute("src"), hashlib.sha256(_png_bytes(img)).hexdigest()
+
+    def natural_width():
+        return img.evaluate("el => el.complete ? el.naturalWidth : 0")
+
+    _wait_until(natural_width, CHANGE_TIMEOUT, "the graph image to load")
+    first_src, first_png = picture()
+    first_text = state.inner_text()
+    assert re.search(r"^\s*0\s+Leader\b", first_text, re.M), f"unexpected state table:\n{first_text}"
+    assert "crashed" not in first_text
+
+    def changed_since(src0, png0):
+        def check():
+            src1 = img.get_attribute("src")
+            if src1 == src0:
+                return None
+            now = picture()
+            return now if now[1] != png0 else None
+        return check
+
+    # Step: each click redraws the graph (seed 1 is deterministic: by the
+    # second step the time and the leader's view in the table have moved).
+    src0, png0 = first_src, first_png
+    for i in range(3):
+        step.click()
+        src0, png0 = _wait_until(changed_since(src0, png0), CHANGE_TIMEOUT,
+                                 f"the graph image to change after Step click {i + 1}")
+    _wait_until(lambda: state.inner_text() != first_text, CHANGE_TIMEOUT,
+                "the state text to change after 3 Steps")
+    stepped_text = state.inner_text()
+    assert png0 != first_png
+    mark("3 steps drawn")
+
+    # Crash node 2, chosen in the dropdown.
+    picker = out.locator(".widget-dropdown").filter(has=page.locator("label", has_text=re.compile(r"^node$")))
+    picker.locator("select").select_option(label="node 2")
+    crash.click()
+    crashed_row = re.compile(r"^\s*2\s+crashed\b", re.M)
+    _wait_until(lambda: crashed_row.search(state.inner_text()), CHANGE_TIMEOUT,
+                "the state table to show node 2 crashed")
+    _wait_until(changed_since(src0, png0), CHANGE_TIMEOUT, "the graph image to change after Crash")
+    crashed_text = state.inner_text()
+    assert crashed_text != stepped_text
+    assert re.search(r"^\s*0\s+Leader\b", crashed_text, re.M), crashed_text  # only node 2 went down
+    mark("crash drawn")
+
+    # The widget, as the user sees it.
+    widget = out.filter(has=page.get_by_role("button", name="Step", exact=True)).first
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=SCREENSHOT)
+    assert os.path.getsize(SCREENSHOT) > 10_000
