@@ -23,3 +23,5 @@ def test_notebook_saved_executed_in_order(path):
         f"{os.path.basename(path)} was saved unexecuted or out of order (execution counts {counts}); "
         "re-run it top to bottom with `jupyter nbconvert --to notebook --execute --inplace`")
     assert "widgets" not in nb.metadata, "strip widget state before saving"
+    timed = [i for i, c in enumerate(nb.cells) if "execution" in c.metadata]
+    assert not timed, f"cells {timed} carry execution timing metadata (noise in diffs): strip it"
