@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import chaos_speed  # noqa: E402
+import grade_speed  # noqa: E402
 import lincheck_speed  # noqa: E402
 import real_latency  # noqa: E402
 import suite_time  # noqa: E402
@@ -18,3 +19,4 @@ if __name__ == "__main__":
     suite_time.main()
     lincheck_speed.main()
     chaos_speed.main()
+    grade_speed.main()

@@ -97,3 +97,17 @@ def test_rerun_of_a_data_dir_cluster_runs_in_memory(tmp_path):
     with raftkit.Cluster(3, seed=5, data_dir=tmp_path / "d") as again:  # recovered state: cannot rerun
         with pytest.raises(RuntimeError, match="recovered"):
             again.rerun()
+
+
+def test_rerun_to_an_event_count():
+    """rerun(events=k) stops right after the k-th scheduler event: one step() later is the next event."""
+    c = scripted(6)
+    try:
+        k = c.clock.events // 2
+        copy = c.rerun(events=k)
+        assert copy.clock.events == k
+        nxt = copy.step()
+        assert copy.clock.events == k + 1 and nxt is not None
+        copy.stop()
+    finally:
+        c.stop()

@@ -2,6 +2,8 @@
 
     raftkit chaos --nodes 5 --seeds 100 --duration 30
     raftkit chaos --nodes 5 --duration 30 --seed 17      # replay one seed
+    raftkit grade submissions/*.ipynb --json out.json --csv class.csv -j 2
+    raftkit release solutions/ exercises/
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def _positive_float(text):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="raftkit", description="raftkit: learn Raft on a real, deterministic implementation.")
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("grade", add_help=False, help="grade exercise notebooks (see `raftkit grade --help`)")
+    sub.add_parser("release", add_help=False, help="write student versions of solution notebooks")
     c = sub.add_parser("chaos", help="random faults with KV clients; safety monitor and linearizability check")
     c.add_argument("--nodes", type=_positive_int, default=5, help="nodes per cluster (1-15, default 5)")
     c.add_argument("--seeds", type=_positive_int, default=100, help="how many seeds to run (default 100)")
@@ -41,6 +45,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["grade"]:  # the grading commands have their own parsers
+        from .grading.cli import grade_main
+        return grade_main(argv[1:])
+    if argv[:1] == ["release"]:
+        from .grading.cli import release_main
+        return release_main(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "chaos":
         if not 1 <= args.nodes <= 15:

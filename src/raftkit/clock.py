@@ -401,8 +401,8 @@ class VirtualClock(Clock):
         w.thread = threading.Thread(target=self._work, args=(w,), daemon=True,
                                     name=f"raftkit-worker-{len(self._workers)}")
         w.thread._raftkit_clock = self
+        w.thread.start()  # may raise "can't start new thread": then the worker is not kept
         self._workers.append(w)
-        w.thread.start()
         return w
 
     def _work(self, w: _Worker):

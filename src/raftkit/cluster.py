@@ -546,40 +546,46 @@ class Cluster:
         return show(self, **options)
 
     # -------------------------------------------------------------- replay
-    def rerun(self, until: float | None = None) -> "Cluster":
+    def rerun(self, until: float | None = None, *, events: int | None = None) -> "Cluster":
         """A new cluster with the same options that re-runs this one's
         recorded actions up to cluster time ``until`` (default: exactly
         where this one is now). Virtual clock only: the same seed and the
         same calls give the same run, so this is rewind (and, by acting on
-        the copy, a fork of history). A ``data_dir`` cluster reruns in
-        memory, which behaves the same."""
+        the copy, a fork of history). ``events=k`` stops instead right after
+        the k-th scheduler event (just before the one that went wrong, say).
+        A ``data_dir`` cluster reruns in memory, which behaves the same."""
         if not self.virtual:
             raise RuntimeError("rerun() needs the virtual clock: real-clock runs do not repeat")
         if not self._started_empty:
             raise RuntimeError("rerun() cannot rebuild a cluster that started from state recovered from data_dir")
         copy = type(self)(self.n, **dict(self.options, data_dir=None))
         try:
-            copy.follow(self, until)
+            copy.follow(self, until, events=events)
         except BaseException:
             copy.stop()
             raise
         return copy
 
-    def follow(self, source: "Cluster", until: float | None = None) -> None:
+    def follow(self, source: "Cluster", until: float | None = None, *, events: int | None = None) -> None:
         """Go on along ``source``'s recorded future: re-apply the actions of
         ``source`` that this cluster (a rerun of it) has not done yet, up to
-        cluster time ``until`` (default: where ``source`` is now)."""
+        cluster time ``until`` or scheduler event count ``events`` (default:
+        where ``source`` is now)."""
         done = len(self.actions)
         if self.actions != source.actions[:done]:
             raise ValueError("follow() needs a cluster whose recorded actions are a prefix of the source's")
         if until is not None:
             _check_seconds("until", until)
+        if events is not None:
+            _check_int("events", events, 0)
         for a in source.actions[done:]:
-            if until is not None and a.time > until:
+            if (until is not None and a.time > until) or (events is not None and a.events > events):
                 break
             self.advance_to(a.events, a.time)
             getattr(self, a.method)(*a.args, **dict(a.kwargs))
-        if until is None or until >= source.now:
+        if events is not None:
+            self._run(max_events=max(0, events - self.clock.events))
+        elif until is None or until >= source.now:
             self.advance_to(source.clock.events, source.now)
         else:
             self._run(until=until)
