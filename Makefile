@@ -29,10 +29,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest --nbval
 
+# Opens the course at its first notebook; the file browser shows notebooks/, exercises/, solutions/.
 lab: $(STAMP)
-	mkdir -p notebooks
-	[ -e notebooks/.gitkeep ] || touch notebooks/.gitkeep
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00-quickstart.ipynb
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
