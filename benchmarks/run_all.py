@@ -6,9 +6,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import chaos_speed  # noqa: E402
+import click_latency  # noqa: E402
 import grade_speed  # noqa: E402
 import lincheck_speed  # noqa: E402
 import real_latency  # noqa: E402
+import render_speed  # noqa: E402
 import suite_time  # noqa: E402
 import virtual_speed  # noqa: E402
 
@@ -20,3 +22,5 @@ if __name__ == "__main__":
     lincheck_speed.main()
     chaos_speed.main()
     grade_speed.main()
+    render_speed.main()
+    click_latency.main()
