@@ -31,7 +31,7 @@ test: $(STAMP)
 
 # Opens the course at its first notebook; the file browser shows notebooks/, exercises/, solutions/.
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00-quickstart.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/notebooks/00-quickstart.ipynb
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
