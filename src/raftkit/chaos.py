@@ -229,19 +229,6 @@ def summary(results: list[ChaosResult], clients: int = 3) -> str:
     return "\n".join(lines)
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def set_postfix(self, **kw):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress(total, enabled):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
-    return tqdm(total=total, desc="chaos", unit="seed", file=sys.stderr)
+    return tqdm(total=total, desc="chaos", unit="seed", file=sys.stderr, disable=not enabled)
