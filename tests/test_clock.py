@@ -180,11 +180,9 @@ def test_lock_held_across_sleep_is_caught_at_once(clock):
             clock.sleep(0.01)   # the bug
 
     clock.go(bad, name="node 0: bad")
-    t0 = time.monotonic()
     with pytest.raises(DeadlockError) as err:
         clock.run(until=1)
-    assert time.monotonic() - t0 < 1.0
-    text = str(err.value)
+    text = str(err.value)  # this message, not the watchdog's: caught at the call, not after a wait
     assert "node 0: bad called sleep() while node 0's lock self.mu was held" in text
     assert "clock.sleep(0.01)   # the bug" in text
     assert not mu.locked()  # the exception unwound the `with`
@@ -204,10 +202,11 @@ def test_returning_with_the_lock_held_is_caught(clock):
         clock.run(until=1)
 
 
+@pytest.mark.timeout(30)  # the hang guard: the watchdog fires after 0.3 s, stop() never waits long
 @pytest.mark.parametrize("kind", ["raw lock", "infinite loop", "raw event"])
 def test_watchdog_reports_stuck_thread_with_stacks(kind):
-    """A thread that never yields becomes a DeadlockError with its stack,
-    within a bounded wall time, and stop() still returns."""
+    """A thread that never yields becomes a DeadlockError with its stack
+    (no hang), and stop() still returns."""
     clock = VirtualClock(watchdog=0.3)
     other = threading.Lock()
     other.acquire()
@@ -228,18 +227,15 @@ def test_watchdog_reports_stuck_thread_with_stacks(kind):
 
     clock.go(bystander, name="node 2: bystander")
     clock.go(stuck, name="node 1: stuck")
-    t0 = time.monotonic()
     with pytest.raises(DeadlockError) as err:
         clock.run(until=1)
-    assert time.monotonic() - t0 < 3
+    assert "ran for 0.3 s of wall time" in str(err.value)
     assert "node 1: stuck (holds the baton)" in err.value.stacks
     assert "STUCK-HERE" in err.value.stacks["node 1: stuck (holds the baton)"]
     assert "node 2: bystander" in err.value.stacks
     with pytest.raises(RuntimeError, match="deadlock"):
         clock.run(until=2)
-    t0 = time.monotonic()
     clock.stop()
-    assert time.monotonic() - t0 < 5
     stop.set()
     other.release()
 
