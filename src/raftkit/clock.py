@@ -266,10 +266,6 @@ class VirtualClock(Clock):
                 self._now = until  # nothing left before `until`: time moves on to it
         return self.events - before
 
-    def pending(self) -> bool:
-        """True if some thread is ready or sleeping."""
-        return any(task.token == seq for _, seq, task in self._heap)
-
     def next_time(self) -> float | None:
         """Time of the next event, or None if nothing is scheduled."""
         while self._heap and self._heap[0][2].token != self._heap[0][1]:
