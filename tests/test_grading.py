@@ -31,6 +31,7 @@ import textwrap
 import nbformat
 import pytest
 
+import broken
 import raftkit
 from raftkit.grading import EXERCISES, GradeOptions, check, grade_notebooks, replay
 from raftkit.grading.cli import grade_main, release_main
@@ -528,19 +529,9 @@ def test_grade_main_exit_status_on_bad_arguments(tmp_path, capsys):
 # check() and replay(), in-process, as a notebook uses them
 # --------------------------------------------------------------------------
 
-class DoubleVoter(raftkit.ConsensusModule):
-    """Grants every vote of the current term."""
-
-    def request_vote(self, args):
-        with self.mu:
-            if args.term > self.current_term:
-                self.become_follower(args.term)
-            granted = args.term == self.current_term
-            if granted:
-                self.voted_for = args.candidate_id
-                self.election_reset_event = self.clock.now()
-            self.persist()
-            return raftkit.RequestVoteReply(self.current_term, granted)
+class DoubleVoter(broken.DoubleVoter):
+    """Grants every vote of the current term (tests/broken.py); it spells out
+    send_request_vote too, because check() grades only methods a class writes."""
 
     def send_request_vote(self, peer, args, votes):
         return raftkit.ConsensusModule.send_request_vote(self, peer, args, votes)

@@ -116,20 +116,27 @@ def test_without_dedup_a_retry_appends_twice(seed):
         assert kv.get("k") != "".join(f"{k};" for k in range(10)), f"seed={seed}"
 
 
+def cut_off_old_leader(kv):
+    """x = "old"; the leader is cut off from the majority, which then writes
+    x = "new". Returns the old leader and a clerk that asks it first."""
+    kv.put("x", "old")
+    old = kv.leader()
+    others = [i for i in range(5) if i != old]
+    kv.partition([old], others)
+    writer = kv.clerk()
+    writer.leader = others[0]
+    writer.put("x", "new")
+    reader = kv.clerk()
+    reader.leader = old
+    return old, reader
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_partitioned_leader_does_not_answer_reads(seed):
     """An old leader cut off from the majority cannot commit a Get, so it
     cannot answer with its stale value; the clerk gets the new value elsewhere."""
     with KVCluster(5, seed=seed) as kv:
-        kv.put("x", "old")
-        old = kv.leader()
-        others = [i for i in range(5) if i != old]
-        kv.partition([old], others)
-        writer = kv.clerk()
-        writer.leader = others[0]
-        writer.put("x", "new")
-        reader = kv.clerk()
-        reader.leader = old                 # ask the deposed leader first
+        old, reader = cut_off_old_leader(kv)
         assert kv.get_state(old)[1], f"seed={seed}: the old leader should still believe it leads"
         assert reader.get("x") == "new", f"seed={seed}"
         assert lincheck.check(history_of(kv)).status == "ok", f"seed={seed}"
@@ -141,15 +148,7 @@ def test_partitioned_leader_does_not_answer_reads(seed):
 def test_local_reads_are_stale_on_a_partitioned_leader(seed):
     """The broken server returns the stale value: what the log prevents."""
     with KVCluster(5, seed=seed, service_class=LocalReadKV) as kv:
-        kv.put("x", "old")
-        old = kv.leader()
-        others = [i for i in range(5) if i != old]
-        kv.partition([old], others)
-        writer = kv.clerk()
-        writer.leader = others[0]
-        writer.put("x", "new")
-        reader = kv.clerk()
-        reader.leader = old
+        _, reader = cut_off_old_leader(kv)
         assert reader.get("x") == "old", f"seed={seed}"
         result = lincheck.check(history_of(kv))
         assert result.status == "illegal" and result.per_key["x"] == "illegal", f"seed={seed}: {result}"
