@@ -251,3 +251,34 @@ def test_persisted_size_counts_raft_state_only():
         c.one("x" * 1000, 3)
         assert c.persisted_size(0) >= before + 1000
         assert pickle.loads(c._storages[0].read_state()[:200])[0] >= 1  # header: the term
+
+
+def test_incremental_log_encoding_equals_a_fresh_encoding():
+    """persist() re-encodes only new entries; whatever the log edit (append,
+    truncate, replace in the middle, trim the head, replace the list), the
+    saved state must equal what a node with an empty cache would save."""
+    with raftkit.Cluster(1, seed=2) as c:
+        c.run_for(1.0)
+        node = c.nodes[0]
+        term = node.current_term
+
+        def saved_fresh():
+            fresh = raftkit.ConsensusModule.__new__(raftkit.ConsensusModule)
+            fresh.log, fresh._encoded_entries, fresh._encoded_ends, fresh._encoded = list(node.log), [], [], bytearray()
+            return bytes(fresh._encoded_log())
+
+        edits = [
+            lambda log: log.extend(LogEntry(term, k) for k in range(10)),
+            lambda log: log.append(LogEntry(term, "x" * 100)),
+            lambda log: log.__delitem__(slice(7, None)),                       # truncate
+            lambda log: log.__setitem__(3, LogEntry(term, "replaced")),        # replace in the middle
+            lambda log: log.__setitem__(3, LogEntry(term, "replaced")),        # equal value, new object
+            lambda log: log.__delitem__(slice(0, 2)),                          # trim the head
+            lambda log: log.clear(),
+            lambda log: log.extend(LogEntry(term, k) for k in range(5)),
+        ]
+        for edit in edits:
+            edit(node.log)
+            assert bytes(node._encoded_log()) == saved_fresh()
+        node.log = [LogEntry(term, "new list")]
+        assert bytes(node._encoded_log()) == saved_fresh()

@@ -72,7 +72,8 @@ class ConsensusModule:
         self.match_index: dict[int, int] = {}
 
         self._encoded_entries: list[LogEntry] = []  # persist() cache, see _encoded_log
-        self._encoded_chunks: list[bytes] = []
+        self._encoded_ends: list[int] = []
+        self._encoded = bytearray()
         self.snapshot_data = b""
         self.pending_snapshot: ApplyMsg | None = None
         self.trigger_ae = clock.channel(1)    # "send AppendEntries now", coalesced
@@ -138,19 +139,22 @@ class ConsensusModule:
                                self.last_included_term, len(self.log)), protocol=_PICKLE)
         self.storage.save(header + self._encoded_log(), snapshot)
 
-    def _encoded_log(self) -> bytes:
-        """The log as one pickle per entry, re-encoding only entries appended
-        since the last call (whole-log pickling made every persist O(log))."""
-        log, done, chunks = self.log, self._encoded_entries, self._encoded_chunks
+    def _encoded_log(self) -> bytearray:
+        """The log as one pickle per entry. Only entries appended since the
+        last call are encoded (whole-log pickling made every persist O(log)):
+        ``_encoded_ends[i]`` is where entry i's pickle ends in the buffer."""
+        log, done, ends, buf = self.log, self._encoded_entries, self._encoded_ends, self._encoded
         k = len(done)
-        if len(log) < k or log[:k] != done:  # entries were removed or replaced: start over
-            k = 0
-            done.clear()
-            chunks.clear()
+        if len(log) < k or log[:k] != done:  # entries were removed or replaced: keep the common prefix
+            k = next((i for i, (a, b) in enumerate(zip(log, done)) if a is not b), min(k, len(log)))
+            del done[k:]
+            del ends[k:]
+            del buf[ends[-1] if ends else 0:]
         for e in log[k:]:
-            chunks.append(pickle.dumps((e.term, e.command), protocol=_PICKLE))
+            buf += pickle.dumps((e.term, e.command), protocol=_PICKLE)
+            ends.append(len(buf))
             done.append(e)
-        return b"".join(chunks)
+        return buf
 
     def restore(self) -> None:
         """Load persisted state (and snapshot) after a restart."""
