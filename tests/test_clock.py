@@ -1,5 +1,6 @@
 """The clock: deterministic hand-off, Go-like primitives, deadlock detection."""
 
+import os
 import threading
 import time
 
@@ -51,6 +52,26 @@ def test_only_one_thread_runs_at_a_time(clock):
         clock.go(busy, k)
     clock.run(until=1.0)
     assert overlaps == []
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two cores")
+def test_run_gives_the_callers_cores_back(clock):
+    """run() moves the calling thread onto the workers' core while it waits,
+    and restores its own affinity afterwards, also when a node thread fails."""
+    mine = os.sched_getaffinity(0)
+    seen = []
+
+    def node():
+        seen.append(os.sched_getaffinity(0))
+        clock.sleep(0.01)
+        raise ValueError("boom")
+
+    clock.go(node)
+    with pytest.raises(NodeError, match="boom"):
+        clock.run(until=1.0)
+    assert len(seen[0]) == 1  # the worker is pinned to one core
+    assert os.sched_getaffinity(0) == mine
 
 
 def test_same_program_same_schedule():

@@ -32,6 +32,7 @@ from the primitive it is blocked in, so crashed nodes really stop.
 from __future__ import annotations
 
 import collections
+import contextlib
 import heapq
 import itertools
 import os
@@ -256,8 +257,9 @@ class VirtualClock(Clock):
         self._limit = _INF if until is None else until
         self._budget = sys.maxsize if max_events is None else max_events
         before = self.events
-        self._dispatch(None)
-        self._wait_for_baton()
+        with _on_core(self._cpu):
+            self._dispatch(None)
+            self._wait_for_baton()
         if self._failure is not None:
             raise self._failure
         if until is not None and self._now < until:
@@ -480,6 +482,23 @@ def _share_one_core(cpu):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except (AttributeError, OSError):
         pass
+
+
+@contextlib.contextmanager
+def _on_core(cpu):
+    """Run the calling thread (the driver) on the workers' core while it
+    hands them the baton: waking a thread on another, idle core costs tens of
+    microseconds, a switch on the same core a few."""
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError, TypeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _pick_cpu():
