@@ -59,18 +59,19 @@ def test_only_one_thread_runs_at_a_time(clock):
 def test_run_gives_the_callers_cores_back(clock):
     """run() moves the calling thread onto the workers' core while it waits,
     and restores its own affinity afterwards, also when a node thread fails."""
-    mine = os.sched_getaffinity(0)
+    mine, driver = os.sched_getaffinity(0), threading.get_native_id()
     seen = []
 
     def node():
-        seen.append(os.sched_getaffinity(0))
+        seen.append((os.sched_getaffinity(0), os.sched_getaffinity(driver)))
         clock.sleep(0.01)
         raise ValueError("boom")
 
     clock.go(node)
     with pytest.raises(NodeError, match="boom"):
         clock.run(until=1.0)
-    assert len(seen[0]) == 1  # the worker is pinned to one core
+    worker_cores, driver_cores = seen[0]
+    assert len(worker_cores) == 1 and driver_cores == worker_cores
     assert os.sched_getaffinity(0) == mine
 
 
