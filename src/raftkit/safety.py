@@ -87,13 +87,12 @@ class SafetyMonitor:
         new, base, base_term = list(node.log), node.last_included_index, node.last_included_term
         old, old_base = view.log, view.base
         # first index (> both bases) where old and new disagree
-        start = max(base, old_base)
-        o, n = old[start - old_base:], new[start - base:]
-        first = start + 1
-        if n[:len(o)] == o:  # the common case, compared at C speed: entries were only appended
-            first += len(o)
+        if base == old_base and new[:len(old)] == old:  # the common case: entries were only appended
+            first = base + len(old) + 1
         else:
-            for a, b in zip(o, n):
+            start = max(base, old_base)
+            first = start + 1
+            for a, b in zip(old[start - old_base:], new[start - base:]):
                 if a != b:
                     break
                 first += 1
