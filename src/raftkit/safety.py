@@ -66,22 +66,22 @@ class SafetyMonitor:
             view.fingerprint = fingerprint
         if node.commit_index != view.commit:
             self._check_commit(node, view)
-        if node.state is LEADER:
-            self._check_leader(node, view)
+        if node.state is LEADER and (view.state is not LEADER or view.term != node.current_term):
+            self._check_leader(node, view)  # newly leader: once per node and term is enough
         view.state, view.term = node.state, node.current_term
 
     def _check_leader(self, node, view):
+        """``node`` just became leader of its term."""
         term = node.current_term
         other = self.leaders.setdefault(term, node.id)
         if other != node.id:
             self.violation("Election Safety", f"nodes {other} and {node.id} are both leaders of term {term}")
-        if view.state is not LEADER or view.term != term:  # just elected
-            base = node.last_included_index
-            for index, (t, command) in self.committed.items():
-                if index > base and (index > base + len(node.log) or node.log[index - base - 1].term != t):
-                    self.violation("Leader Completeness",
-                                   f"node {node.id} became leader of term {term} without committed entry "
-                                   f"{index} (term {t}, command {command!r})")
+        base = node.last_included_index
+        for index, (t, command) in self.committed.items():
+            if index > base and (index > base + len(node.log) or node.log[index - base - 1].term != t):
+                self.violation("Leader Completeness",
+                               f"node {node.id} became leader of term {term} without committed entry "
+                               f"{index} (term {t}, command {command!r})")
 
     def _check_log(self, node, view):
         new, base, base_term = list(node.log), node.last_included_index, node.last_included_term
