@@ -8,6 +8,7 @@ human-readable string, so a trace prints as a readable transcript.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,19 +39,33 @@ class Event:
 
 
 class Trace:
-    """An append-only list of events, stamped with the clock's time."""
+    """An append-only list of events, stamped with the clock's time.
+
+    ``record`` only appends a plain tuple (cheap, and invisible to the
+    garbage collector); ``events`` turns new tuples into ``Event`` objects
+    when someone looks.
+    """
 
     def __init__(self, now: Callable[[], float]):
         self._now = now
-        self.events: list[Event] = []
+        self._raw: list[tuple] = []
+        self._events: list[Event] = []
+        self._mu = threading.Lock()  # real clock: two readers must not both convert
 
-    def record(self, kind: str, node=None, peer=None, detail: str = "") -> Event:
-        event = Event(self._now(), kind, node, peer, detail)
-        self.events.append(event)  # atomic under the GIL, also for real-clock threads
-        return event
+    def record(self, kind: str, node=None, peer=None, detail: str = "") -> None:
+        self._raw.append((self._now(), kind, node, peer, detail))  # atomic under the GIL
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event so far, oldest first."""
+        with self._mu:
+            events, raw = self._events, self._raw
+            if len(events) < len(raw):
+                events.extend(Event(*r) for r in raw[len(events):])
+            return events
 
     def __len__(self):
-        return len(self.events)
+        return len(self._raw)
 
     def digest(self) -> str:
         """Hex SHA-256 of the canonical trace: equal for equal runs."""
@@ -59,3 +74,4 @@ class Trace:
             h.update(e.canonical().encode())
             h.update(b"\n")
         return h.hexdigest()
+
