@@ -33,6 +33,21 @@ _PICKLE = pickle.HIGHEST_PROTOCOL
 FOLLOWER, CANDIDATE, LEADER, DEAD = CMState.FOLLOWER, CMState.CANDIDATE, CMState.LEADER, CMState.DEAD
 
 
+def extend_if_appended(copy: list, log: list) -> bool:
+    """If ``log`` is ``copy`` with entries added at the end, add them to
+    ``copy`` and return True; else leave ``copy`` as it was and return False.
+    Every entry is compared (at C speed, without copying the log), so an
+    entry changed in the middle is noticed."""
+    k = len(copy)
+    if len(log) < k:
+        return False
+    copy.extend(log[k:])
+    if copy == log:
+        return True
+    del copy[k:]
+    return False
+
+
 class ConsensusModule:
     """One Raft server. Subclass it and override methods to replace pieces.
 
@@ -145,15 +160,15 @@ class ConsensusModule:
         ``_encoded_ends[i]`` is where entry i's pickle ends in the buffer."""
         log, done, ends, buf = self.log, self._encoded_entries, self._encoded_ends, self._encoded
         k = len(done)
-        if len(log) < k or log[:k] != done:  # entries were removed or replaced: keep the common prefix
+        if not extend_if_appended(done, log):  # entries were removed or replaced: keep the common prefix
             k = next((i for i, (a, b) in enumerate(zip(log, done)) if a is not b), min(k, len(log)))
             del done[k:]
             del ends[k:]
             del buf[ends[-1] if ends else 0:]
-        for e in log[k:]:
+            done.extend(log[k:])
+        for e in done[k:]:
             buf += pickle.dumps((e.term, e.command), protocol=_PICKLE)
             ends.append(len(buf))
-            done.append(e)
         return buf
 
     def restore(self) -> None:

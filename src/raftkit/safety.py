@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .errors import SafetyViolation
 from .messages import CMState
+from .raft import extend_if_appended
 
 __all__ = ["SafetyMonitor"]
 
@@ -84,19 +85,20 @@ class SafetyMonitor:
                                f"{index} (term {t}, command {command!r})")
 
     def _check_log(self, node, view):
-        new, base, base_term = list(node.log), node.last_included_index, node.last_included_term
+        base, base_term = node.last_included_index, node.last_included_term
         old, old_base = view.log, view.base
+        old_last = old_base + len(old)
         # first index (> both bases) where old and new disagree
-        if base == old_base and new[:len(old)] == old:  # the common case: entries were only appended
-            first = base + len(old) + 1
+        if base == old_base and extend_if_appended(old, node.log):  # the common case: entries were appended
+            new, first = old, old_last + 1
         else:
+            new = list(node.log)
             start = max(base, old_base)
             first = start + 1
             for a, b in zip(old[start - old_base:], new[start - base:]):
                 if a != b:
                     break
                 first += 1
-        old_last = old_base + len(old)
         if first <= old_last and view.state is LEADER and node.state is LEADER and view.term == node.current_term:
             self.violation("Leader Append-Only",
                            f"leader {node.id} of term {node.current_term} changed or deleted its entries from index {first}")
