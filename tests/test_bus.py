@@ -25,6 +25,8 @@ import pytest
 
 import raftkit
 from raftkit.bus import Bus, Network
+from raftkit.messages import (AppendEntriesArgs, AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply,
+                              LogEntry, RequestVoteArgs, RequestVoteReply, decode, encode)
 from raftkit.clock import VirtualClock
 from raftkit.trace import Trace
 
@@ -116,7 +118,7 @@ def make_net():
 
 
 def nbytes(obj) -> int:
-    return len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    return len(encode(obj)[0])
 
 
 # ------------------------------------------------------------ direct: basics
@@ -411,6 +413,45 @@ def test_crashed_caller_gets_nothing_and_leaves_no_message_in_flight(make_net):
     assert not out.done, "a killed caller's thread went on running"
     assert net.bus.in_flight == {}, f"messages left in flight: {net.bus.in_flight}"
     assert net.nodes[1].calls == [], "a crashed caller's request was still delivered"
+
+
+# ------------------------------------------------------------ wire format
+WIRE_CASES = [
+    AppendEntriesArgs(3, 1, 5, 2, [LogEntry(2, "a"), LogEntry(3, {"k": [1, 2]})], 4),
+    AppendEntriesArgs(3, 1, 5, 2, [], 4),
+    AppendEntriesReply(3, False, 4, 2),
+    RequestVoteArgs(1, 2, 3, 4),
+    RequestVoteReply(3, True),
+    InstallSnapshotArgs(1, 2, 3, 4, b"state"),
+    InstallSnapshotReply(5),
+]
+
+
+@pytest.mark.parametrize("message", WIRE_CASES, ids=lambda m: type(m).__name__)
+def test_raft_messages_travel_compact_and_come_back_equal(message):
+    data, compact = encode(message)
+    copy = decode(data, compact)
+    assert compact, "a Raft message should take the compact form"
+    assert copy == message and type(copy) is type(message) and copy is not message
+    assert len(data) < len(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)) / 2
+    for got, sent in zip(getattr(copy, "entries", []), getattr(message, "entries", [])):
+        assert type(got) is LogEntry and got == sent and got is not sent
+
+
+class MyArgs(AppendEntriesArgs):
+    """A student's subclass: it must arrive as itself."""
+
+
+@pytest.mark.parametrize("message", [
+    {"x": 1}, None, ("a", 1),
+    AppendEntriesArgs(3, 1, 5, 2, [(2, "a")], 4),   # entries that are not LogEntry
+    MyArgs(3, 1, 5, 2, [], 4),
+], ids=repr)
+def test_anything_else_travels_pickled_as_it_is(message):
+    data, compact = encode(message)
+    copy = decode(data, compact)
+    assert not compact
+    assert copy == message and type(copy) is type(message)
 
 
 # ------------------------------------------------------------ direct: counters

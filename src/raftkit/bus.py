@@ -5,17 +5,17 @@ network delay, the handler runs on the receiver (on a copy of the args), the
 caller sleeps for the reply's delay and gets a copy of the reply, or ``None``
 if anything was lost. Liveness and links are checked when the request is
 delivered and again when the reply arrives, so a crash or a partition in
-between loses the message. Args and replies travel as pickled bytes: no
+between loses the message. Args and replies travel serialized (see
+``messages.encode``): no
 object is ever shared between nodes, and the byte counter is exact.
 """
 
 from __future__ import annotations
 
 import itertools
-import pickle
 from dataclasses import dataclass, fields, replace
 
-from .messages import summarize
+from .messages import decode, encode, summarize
 
 __all__ = ["Bus", "Network", "Message"]
 
@@ -135,8 +135,8 @@ class Bus:
         reply, or None if the request or reply was lost. Blocks the caller
         (in simulated time) for the round trip."""
         clock, rng, net = self.clock, self.rng, self.net
-        data = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
-        self.bytes += len(data)
+        packet = encode(args)
+        self.bytes += len(packet[0])
         caller, target = self.endpoints[src], self.endpoints[dst]
         summary = summarize(args)
         msg = Message(next(self._ids), src, dst, method, summary, clock.now(), 0.0)
@@ -153,10 +153,10 @@ class Bus:
             if net.request_drop and rng.random() < net.request_drop:
                 return self._drop(msg, "request dropped by the network")
             if net.duplicate and rng.random() < net.duplicate:
-                clock.go(self._deliver_copy, src, dst, method, data, target, summary,
+                clock.go(self._deliver_copy, src, dst, method, packet, target, summary,
                          owner=caller[0], name=f"node {src}: duplicate {method}")
-            reply = self._handle(dst, target, method, data, summary, src)
-            rdata = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+            reply = self._handle(dst, target, method, packet, summary, src)
+            rpacket = encode(reply)
             msg.phase, msg.reply = "reply", summarize(reply) if reply is not None else "None"
             msg.success = getattr(reply, "vote_granted", getattr(reply, "success", None))
             msg.sent, msg.arrive = clock.now(), clock.now() + self._delay(reply_leg=True)
@@ -166,29 +166,29 @@ class Bus:
                 return self._drop(msg, "reply lost: link down or node crashed")
             if net.reply_drop and rng.random() < net.reply_drop:
                 return self._drop(msg, "reply dropped by the network")
-            self.bytes += len(rdata)
+            self.bytes += len(rpacket[0])
             self.trace.record("reply", dst, src, msg.reply)
-            return pickle.loads(rdata)
+            return decode(*rpacket)
         finally:
             self.in_flight.pop(msg.id, None)  # also when the caller is killed mid-call
 
-    def _handle(self, dst, target, method, data, summary, src):
+    def _handle(self, dst, target, method, packet, summary, src):
         self.handled[dst] += 1
         self.trace.record("deliver", dst, src, summary)
         handler = next((getattr(o, method) for o in target if hasattr(o, method)), None)
         if handler is None:
             raise TypeError(f"node {dst} ({', '.join(type(o).__name__ for o in target)}) "
                             f"has no RPC handler {method!r}")
-        reply = handler(pickle.loads(data))
+        reply = handler(decode(*packet))
         if self.on_handler is not None:
             self.on_handler(dst)
         return reply
 
-    def _deliver_copy(self, src, dst, method, data, target, summary):
+    def _deliver_copy(self, src, dst, method, packet, target, summary):
         self.clock.sleep(self._delay(), label="deliver")
         if self.reachable(src, dst) and self.endpoints[dst] is target:
             self.trace.record("duplicate", dst, src, summary)
-            self._handle(dst, target, method, data, summary, src)
+            self._handle(dst, target, method, packet, summary, src)
 
     def _delay(self, reply_leg=False) -> float:
         rng, net = self.rng, self.net
