@@ -7,7 +7,7 @@ import enum
 import operator
 import pickle
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Callable
 
 __all__ = [
     "CMState", "LogEntry", "ApplyMsg",
@@ -90,28 +90,52 @@ class InstallSnapshotReply:
     term: int
 
 
-_FIELDS: dict[type, tuple] = {}
+_SUMMARIZERS: dict[type, Callable[[Any], str]] = {}
 
 
 def summarize(message) -> str:
     """A one-line description: ``AppendEntries term=2 prev_log_index=3 ... entries=[2]``."""
-    cls = type(message)
-    names = _FIELDS.get(cls)
-    if names is None:
-        try:
-            names = _FIELDS[cls] = tuple(f.name for f in fields(message))
-        except TypeError:  # not a dataclass
-            text = repr(message)
-            return text if len(text) <= 80 else text[:77] + "..."
-    parts = [cls.__name__[:-4] if cls.__name__.endswith("Args") else cls.__name__]
-    for name in names:
-        value = getattr(message, name)
-        if isinstance(value, (list, tuple)):
-            value = f"[{len(value)}]"
-        elif isinstance(value, (bytes, bytearray)):
-            value = f"<{len(value)} bytes>"
-        parts.append(f"{name}={value}")
-    return " ".join(parts)
+    summarizer = _SUMMARIZERS.get(type(message))
+    if summarizer is None:
+        summarizer = _SUMMARIZERS[type(message)] = _summarizer(type(message))
+    return summarizer(message)
+
+
+def _summarizer(cls) -> Callable[[Any], str]:
+    try:
+        names = [f.name for f in fields(cls)]
+    except TypeError:  # not a dataclass
+        return _short_repr
+    title = cls.__name__[:-4] if cls.__name__.endswith("Args") else cls.__name__
+    template = " ".join([title] + [f"{name}={{}}" for name in names])
+    values = _values(cls)
+    return lambda message: template.format(*[v if type(v) in _PLAIN else _short(v) for v in values(message)])
+
+
+_PLAIN = {int, bool, str, float, type(None)}
+
+
+def _short(value):
+    """Collections by their size, everything else as itself."""
+    if isinstance(value, (list, tuple)):
+        return f"[{len(value)}]"
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def _short_repr(message) -> str:
+    text = repr(message)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _values(cls):
+    """A function giving the tuple of a message's field values."""
+    names = [f.name for f in fields(cls)]
+    if not names:
+        return lambda message: ()
+    get = operator.attrgetter(*names)
+    return get if len(names) > 1 else lambda message: (get(message),)
 
 
 # ------------------------------------------------------------ wire format
@@ -123,13 +147,6 @@ def summarize(message) -> str:
 _PICKLE = pickle.HIGHEST_PROTOCOL
 _COMPACT = (RequestVoteArgs, RequestVoteReply, AppendEntriesArgs, AppendEntriesReply,
             InstallSnapshotArgs, InstallSnapshotReply)
-
-
-def _values(cls):
-    """A function giving the tuple of a message's field values."""
-    names = [f.name for f in fields(cls)]
-    get = operator.attrgetter(*names)
-    return get if len(names) > 1 else lambda message: (get(message),)
 
 
 _VALUES = {cls: (tag, _values(cls)) for tag, cls in enumerate(_COMPACT)}
