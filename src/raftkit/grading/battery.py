@@ -191,7 +191,8 @@ def figure8_sleep(rng: random.Random) -> float:
 
 # --------------------------------------------------------------------------
 # MIT 6.5840 scenarios, written once and shared by the exercises
-# (the tester's steps and numbers; see tests/test_mit_scenarios.py)
+# (the tester's steps and numbers; tests/test_mit_scenarios.py runs them on
+# the reference ConsensusModule, with the tester's other scenarios)
 # --------------------------------------------------------------------------
 
 def mit_initial_election(node_class, seed):
