@@ -489,16 +489,18 @@ def _on_core(cpu):
     """Run the calling thread (the driver) on the workers' core while it
     hands them the baton: waking a thread on another, idle core costs tens of
     microseconds, a switch on the same core a few."""
-    try:
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpu})
-    except (AttributeError, OSError, TypeError):
-        yield
-        return
+    before = None
+    if cpu is not None:
+        try:
+            before = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {cpu})
+        except OSError:  # e.g. a cpuset without that core: run unpinned
+            before = None
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        if before is not None:
+            os.sched_setaffinity(0, before)
 
 
 def _pick_cpu():
