@@ -5,9 +5,9 @@ network delay, the handler runs on the receiver (on a copy of the args), the
 caller sleeps for the reply's delay and gets a copy of the reply, or ``None``
 if anything was lost. Liveness and links are checked when the request is
 delivered and again when the reply arrives, so a crash or a partition in
-between loses the message. Args and replies travel serialized (see
-``messages.encode``): no
-object is ever shared between nodes, and the byte counter is exact.
+between loses the message. Args and replies travel serialized
+(``messages.encode``): no object is ever shared between nodes, and the byte
+counter is exact.
 """
 
 from __future__ import annotations

@@ -74,4 +74,3 @@ class Trace:
             h.update(e.canonical().encode())
             h.update(b"\n")
         return h.hexdigest()
-
