@@ -33,11 +33,11 @@ LEADER = CMState.LEADER
 class _View:
     """What the monitor saw of one node incarnation last time."""
 
-    __slots__ = ("node", "fingerprint", "log", "base", "base_term", "commit", "state", "term")
+    __slots__ = ("node", "source", "log", "base", "base_term", "commit", "state", "term")
 
     def __init__(self, node):
         self.node = node
-        self.fingerprint = None
+        self.source = None  # the node's log list, as last examined (``log`` is a copy of it)
         self.log, self.base, self.base_term = [], 0, 0
         self.commit, self.state, self.term = 0, None, -1
 
@@ -60,11 +60,11 @@ class SafetyMonitor:
         view = self._views[node.id]
         if view is None or view.node is not node:  # a new incarnation: examine it all
             view = self._views[node.id] = _View(node)
-        log = node.log
-        fingerprint = (id(log), len(log), id(log[-1]) if log else 0, node.last_included_index)
-        if fingerprint != view.fingerprint:
+        log, seen = node.log, view.log
+        if (log is not view.source or len(log) != len(seen) or node.last_included_index != view.base
+                or (log and log[-1] is not seen[-1])):
             self._check_log(node, view)
-            view.fingerprint = fingerprint
+            view.source = log
         if node.commit_index != view.commit:
             self._check_commit(node, view)
         if node.state is LEADER and (view.state is not LEADER or view.term != node.current_term):
