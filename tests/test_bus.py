@@ -25,9 +25,9 @@ import pytest
 
 import raftkit
 from raftkit.bus import Bus, Network
+from raftkit.clock import VirtualClock
 from raftkit.messages import (AppendEntriesArgs, AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply,
                               LogEntry, RequestVoteArgs, RequestVoteReply, decode, encode)
-from raftkit.clock import VirtualClock
 from raftkit.trace import Trace
 
 SEEDS = [1, 2]
