@@ -148,7 +148,8 @@ _PICKLE = pickle.HIGHEST_PROTOCOL
 _COMPACT = (RequestVoteArgs, RequestVoteReply, AppendEntriesArgs, AppendEntriesReply,
             InstallSnapshotArgs, InstallSnapshotReply)
 _VALUES = {cls: (tag, _values(cls)) for tag, cls in enumerate(_COMPACT)}
-_AE, _ENTRIES = _COMPACT.index(AppendEntriesArgs), 1 + [f.name for f in fields(AppendEntriesArgs)].index("entries")
+_AE = _COMPACT.index(AppendEntriesArgs)
+_ENTRIES = 1 + [f.name for f in fields(AppendEntriesArgs)].index("entries")  # its place in the wire tuple, after the tag
 
 
 def encode(message) -> tuple[bytes, bool]:
