@@ -75,6 +75,16 @@ def test_run_gives_the_callers_cores_back(clock):
     assert os.sched_getaffinity(0) == mine
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="needs Linux scheduling policies")
+def test_workers_do_not_preempt_each_other(clock):
+    """Workers run SCHED_BATCH: a woken worker waits for the one handing it
+    the baton to block (one context switch per hand-off, not three)."""
+    policies = []
+    clock.go(lambda: policies.append(os.sched_getscheduler(0)))
+    clock.run(until=1.0)
+    assert policies == [os.SCHED_BATCH]
+
+
 def test_same_program_same_schedule():
     """Two clocks running the same program interleave identically."""
     def program():
