@@ -1,5 +1,6 @@
 """The Cluster API: arguments, observation, white-box handler calls, persistence rules."""
 
+import _thread
 import pickle
 
 import pytest
@@ -280,3 +281,26 @@ def test_incremental_log_encoding_equals_a_fresh_encoding():
             assert bytes(node._encoded_log()) == saved_fresh()
         node.log = [LogEntry(term, "new list")]
         assert bytes(node._encoded_log()) == saved_fresh()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_stops_the_run_where_it_is():
+    """Ctrl-C during run_for (a notebook's interrupt button) stops the
+    cluster at an event boundary: nothing runs on in the background, the next
+    run_for works and the cluster is consistent."""
+    with raftkit.Cluster(3, seed=1) as c:
+        c.check_one_leader()
+
+        def interrupter():
+            c.clock.sleep(5.0)
+            _thread.interrupt_main()  # as the kernel does on "interrupt"
+
+        c.clock.go(interrupter)
+        with pytest.raises(KeyboardInterrupt):
+            c.run_for(1000.0)
+        assert c.clock.in_node_thread() is False and c.clock._current is None, "a node thread kept the baton"
+        stopped = c.now
+        assert 5.0 <= stopped < 1000.0
+        c.run_for(1.0)
+        assert c.now == stopped + 1.0
+        c.check_one_leader()

@@ -259,7 +259,11 @@ class VirtualClock(Clock):
         before = self.events
         with _on_core(self._cpu):
             self._dispatch(None)
-            self._wait_for_baton()
+            try:
+                self._wait_for_baton()
+            except KeyboardInterrupt:  # Ctrl-C in a notebook: stop at an event boundary
+                self._take_baton_back()
+                raise
         if self._failure is not None:
             raise self._failure
         if until is not None and self._now < until:
@@ -443,6 +447,21 @@ class VirtualClock(Clock):
             self._wait_for_baton(limit=2.0)
         finally:
             self._unwinding = False
+
+    def _take_baton_back(self):
+        """The driver was interrupted while a node thread held the baton: that
+        thread finishes its event and hands the baton back, instead of the run
+        going on in the background. Bounded: a stuck thread is a DeadlockError."""
+        self._budget = 0  # the next hand-off goes to the driver
+        while self._current is not None:
+            try:
+                self._wait_for_baton()
+                return
+            except KeyboardInterrupt:
+                continue  # a second Ctrl-C: keep waiting (the watchdog still bounds it)
+        # The baton came home; if the interrupt hit just after this thread took it
+        # back, it holds it already and this times out: either way it holds it now.
+        self._driver.acquire(timeout=1.0)
 
     def _wait_for_baton(self, limit=None):
         limit = self.watchdog if limit is None else limit
