@@ -79,6 +79,18 @@ class Message:
     success: bool | None = None  # replies: vote_granted / success, if any
 
 
+class Client:
+    """What the bus knows of a client endpoint: a name, and no handlers."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self):
+        return f"<client {self.name}>"
+
+
 class Bus:
     """Links ``n`` endpoints. ``trace`` records events; ``on_handler(i)`` is
     told whenever node i's handler ran (the safety monitor uses it)."""
@@ -106,9 +118,11 @@ class Bus:
         self.endpoints[i] = None
 
     def add_client(self, obj) -> int:
-        """A client endpoint (a KV clerk): it calls servers but serves no RPC.
-        A client in no partition group reaches every node."""
-        self.endpoints.append((obj,))
+        """A client endpoint (a KV clerk): it calls servers but serves no RPC,
+        so the bus keeps only its name (not the client, nor what the client
+        holds: a dropped cluster must be collectable). A client in no
+        partition group reaches every node."""
+        self.endpoints.append((Client(type(obj).__name__),))
         self.connected.append(True)
         self.handled.append(0)
         return len(self.endpoints) - 1

@@ -17,6 +17,7 @@ import os
 import pickle
 import random
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,6 +36,26 @@ __all__ = ["Cluster", "ClusterState", "NodeState", "Action", "MAX_NODES"]
 
 MAX_NODES = 15
 ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
+_DROPPED: list = []     # clocks of clusters dropped without stop(): stopped when the next cluster starts
+
+
+def _weakly(method: Callable) -> Callable:
+    """``method`` as a callback that does not keep its object alive: the
+    cluster's threads must not keep alive a cluster its user has dropped."""
+    ref, func = weakref.ref(method.__self__), method.__func__
+
+    def call(*args):
+        obj = ref()
+        if obj is not None:
+            return func(obj, *args)
+    return call
+
+
+def _stop_dropped_clusters() -> None:
+    """A notebook that re-runs ``c = Cluster(...)`` drops a running cluster
+    each time; its parked threads (about 20) are ended here."""
+    while _DROPPED:
+        _DROPPED.pop().stop()
 
 
 @dataclass(frozen=True)
@@ -121,8 +142,12 @@ class Cluster:
         self.n, self.seed, self.node_class = n, seed, node_class
         self.config = config or Config()
         self.snapshot_interval = snapshot_interval
-        self.clock = (VirtualClock(watchdog=watchdog, on_yield=self._after_event) if clock == "virtual"
+        _stop_dropped_clusters()
+        self.clock = (VirtualClock(watchdog=watchdog, on_yield=_weakly(self._after_event)) if clock == "virtual"
                       else RealClock(speed))
+        self._when_dropped = weakref.finalize(self, _DROPPED.append, self.clock)
+        self._when_dropped.atexit = False
+        self._apply_callback = _weakly(self._on_apply)
         self.virtual = clock == "virtual"
         self.recorder = Trace(self.clock.now)
         self._dirty: list[int] = []
@@ -147,7 +172,7 @@ class Cluster:
     # ------------------------------------------------------------ plumbing
     def _make_node(self, i):
         self._incarnations[i] += 1
-        service = self.service_class(i, self.snapshot_interval, self._on_apply, self.clock)
+        service = self.service_class(i, self.snapshot_interval, self._apply_callback, self.clock)
         node = self.node_class(
             i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
             storage=self._storages[i], apply=service.apply, config=self.config,
@@ -601,6 +626,7 @@ class Cluster:
         if self._stopped:
             return
         self._stopped = True
+        self._when_dropped.detach()
         self.clock.stop()
 
     def __enter__(self):

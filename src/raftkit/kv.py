@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import weakref
 from dataclasses import dataclass
 
 from .service import Service
@@ -157,11 +158,20 @@ class Clerk:
     cluster's clock they block that thread, like a real client."""
 
     def __init__(self, cluster, client_id: int, *, timeout: float = 10.0, history=None):
-        self.cluster, self.client_id, self.timeout = cluster, client_id, timeout
+        self._cluster = weakref.ref(cluster)  # a clerk must not keep a dropped cluster running
+        self.client_id, self.timeout = client_id, timeout
         self.history = history if history is not None else History()
         self.endpoint = cluster.bus.add_client(self)
         self.seq = 0
         self.leader = 0
+
+    @property
+    def cluster(self):
+        cluster = self._cluster()
+        if cluster is None:
+            raise RuntimeError(f"client {self.client_id}'s cluster no longer exists: "
+                               "keep a reference to the KVCluster while you use its clerks")
+        return cluster
 
     def get(self, key: str) -> str:
         return self._do("get", key, None)
