@@ -2,6 +2,7 @@
 
 import _thread
 import pickle
+import threading
 
 import pytest
 
@@ -343,3 +344,54 @@ def test_a_clerk_whose_cluster_was_dropped_says_so():
     clerk = KVCluster(3, seed=1).clerk()
     with pytest.raises(RuntimeError, match="keep a reference to the KVCluster"):
         clerk.put("x", "1")
+
+
+@pytest.mark.timeout(60)
+def test_a_call_from_another_thread_waits_for_the_run():
+    """A notebook cell calling the cluster while a playing widget runs it
+    (another thread) waits for that run, instead of touching nodes whose
+    code is running."""
+    with raftkit.Cluster(3, seed=1) as c:
+        c.check_one_leader()
+        done = threading.Event()
+
+        def cell():
+            c.submit("x")
+            done.set()
+
+        with c.clock.driving():  # a run in progress in this thread
+            other = threading.Thread(target=cell)
+            other.start()
+            assert not done.wait(0.2), "the call did not wait for the run to end"
+        other.join()
+        assert done.is_set()
+
+
+@pytest.mark.timeout(120)
+def test_cell_and_widget_threads_can_drive_one_cluster():
+    """One thread runs the cluster (as a playing widget does) while another
+    submits and crashes and restarts nodes: before calls took turns, a
+    submit holding a node's lock while that node's thread yielded was
+    reported as a DeadlockError, and run_for from a second thread failed."""
+    with raftkit.Cluster(3, seed=1) as c:
+        c.check_one_leader()
+        errors = []
+
+        def widget():
+            try:
+                for _ in range(200):
+                    c.run_for(0.05)
+            except Exception as e:  # reported below, with the main thread's
+                errors.append(e)
+
+        player = threading.Thread(target=widget)
+        player.start()
+        k = 0
+        while player.is_alive():
+            c.submit(k)
+            k += 1
+            if k % 500 == 0:
+                c.restart(k // 500 % 3)
+        player.join()
+        assert errors == []
+        c.one("after", 3, True)

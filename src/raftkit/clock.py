@@ -47,6 +47,7 @@ from .errors import DeadlockError, NodeError, RaftkitError
 __all__ = ["Clock", "VirtualClock", "RealClock", "Ticker", "Killed"]
 
 _INF = float("inf")
+TURN_WAIT = 60.0  # wall seconds a call waits while another thread runs the cluster
 _LOCKED = type(threading.Lock()).locked
 _NOTHING = object()
 
@@ -113,6 +114,11 @@ class Clock:
     def stop(self) -> None:
         """Stop every thread. Never hangs."""
         raise NotImplementedError
+
+    def driving(self):
+        """A context in which the calling thread drives the cluster alone
+        (see ``VirtualClock.driving``); under the real clock, no-op."""
+        return contextlib.nullcontext()
 
     def guard_lock(self, lock, name: str) -> None:
         """Register a node lock that must never be held across a blocking call."""
@@ -207,6 +213,7 @@ class VirtualClock(Clock):
         self._locks: dict[int, tuple[Any, str]] = {}
         self._guarded: list = []
         self._cpu = _pick_cpu()
+        self._turn = threading.RLock()  # the driver's seat, see driving()
 
     # -- the primitives ----------------------------------------------------
     def now(self) -> float:
@@ -214,9 +221,16 @@ class VirtualClock(Clock):
 
     def in_node_thread(self) -> bool:
         task = self._current
-        return task is not None and task.worker.ident == threading.get_ident()
+        worker = task.worker if task is not None else None  # read once: another thread may be dispatching
+        return worker is not None and worker.ident == threading.get_ident()
 
     def go(self, fn, *args, owner=None, name=None):
+        if not self.in_node_thread():
+            with self.driving():  # not while another thread runs the clock
+                return self._go(fn, args, owner, name)
+        return self._go(fn, args, owner, name)
+
+    def _go(self, fn, args, owner, name):
         if not callable(fn):
             raise TypeError(f"go() expects a callable, got {fn!r}")
         if self._stopped:
@@ -248,11 +262,35 @@ class VirtualClock(Clock):
         self._guarded = [lock for lock, _ in self._locks.values()]
 
     # -- driving -----------------------------------------------------------
+    @contextlib.contextmanager
+    def driving(self):
+        """Hold the driver's seat. Node code runs only inside ``run()``, so
+        while one thread runs the clock (a playing widget) another (a notebook
+        cell) must not touch the nodes or the scheduler: it waits for the run
+        to end, at most ``TURN_WAIT`` seconds. Node threads go straight
+        through (their driver holds the seat for them)."""
+        if self.in_node_thread():
+            yield
+            return
+        if not self._turn.acquire(timeout=TURN_WAIT):
+            raise RuntimeError(f"another thread has been running this cluster for {TURN_WAIT:.0f} s "
+                               "(a playing widget?): pause it, then try again")
+        try:
+            yield
+        finally:
+            self._turn.release()
+
     def run(self, until: float | None = None, max_events: int | None = None) -> int:
         """Run events up to simulated time ``until`` (inclusive) or until
         ``max_events`` events ran. Returns the number of events run."""
+        if self._is_worker():
+            raise RuntimeError("run() must be called from outside the cluster's threads")
+        with self.driving():
+            return self._run(until, max_events)
+
+    def _run(self, until, max_events):
         self._check_usable()
-        if self._current is not None or self._is_worker():
+        if self._current is not None:
             raise RuntimeError("run() must be called from outside the cluster's threads")
         self._limit = _INF if until is None else until
         self._budget = sys.maxsize if max_events is None else max_events
@@ -279,10 +317,23 @@ class VirtualClock(Clock):
         return self._heap[0][0] if self._heap else None
 
     def kill(self, owner):
-        for task in [t for t in self._live.values() if t.owner is owner]:
-            self._unwind(task)
+        with self.driving():
+            for task in [t for t in self._live.values() if t.owner is owner]:
+                self._unwind(task)
 
     def stop(self):
+        if self._stopped:
+            return
+        # Wait for a run in another thread to end, but never hang: a stuck run
+        # is abandoned after the watchdog's time.
+        seated = not self.in_node_thread() and self._turn.acquire(timeout=self.watchdog + 1.0)
+        try:
+            self._stop()
+        finally:
+            if seated:
+                self._turn.release()
+
+    def _stop(self):
         if self._stopped:
             return
         self._stopped = True

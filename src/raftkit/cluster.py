@@ -13,6 +13,7 @@ while your code runs, so the same seed and the same calls give the same run.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import random
@@ -48,6 +49,17 @@ def _weakly(method: Callable) -> Callable:
         obj = ref()
         if obj is not None:
             return func(obj, *args)
+    return call
+
+
+def takes_turns(method: Callable) -> Callable:
+    """A public call that touches the nodes or the scheduler: it waits while
+    another thread runs the cluster (``Clock.driving``), so a notebook cell and
+    a playing widget take turns instead of racing."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.clock.driving():
+            return method(self, *args, **kwargs)
     return call
 
 
@@ -236,6 +248,7 @@ class Cluster:
         """Seconds since the cluster started, on its clock."""
         return self.clock.now()
 
+    @takes_turns
     def run_for(self, dt: float) -> None:
         """Let the cluster run for ``dt`` seconds of cluster time."""
         _check_seconds("dt", dt)
@@ -246,6 +259,7 @@ class Cluster:
             time.sleep(dt / self.clock.speed)
             self._usable()
 
+    @takes_turns
     def step(self) -> Event | None:
         """Virtual clock only: run exactly one scheduler event (a timer
         firing, a message delivery or a reply) and return its event; None if
@@ -263,6 +277,7 @@ class Cluster:
         owner = getattr(task.owner, "id", None)
         return Event(self.clock.now(), "tick", owner, None, task.name)
 
+    @takes_turns
     def run_until(self, pred: Callable[["Cluster"], bool], timeout: float) -> bool:
         """Run until ``pred(cluster)`` is true (checked after every event) or
         ``timeout`` seconds of cluster time pass. Returns whether it became true."""
@@ -286,6 +301,7 @@ class Cluster:
             self._run(until=deadline, max_events=1)
 
     # -------------------------------------------------------------- faults
+    @takes_turns
     def crash(self, i: int) -> None:
         """Node i stops at once; only what it persisted survives."""
         self._node_id(i)
@@ -303,6 +319,7 @@ class Cluster:
         self.clock.kill(node)
         self.clock.unguard_lock(node.mu)
 
+    @takes_turns
     def restart(self, i: int) -> None:
         """A new incarnation of node i starts from its persisted state
         (crashing the current one first if it is alive)."""
@@ -314,9 +331,11 @@ class Cluster:
         self._make_node(i)
         self.nodes[i].start()
 
+    @takes_turns
     def disconnect(self, i: int) -> None:
         self._set_link(i, False)
 
+    @takes_turns
     def connect(self, i: int) -> None:
         self._set_link(i, True)
 
@@ -327,6 +346,7 @@ class Cluster:
         self._record("connect" if flag else "disconnect", i)
         self.recorder.record("connect" if flag else "disconnect", i)
 
+    @takes_turns
     def partition(self, *groups) -> None:
         """``c.partition([0, 1], [2, 3, 4])``: links only inside a group;
         nodes in no group are isolated."""
@@ -345,6 +365,7 @@ class Cluster:
         self._record("partition", *clean)
         self.recorder.record("partition", None, None, " | ".join(str(g) for g in clean))
 
+    @takes_turns
     def heal(self) -> None:
         """No partition, every node connected."""
         self._usable()
@@ -353,6 +374,7 @@ class Cluster:
         self._record("heal")
         self.recorder.record("heal")
 
+    @takes_turns
     def set_reliable(self, flag: bool) -> None:
         """False: each request and each reply dropped with p=0.1, 0-26 ms extra delay."""
         if not isinstance(flag, bool):
@@ -360,12 +382,14 @@ class Cluster:
         self.set_network(request_drop=0.0 if flag else 0.1, reply_drop=0.0 if flag else 0.1,
                          delay=(0.0, 0.0) if flag else (0.0, 0.026))
 
+    @takes_turns
     def set_long_reordering(self, flag: bool) -> None:
         """True: 2/3 of replies delayed by 200-2200 ms."""
         if not isinstance(flag, bool):
             raise TypeError(f"set_long_reordering expects True or False, got {flag!r}")
         self.set_network(long_reordering=flag)
 
+    @takes_turns
     def set_network(self, **knobs) -> None:
         """Finer control: ``request_drop``, ``reply_drop``, ``delay=(lo, hi)``,
         ``duplicate``, ``long_reordering``, ``unreachable_delay=(lo, hi)``."""
@@ -386,6 +410,7 @@ class Cluster:
         return self.bus.connected[self._node_id(i)]
 
     # -------------------------------------------------------------- client
+    @takes_turns
     def submit(self, command: Any, node: int | None = None) -> tuple[int, int, bool]:
         """Like MIT's Start: ``(index, term, is_leader)`` at once. ``node=None``
         sends it to the current leader, if there is one."""
@@ -405,6 +430,7 @@ class Cluster:
             return -1, self.nodes[node].current_term, False
         return self.nodes[node].submit(command)
 
+    @takes_turns
     def leader(self) -> int | None:
         """The live node that claims leadership in the highest term, or None."""
         best = None
@@ -415,6 +441,7 @@ class Cluster:
                     best = (term, i)
         return None if best is None else best[1]
 
+    @takes_turns
     def get_state(self, i: int) -> tuple[int, bool]:
         """``(term, is_leader)`` of node i; a crashed node: ``(last term, False)``."""
         self._node_id(i)
@@ -422,10 +449,12 @@ class Cluster:
             return self.nodes[i].current_term, False
         return self.nodes[i].get_state()
 
+    @takes_turns
     def applied(self, i: int) -> list[ApplyMsg]:
         """What node i's current incarnation delivered to its service, in order."""
         return list(self.services[self._node_id(i)].applied)
 
+    @takes_turns
     def persisted_size(self, i: int) -> int:
         """Bytes of node i's persisted Raft state, snapshot excluded."""
         return self._storages[self._node_id(i)].state_size()
@@ -437,6 +466,7 @@ class Cluster:
     def _on_net(self):
         return [i for i in range(self.n) if self._alive[i] and self.bus.connected[i]]
 
+    @takes_turns
     def check_one_leader(self) -> int:
         """Wait (up to ~5 s, polling like MIT) for a leader among the
         connected nodes; fail if a term has two. Returns the leader of the
@@ -455,6 +485,7 @@ class Cluster:
                 return leaders[max(leaders)][0]
         self._fail("expected one leader, got none")
 
+    @takes_turns
     def check_terms(self) -> int:
         """All connected nodes agree on the term; returns it."""
         terms = {self.nodes[i].get_state()[0] for i in self._on_net()}
@@ -462,12 +493,14 @@ class Cluster:
             self._fail(f"servers disagree on term: {sorted(terms)}")
         return terms.pop() if terms else -1
 
+    @takes_turns
     def check_no_leader(self) -> None:
         """No connected node thinks it is leader."""
         for i in self._on_net():
             if self.nodes[i].get_state()[1]:
                 self._fail(f"expected no leader among connected servers, but {i} claims to be one")
 
+    @takes_turns
     def n_committed(self, index: int) -> tuple[int, Any]:
         """How many nodes applied ``index``, and the command (fails if they differ)."""
         _check_int("index", index, 1)
@@ -480,6 +513,7 @@ class Cluster:
                 count, command = count + 1, commands[index]
         return count, command
 
+    @takes_turns
     def wait(self, index: int, n: int, start_term: int = -1):
         """Wait (~30 s, doubling polls) until ``n`` nodes applied ``index``.
         Returns the command, or -1 if some term moved past ``start_term``."""
@@ -498,6 +532,7 @@ class Cluster:
             self._fail(f"only {count} decided for index {index}; wanted {n}")
         return command
 
+    @takes_turns
     def one(self, command: Any, expected_servers: int, retry: bool = False) -> int:
         """Agree on ``command`` on at least ``expected_servers`` nodes, as
         MIT's ``one()``: 10 s overall, 2 s per attempt. Returns its index."""
@@ -544,6 +579,7 @@ class Cluster:
         """Hex digest of the canonical trace: equal for equal runs."""
         return self.recorder.digest()
 
+    @takes_turns
     def snapshot_state(self) -> ClusterState:
         """An immutable picture of the cluster: nodes, messages in flight, links."""
         nodes = []
@@ -615,6 +651,7 @@ class Cluster:
         else:
             self._run(until=until)
 
+    @takes_turns
     def advance_to(self, events: int, time: float) -> None:
         """Virtual clock: run until exactly ``events`` scheduler events have
         run in all and the time is ``time`` (a point this run passed through)."""

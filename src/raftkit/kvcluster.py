@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .cluster import Cluster
+from .cluster import Cluster, takes_turns
 from .kv import Clerk, History, KVService
 
 __all__ = ["KVCluster"]
@@ -30,6 +30,7 @@ class KVCluster(Cluster):
         self.history = History()
         self.clerks: list[Clerk] = []
 
+    @takes_turns
     def clerk(self) -> Clerk:
         """A new client with its own id."""
         clerk = Clerk(self, len(self.clerks), timeout=self.clerk_timeout, history=self.history)
@@ -39,16 +40,20 @@ class KVCluster(Cluster):
     def _default(self) -> Clerk:
         return self.clerks[0] if self.clerks else self.clerk()
 
+    @takes_turns
     def get(self, key: str) -> str:
         """Read ``key`` through the log, with the default clerk (runs the cluster until done)."""
         return self._default().get(key)
 
+    @takes_turns
     def put(self, key: str, value: str) -> None:
         self._default().put(key, value)
 
+    @takes_turns
     def append(self, key: str, value: str) -> str:
         return self._default().append(key, value)
 
+    @takes_turns
     def start_client(self, body: Callable[[Clerk], None], clerk: Clerk | None = None) -> Clerk:
         """Run ``body(clerk)`` on a thread of the cluster's clock: a client
         that works while the cluster runs (``run_for``)."""
@@ -56,6 +61,7 @@ class KVCluster(Cluster):
         self.clock.go(body, clerk, owner=clerk, name=f"client {clerk.client_id}")
         return clerk
 
+    @takes_turns
     def data(self, i: int) -> dict:
         """Node i's key/value data (its current incarnation)."""
         return dict(self.services[self._node_id(i)].store.data)
