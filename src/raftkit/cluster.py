@@ -40,18 +40,6 @@ ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
 _DROPPED: list = []     # clocks of clusters dropped without stop(): stopped when the next cluster starts
 
 
-def _weakly(method: Callable) -> Callable:
-    """``method`` as a callback that does not keep its object alive: the
-    cluster's threads must not keep alive a cluster its user has dropped."""
-    ref, func = weakref.ref(method.__self__), method.__func__
-
-    def call(*args):
-        obj = ref()
-        if obj is not None:
-            return func(obj, *args)
-    return call
-
-
 def takes_turns(method: Callable) -> Callable:
     """A public call that touches the nodes or the scheduler: it waits while
     another thread runs the cluster (``Clock.driving``), so a notebook cell and
@@ -61,6 +49,39 @@ def takes_turns(method: Callable) -> Callable:
         with self.clock.driving():
             return method(self, *args, **kwargs)
     return call
+
+
+class _Watcher:
+    """What node threads call back into: the safety checks after each event,
+    and the record of each apply. It holds the cluster's parts, not the
+    cluster, so that a cluster its user dropped can be collected."""
+
+    def __init__(self, cluster: "Cluster"):
+        self.n, self.nodes, self.alive = cluster.n, cluster.nodes, cluster._alive  # shared lists
+        self.dirty, self.monitor, self.recorder = cluster._dirty, cluster.monitor, cluster.recorder
+
+    def after_event(self, task):
+        """Virtual clock: called by each thread as it yields. Checks the
+        nodes whose code just ran."""
+        monitor = self.monitor
+        if monitor is None:
+            self.dirty.clear()
+            return
+        owner = task.owner
+        i = getattr(owner, "id", None)
+        if isinstance(i, int) and 0 <= i < self.n and self.nodes[i] is owner and self.alive[i]:
+            monitor.check(owner)
+        while self.dirty:
+            i = self.dirty.pop()
+            if self.alive[i]:
+                monitor.check(self.nodes[i])
+
+    def on_apply(self, node_id, msg: ApplyMsg):
+        self.recorder.record("apply", node_id, None,
+                             f"index={msg.command_index} command={msg.command!r:.40}" if msg.command_valid
+                             else f"snapshot up to {msg.snapshot_index}")
+        if self.monitor is not None and msg.command_valid:
+            self.monitor.check_apply(node_id, msg.command_index, msg.command)
 
 
 def _stop_dropped_clusters() -> None:
@@ -155,11 +176,9 @@ class Cluster:
         self.config = config or Config()
         self.snapshot_interval = snapshot_interval
         _stop_dropped_clusters()
-        self.clock = (VirtualClock(watchdog=watchdog, on_yield=_weakly(self._after_event)) if clock == "virtual"
-                      else RealClock(speed))
+        self.clock = VirtualClock(watchdog=watchdog) if clock == "virtual" else RealClock(speed)
         self._when_dropped = weakref.finalize(self, _DROPPED.append, self.clock)
         self._when_dropped.atexit = False
-        self._apply_callback = _weakly(self._on_apply)
         self.virtual = clock == "virtual"
         self.recorder = Trace(self.clock.now)
         self._dirty: list[int] = []
@@ -176,6 +195,9 @@ class Cluster:
         self._harness_rng = random.Random(f"{seed}/harness")
         self._started_empty = all(st.state_size() == 0 for st in self._storages)
         self._stopped = False
+        self._watcher = _Watcher(self)
+        if self.virtual:
+            self.clock.on_yield = self._watcher.after_event
         for i in range(n):
             self._make_node(i)
         for i in range(n):  # every peer is wired before anyone can start an election
@@ -184,7 +206,7 @@ class Cluster:
     # ------------------------------------------------------------ plumbing
     def _make_node(self, i):
         self._incarnations[i] += 1
-        service = self.service_class(i, self.snapshot_interval, self._apply_callback, self.clock)
+        service = self.service_class(i, self.snapshot_interval, self._watcher.on_apply, self.clock)
         node = self.node_class(
             i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
             storage=self._storages[i], apply=service.apply, config=self.config,
@@ -194,34 +216,11 @@ class Cluster:
         self.clock.guard_lock(node.mu, f"node {i}'s lock self.mu")
         self.bus.register(i, node, service)
 
-    def _after_event(self, task):
-        """Virtual clock: called by each thread as it yields. Checks the
-        nodes whose code just ran."""
-        monitor = self.monitor
-        if monitor is None:
-            self._dirty.clear()
-            return
-        owner = task.owner
-        i = getattr(owner, "id", None)
-        if isinstance(i, int) and 0 <= i < self.n and self.nodes[i] is owner and self._alive[i]:
-            monitor.check(owner)
-        while self._dirty:
-            i = self._dirty.pop()
-            if self._alive[i]:
-                monitor.check(self.nodes[i])
-
     def _check_all(self):
         if self.monitor is not None and self.virtual:
             for i in range(self.n):
                 if self._alive[i]:
                     self.monitor.check(self.nodes[i])
-
-    def _on_apply(self, node_id, msg: ApplyMsg):
-        self.recorder.record("apply", node_id, None,
-                          f"index={msg.command_index} command={msg.command!r:.40}" if msg.command_valid
-                          else f"snapshot up to {msg.snapshot_index}")
-        if self.monitor is not None and msg.command_valid:
-            self.monitor.check_apply(node_id, msg.command_index, msg.command)
 
     def _record(self, method, *args, **kwargs):
         self.actions.append(Action(self.clock.events, self.clock.now(), method, args, tuple(sorted(kwargs.items()))))
