@@ -256,6 +256,26 @@ def test_an_action_after_rewind_forks_history(make):
     assert any(e.kind == "crash" and e.node == 3 for e in w.cluster.trace)
 
 
+def test_calls_from_a_cell_take_turns_with_play_and_stop_ends_it(make):
+    """While the widget plays, calls from the notebook (another thread) run
+    between frames; stopping the cluster from a cell ends play with a note."""
+    c, w = make(3, seed=1, fps=20, rate=0.05)
+    w.play.value = True
+    assert w.wait_for_frames(2, WAIT)
+    for k in range(50):
+        c.submit(k)
+        c.run_for(0.01)
+    assert w.wait_for_frames(w.frame_count + 2, WAIT)
+    c.stop()
+    with w.frame_done:
+        assert w.frame_done.wait_for(lambda: not w.play.value, WAIT)
+    thread = w.play_thread
+    if thread is not None:
+        thread.join(WAIT)
+    assert w.play_thread is None and not play_threads()
+    assert "the cluster was stopped" in w.status.value
+
+
 def test_safety_violation_turns_the_badge_red_and_stops_play(make):
     """A node that votes twice elects two leaders in a term: the play thread
     stops, the badge names the invariant; rewinding before it is safe again."""

@@ -657,6 +657,11 @@ class Cluster:
         self._run(until=time, max_events=max(0, events - self.clock.events))
 
     # ------------------------------------------------------------ lifetime
+    @property
+    def stopped(self) -> bool:
+        """True once ``stop()`` was called."""
+        return self._stopped
+
     def stop(self) -> None:
         """Stop every thread of the cluster. Never hangs; idempotent."""
         if self._stopped:

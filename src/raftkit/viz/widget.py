@@ -732,6 +732,9 @@ class ClusterWidget(widgets.VBox):
                     if not stop.is_set() and self.cluster.virtual:
                         dt = float(self.speed.value)
                         self._run_one(lambda: self._advance_locked(dt), False)
+                    if self.cluster.stopped:  # stopped from a cell: nothing left to play
+                        stop.set()
+                        self._note("play stopped: the cluster was stopped (c.stop())")
                     view = self._capture(playing=not stop.is_set())
                 finally:
                     self._lock.release()
