@@ -44,6 +44,17 @@ def play_threads():
     return [t for t in threading.enumerate() if t.name == "raftkit-widget-play" and t.is_alive()]
 
 
+def wait_until_play_stops(w):
+    """Waits (bounded) for the widget to stop playing on its own; its play
+    thread must be gone then."""
+    with w.frame_done:
+        assert w.frame_done.wait_for(lambda: not w.play.value, WAIT)
+    thread = w.play_thread
+    if thread is not None:
+        thread.join(WAIT)
+    assert w.play_thread is None and not play_threads()
+
+
 def canonical(cluster, until=None):
     return [e.canonical() for e in cluster.trace if until is None or e.time <= until]
 
@@ -267,12 +278,7 @@ def test_calls_from_a_cell_take_turns_with_play_and_stop_ends_it(make):
         c.run_for(0.01)
     assert w.wait_for_frames(w.frame_count + 2, WAIT)
     c.stop()
-    with w.frame_done:
-        assert w.frame_done.wait_for(lambda: not w.play.value, WAIT)
-    thread = w.play_thread
-    if thread is not None:
-        thread.join(WAIT)
-    assert w.play_thread is None and not play_threads()
+    wait_until_play_stops(w)
     assert "the cluster was stopped" in w.status.value
 
 
@@ -282,12 +288,7 @@ def test_safety_violation_turns_the_badge_red_and_stops_play(make):
     c, w = make(3, seed=1, fps=20, rate=0.1, config=Config(election_timeout=(0.15, 0.15)),
                 node_class=DoubleVoter)
     w.play.value = True
-    with w.frame_done:
-        assert w.frame_done.wait_for(lambda: not w.play.value, WAIT)
-    thread = w.play_thread
-    if thread is not None:
-        thread.join(WAIT)
-    assert w.play_thread is None and not play_threads()
+    wait_until_play_stops(w)
     assert w.play.description == "Play"
     assert "Election Safety" in w.badge.value and "after event" in w.badge.value
     assert "\u2714 safe" not in w.badge.value
