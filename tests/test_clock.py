@@ -201,6 +201,13 @@ def test_blocking_call_outside_node_threads_is_an_error(clock):
         clock.channel().recv()
 
 
+def test_running_the_clock_from_a_node_thread_is_an_error(clock):
+    """Only the driver runs the clock; a node thread that tries is told so."""
+    clock.go(lambda: clock.run(until=1.0))
+    with pytest.raises(NodeError, match="outside the cluster's threads"):
+        clock.run(until=1.0)
+
+
 def test_lock_held_across_sleep_is_caught_at_once(clock):
     """Holding a node lock across a blocking call deadlocks Go; here it is
     reported immediately with the offending line."""

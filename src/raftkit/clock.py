@@ -290,8 +290,6 @@ class VirtualClock(Clock):
 
     def _run(self, until, max_events):
         self._check_usable()
-        if self._current is not None:
-            raise RuntimeError("run() must be called from outside the cluster's threads")
         self._limit = _INF if until is None else until
         self._budget = sys.maxsize if max_events is None else max_events
         before = self.events

@@ -207,7 +207,8 @@ class Clerk:
 
     def request(self, kind, key, value):
         """Send one operation until a leader answers (blocks the calling node thread)."""
-        clock, bus, n = self.cluster.clock, self.cluster.bus, self.cluster.n
+        cluster = self.cluster
+        clock, bus, n = cluster.clock, cluster.bus, cluster.n
         self.seq += 1
         args = KVOp(self.client_id, self.seq, kind, key, value)
         entry = HistoryEntry(self.client_id, kind, key, value, self.history.stamp(clock.now()))
