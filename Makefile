@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # (e.g. in containers), so add it automatically only when uid is 0.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: all venv test lab bench clean
+.PHONY: all venv check lint test lab bench clean
 
 all: test
 
@@ -26,7 +26,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[lab,test]'
 	touch $@
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check raftkit tests benchmarks
+
+# The fast tier, after every edit: lint, unit tests and scenario suites on two
+# workers; no notebooks, no grading workers, no browser (the `slow` mark).
+check: lint
+	$(BIN)/python -m pytest tests -m "not slow" -n 2
+
+# Everything: lint, every test, every notebook's outputs compared strictly (nbval).
+test: lint
 	$(BIN)/python -m pytest --nbval
 
 # Opens the course at its first notebook; the file browser shows notebooks/, exercises/, solutions/.

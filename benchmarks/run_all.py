@@ -5,15 +5,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import chaos_speed  # noqa: E402
-import clock_costs  # noqa: E402
-import click_latency  # noqa: E402
-import grade_speed  # noqa: E402
-import lincheck_speed  # noqa: E402
-import real_latency  # noqa: E402
-import render_speed  # noqa: E402
-import suite_time  # noqa: E402
-import virtual_speed  # noqa: E402
+import chaos_speed
+import click_latency
+import clock_costs
+import grade_speed
+import lincheck_speed
+import real_latency
+import render_speed
+import suite_time
+import virtual_speed
 
 if __name__ == "__main__":
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")

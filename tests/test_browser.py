@@ -37,6 +37,8 @@ import urllib.request
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+pytestmark = pytest.mark.slow  # JupyterLab in a real browser
+
 ROOT = os.path.dirname(HERE)
 DEMO = os.path.join(HERE, "browser_demo.ipynb")
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")

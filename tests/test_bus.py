@@ -26,8 +26,17 @@ import pytest
 import raftkit
 from raftkit.bus import Bus, Network
 from raftkit.clock import VirtualClock
-from raftkit.messages import (AppendEntriesArgs, AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply,
-                              LogEntry, RequestVoteArgs, RequestVoteReply, decode, encode)
+from raftkit.messages import (
+    AppendEntriesArgs,
+    AppendEntriesReply,
+    InstallSnapshotArgs,
+    InstallSnapshotReply,
+    LogEntry,
+    RequestVoteArgs,
+    RequestVoteReply,
+    decode,
+    encode,
+)
 from raftkit.trace import Trace
 
 SEEDS = [1, 2]

@@ -6,9 +6,10 @@ import io
 import pytest
 
 from raftkit import chaos, cli
-from broken import LocalReadKV, NoDedupKV
+from tests.broken import LocalReadKV, NoDedupKV
 
 
+@pytest.mark.slow
 def test_chaos_smoke_30_seeds_all_clean():
     """30 seeds of 6 s of faults on 5 nodes: no safety violation, every history linearizable."""
     out = io.StringIO()

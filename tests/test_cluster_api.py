@@ -1,14 +1,14 @@
 """The Cluster API: arguments, observation, white-box handler calls, persistence rules."""
 
 import _thread
+import dataclasses
 import pickle
 import threading
 
 import pytest
 
 import raftkit
-from raftkit import (AppendEntriesArgs, ApplyMsg, CheckFailed, Config, LogEntry,
-                     RequestVoteArgs)
+from raftkit import AppendEntriesArgs, ApplyMsg, CheckFailed, Config, LogEntry, RequestVoteArgs
 from raftkit.kvcluster import KVCluster
 
 
@@ -207,7 +207,7 @@ def test_snapshot_state_and_repr():
         state = a.snapshot_state()
         assert len(state.nodes) == 3 and state.time == a.now
         assert any(m.method == "append_entries" for m in state.messages)
-        with pytest.raises(Exception):
+        with pytest.raises(dataclasses.FrozenInstanceError):
             state.nodes[0].term = 99
         assert repr(a) == repr(b)
         assert "Leader" in repr(a) and "node  state" in repr(a)

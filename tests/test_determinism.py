@@ -1,8 +1,5 @@
 """Determinism: the same seed and the same calls give the same run, anywhere."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -46,17 +43,13 @@ def test_different_seed_different_run():
 
 
 @pytest.mark.parametrize("hashseed", ["0", "1", "4242"])
-def test_same_digest_across_processes_and_hash_seeds(hashseed):
+def test_same_digest_across_processes_and_hash_seeds(hashseed, run_python):
     """Nothing depends on string hashing, object addresses or thread timing:
     a fresh process with another PYTHONHASHSEED gets the same digest."""
     here = scenario(11)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env = dict(os.environ, PYTHONHASHSEED=hashseed,
-               PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = SCENARIO + "\nd, n, r = scenario(11)\nprint(d)\nprint(n)\n"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    digest, length = out.stdout.split()
+    out = run_python(code, env={"PYTHONHASHSEED": hashseed})
+    digest, length = out.split()
     assert (digest, int(length)) == here[:2]
 
 

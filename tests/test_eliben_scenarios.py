@@ -34,22 +34,17 @@ Differences that matter when reading a failure:
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 import raftkit
 from raftkit import CMState, RequestVoteArgs
+from tests.eliben import sleep_ms
 
 SEEDS = [1, 2, 3]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 # ---------------------------------------------------------------- harness
-def sleep_ms(c: raftkit.Cluster, ms: float) -> None:
-    """eliben's ``sleepMs``: let ``ms`` milliseconds of cluster time pass."""
-    c.run_for(ms / 1000)
-
-
 def on_net(c: raftkit.Cluster) -> list[int]:
     """The servers eliben's harness calls "connected": alive and linked."""
     return [i for i in range(c.n) if c.is_alive(i) and c.is_connected(i)]
@@ -123,18 +118,6 @@ def log_commands(c: raftkit.Cluster, i: int) -> list:
     node = c.nodes[i]
     with node.mu:
         return [e.command for e in node.log]
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads():
-    """leaktest's counterpart: leaving ``with raftkit.Cluster(...)`` must end
-    every thread the cluster started (API.md: "leaving the block stops every
-    thread")."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.is_alive() and t.name.startswith("raftkit")]
-    assert not leaked, f"threads still running after the cluster was stopped: {leaked}"
 
 
 # ============================================================ elections (part 1)
@@ -235,7 +218,7 @@ def test_election_disconnect_loop(seed):
     more server (no quorum, so no leader among the connected), then bring
     both back: a single leader must re-emerge every time."""
     with raftkit.Cluster(3, seed=seed) as c:
-        for cycle in range(5):
+        for _ in range(5):
             leader, _ = single_leader(c)
             other = (leader + 1) % 3
             c.disconnect(leader)

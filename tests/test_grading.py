@@ -31,11 +31,13 @@ import textwrap
 import nbformat
 import pytest
 
-import broken
 import raftkit
 from raftkit.grading import EXERCISES, GradeOptions, check, grade_notebooks, replay
 from raftkit.grading.cli import grade_main, release_main
 from raftkit.grading.release import ReleaseError, release, strip_solutions
+from tests import broken
+
+pytestmark = pytest.mark.slow  # grades notebooks in worker processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOLUTIONS = os.path.join(ROOT, "solutions")
@@ -197,7 +199,7 @@ def test_release_reports_bad_input(tmp_path, capsys):
 
 
 def test_solution_notebooks_name_their_exercise_and_tag_the_check_cell():
-    for number, stem in STEMS.items():
+    for number in STEMS:
         nb = nbformat.read(solution_path(number), as_version=4)
         assert nb.metadata["raftkit"]["exercise"] == number
         checks = [c for c in nb.cells if "raftkit-check" in c.metadata.get("tags", [])]
@@ -472,7 +474,8 @@ def graded_broken(tmp_path_factory):
     paths = [
         str(root / "malformed" / "02-request-vote.ipynb"),
         str(root / "not-a-notebook" / "02-request-vote.ipynb"),
-        submission(str(root / "missing-class"), 2, [("class MyNode(ConsensusModule):", "class MyNod(ConsensusModule):")]),
+        submission(str(root / "missing-class"), 2,
+                   [("class MyNode(ConsensusModule):", "class MyNod(ConsensusModule):")]),
         submission(str(root / "wrong-signature"), 2,
                    [("def request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:", "def request_vote(self):")]),
         submission(str(root / "inherits-instead"), 2, bodies={}, edits=[

@@ -5,10 +5,9 @@ snapshots that carry the deduplication table (eliben parts 4-5, MIT lab 4A style
 import pytest
 
 from raftkit import lincheck
-
-from broken import LocalReadKV, NoDedupKV
-from raftkit.kv import ERR_WRONG_LEADER, KVArgs, KVReply, KVStore, KVOp, ClerkTimeout
+from raftkit.kv import ERR_WRONG_LEADER, ClerkTimeout, KVArgs, KVOp, KVReply, KVStore
 from raftkit.kvcluster import KVCluster
+from tests.broken import LocalReadKV, NoDedupKV
 
 SEEDS = [1, 2, 3]
 

@@ -73,23 +73,19 @@ running, so the clerk's next operation overlaps the "timed-out" one.
 from __future__ import annotations
 
 import random
-import threading
 
 import pytest
 
 from raftkit import lincheck
 from raftkit.kv import Clerk, ClerkTimeout, KVOp, KVService, KVStore
 from raftkit.kvcluster import KVCluster
+from tests.eliben import sleep_ms
 
 SEEDS = [1, 2, 3]
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 # ---------------------------------------------------------------- harness
-def sleep_ms(kv: KVCluster, ms: float) -> None:
-    """eliben's ``sleepMs``: let ``ms`` milliseconds of cluster time pass."""
-    kv.run_for(ms / 1000)
-
-
 class DelayNextResponseKV(KVService):
     """eliben's ``DelayNextHTTPResponse``: the service still acts on the next
     request as usual, but its answer comes 300 ms late. eliben's client gives
@@ -252,17 +248,6 @@ class Harness:
         assert ok, f"seed={self.seed}: node {i} has {self.kv.data(i)}, want {want}"
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads():
-    """leaktest's counterpart: leaving ``with KVCluster(...)`` ends every
-    thread the cluster started, client threads included."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.is_alive() and t.name.startswith("raftkit")]
-    assert not leaked, f"threads still running after the cluster was stopped: {leaked}"
-
-
 def kv_items(n: int) -> dict:
     return {f"key{i}": f"value{i}" for i in range(n)}
 
@@ -312,7 +297,8 @@ def test_client_request_before_consensus(seed):
         c1 = h.new_client()
         h.check_put(c1, "llave", "cosa")
         put = kv.history[-1]
-        assert put.ret is not None and put.ret >= 0.150, f"seed={seed}: put answered at {put.ret} s, before any election"
+        assert put.ret is not None and put.ret >= 0.150, (
+            f"seed={seed}: put answered at {put.ret} s, before any election")
         sleep_ms(kv, 80)
         for i in range(3):
             assert kv.data(i) == {"llave": "cosa"}, f"seed={seed}: node {i} has {kv.data(i)}"

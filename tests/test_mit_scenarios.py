@@ -1,7 +1,8 @@
 """Every MIT 6.5840 Lab 3A-3C test scenario, run on raftkit's ConsensusModule.
 
-Source: /work/shared/reference/mit_raft_tester.md, sections 2 (harness) and
-3 (scenarios), 2024 form. Same steps, same numbers; only the mechanics differ.
+Source: the MIT 6.5840 Lab 3 tester, ``src/raft/test_test.go`` and
+``config.go`` of the course's 2024 lab code (https://pdos.csail.mit.edu/6.824/labs/lab-raft.html).
+Same steps, same numbers; only the mechanics differ.
 
 Twelve scenarios are the grader's own (``raftkit.grading.battery.mit_*``,
 the black-box scenarios of the exercises): the tests run those, so the

@@ -5,8 +5,8 @@ import random
 import pytest
 
 import raftkit
-from broken import CountingCommitter, DoubleVoter, Overwriter, Truncator
 from raftkit import Config, ConsensusModule, LogEntry, SafetyViolation
+from tests.broken import CountingCommitter, DoubleVoter, Overwriter, Truncator
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

@@ -1,8 +1,9 @@
 """Log compaction (snapshots): the MIT 6.5840 Lab 3D scenarios, the ApplyMsg
 stream rules, and white-box tests of the snapshot handlers.
 
-Source: /work/shared/reference/mit_raft_tester.md, section 2.5 (applierSnap),
-section 3 "3D: log compaction" and section 5 "3D" (classic bugs). The ports
+Source: the MIT 6.5840 Lab 3D tester (``applierSnap`` in ``config.go``, the
+3D tests in ``test_test.go``, https://pdos.csail.mit.edu/6.824/labs/lab-raft.html)
+and section 7 of the Raft paper (Ongaro & Ousterhout, 2014). The ports
 follow tests/test_mit_scenarios.py: ``crash1(i)`` = ``c.crash(i)``,
 ``start1(i); connect(i)`` = ``c.restart(i); c.connect(i)``,
 ``rafts[i].Start(x)`` = ``c.submit(x, node=i)``, the tests' random choices
@@ -33,7 +34,7 @@ import random
 import pytest
 
 import raftkit
-from raftkit import (AppendEntriesArgs, ApplyMsg, Config, InstallSnapshotArgs, LogEntry)
+from raftkit import AppendEntriesArgs, ApplyMsg, Config, InstallSnapshotArgs, LogEntry
 
 SNAPSHOT_INTERVAL = 10  # MIT's SnapShotInterval
 SEEDS = [1, 2, 3]        # the 30-iteration snapcommon tests (~0.2-0.6 s each)

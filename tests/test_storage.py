@@ -21,8 +21,6 @@ import json
 import os
 import stat
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,18 +30,6 @@ from raftkit import storage as storage_mod
 from raftkit.storage import FileStorage, MemoryStorage
 
 SEEDS = [1, 2]
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def run_python(code: str, *args, expect_rc: int = 0) -> str:
-    """Run ``code`` in a fresh interpreter with PYTHONPATH=src; return stdout."""
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    env.pop("PYTHONHASHSEED", None)
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == expect_rc, (
-        f"subprocess exited with {proc.returncode}, want {expect_rc}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc.stdout
 
 
 def storages(tmp_path):
@@ -260,7 +246,7 @@ def test_file_leftover_half_tmp_is_ignored_and_overwritten(tmp_path):
     assert FileStorage(path).read_state() == b"better" and not tmp.exists()
 
 
-def test_file_process_killed_before_rename_keeps_old_state(tmp_path):
+def test_file_process_killed_before_rename_keeps_old_state(tmp_path, run_python):
     """A real process dies (os._exit) after writing and fsyncing the temp
     file but before the rename: the next process reads the old state."""
     path = tmp_path / "node.raft"
@@ -310,7 +296,7 @@ def test_file_truncated_in_snapshot_is_a_value_error(tmp_path):
         pytest.fail(f"a truncated file was accepted: snapshot read as {s.read_snapshot()!r}")
 
 
-def test_file_read_by_a_new_process(tmp_path):
+def test_file_read_by_a_new_process(tmp_path, run_python):
     """A new interpreter recovers what this one saved, and this one reads
     back what the new one saved."""
     path = tmp_path / "node.raft"
@@ -388,7 +374,7 @@ print(json.dumps({"state": state, "index": index, "applied": applied}))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_cluster_recovers_in_a_new_process(tmp_path, seed):
+def test_cluster_recovers_in_a_new_process(tmp_path, run_python, seed):
     """A Cluster in a new interpreter, on the folder this process wrote,
     sees the same terms, votes and logs, commits more; and this process
     then recovers what the child added."""

@@ -12,12 +12,12 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("matplotlib")
 pytest.importorskip("networkx")
 
-import ipywidgets  # noqa: E402
+import ipywidgets
 
-import raftkit  # noqa: E402
-from broken import DoubleVoter  # noqa: E402
-from raftkit import Config  # noqa: E402
-from raftkit.viz.widget import ClusterWidget, parse_groups, show  # noqa: E402
+import raftkit
+from raftkit import Config
+from raftkit.viz.widget import ClusterWidget, parse_groups, show
+from tests.broken import DoubleVoter
 
 WAIT = 10.0  # wall seconds: upper bound of every wait
 

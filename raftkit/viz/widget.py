@@ -43,8 +43,9 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -920,7 +921,8 @@ class ClusterWidget(widgets.VBox):
             rows = [("method", m.method), ("phase", m.phase), ("from", src), ("to", dst),
                     ("sent", f"{m.sent:.4f}s"), ("arrives", f"{m.arrive:.4f}s")]
             out = f"<b>message {m.id}</b> at t={state.time:.4f}s" + _table(rows)
-            out += f"<div style='font-size:12px'>{html.escape(name)} (request)</div>" + _table(pairs, ("field", "value"))
+            out += (f"<div style='font-size:12px'>{html.escape(name)} (request)</div>"
+                    + _table(pairs, ("field", "value")))
             if not request:
                 rname, rpairs = _fields(m.reply)
                 out += (f"<div style='font-size:12px'>{html.escape(rname)} (reply)</div>"

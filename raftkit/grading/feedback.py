@@ -32,7 +32,7 @@ def _exercise(number):
 
 def _user_namespace() -> dict:
     try:
-        ip = get_ipython()  # noqa: F821 (defined inside IPython)
+        ip = get_ipython()
         return ip.user_ns
     except NameError:
         return vars(sys.modules["__main__"])

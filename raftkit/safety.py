@@ -101,7 +101,8 @@ class SafetyMonitor:
                 first += 1
         if first <= old_last and view.state is LEADER and node.state is LEADER and view.term == node.current_term:
             self.violation("Leader Append-Only",
-                           f"leader {node.id} of term {node.current_term} changed or deleted its entries from index {first}")
+                           f"leader {node.id} of term {node.current_term} changed or deleted its entries "
+                           f"from index {first}")
         for index in range(max(first, base + 1), old_last + 1):  # entries that went away or changed
             lost = old[index - old_base - 1]
             if self.committed.get(index) == (lost.term, lost.command):

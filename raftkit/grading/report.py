@@ -86,7 +86,7 @@ def _tb_frames(exc):
 
 def _scenario_step(frames) -> str:
     """The last line of the scenario that ran (which step failed)."""
-    for filename, line, func, code in reversed(frames):
+    for filename, _line, _func, code in reversed(frames):
         if os.path.abspath(filename) == _BATTERY and code and not code.startswith(("raise ", "expect(")):
             return f"scenario step: {code.strip()}"
     return ""

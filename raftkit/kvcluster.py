@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .cluster import Cluster, takes_turns
 from .kv import Clerk, History, KVService

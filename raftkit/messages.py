@@ -6,8 +6,9 @@ from __future__ import annotations
 import enum
 import operator
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "CMState", "LogEntry", "ApplyMsg",
@@ -149,7 +150,8 @@ _COMPACT = (RequestVoteArgs, RequestVoteReply, AppendEntriesArgs, AppendEntriesR
             InstallSnapshotArgs, InstallSnapshotReply)
 _VALUES = {cls: (tag, _values(cls)) for tag, cls in enumerate(_COMPACT)}
 _AE = _COMPACT.index(AppendEntriesArgs)
-_ENTRIES = 1 + [f.name for f in fields(AppendEntriesArgs)].index("entries")  # its place in the wire tuple, after the tag
+# where entries sit in the wire tuple, after the tag
+_ENTRIES = 1 + [f.name for f in fields(AppendEntriesArgs)].index("entries")
 
 
 def encode(message) -> tuple[bytes, bool]:

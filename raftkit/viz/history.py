@@ -14,14 +14,14 @@ In Jupyter, a returned ``Figure`` displays itself.
 from __future__ import annotations
 
 import math
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from .figure import Figure
 from matplotlib.patches import Patch
 
 from ..lincheck import CheckResult, Operation, describe
+from .figure import Figure
 
 RED = "#d62728"
 LIGHT_RED = "#f4a3a3"

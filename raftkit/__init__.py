@@ -10,9 +10,17 @@ from .clock import Killed, RealClock, Ticker, VirtualClock
 from .cluster import Cluster, ClusterState, NodeState
 from .config import Config
 from .errors import CheckFailed, DeadlockError, NodeError, RaftkitError, SafetyViolation
-from .messages import (AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CMState,
-                       InstallSnapshotArgs, InstallSnapshotReply, LogEntry,
-                       RequestVoteArgs, RequestVoteReply)
+from .messages import (
+    AppendEntriesArgs,
+    AppendEntriesReply,
+    ApplyMsg,
+    CMState,
+    InstallSnapshotArgs,
+    InstallSnapshotReply,
+    LogEntry,
+    RequestVoteArgs,
+    RequestVoteReply,
+)
 from .raft import ConsensusModule
 from .trace import Event
 

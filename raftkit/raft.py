@@ -1,4 +1,4 @@
-"""The Raft consensus module: Figure 2 of the paper, in the Go seed's shape.
+"""The Raft consensus module: Figure 2 of the paper, in the Go skeleton's shape.
 
 One ``threading.Lock`` (``self.mu``) guards all state. Threads: an election
 timer (a 10 ms ticker) while follower or candidate, a heartbeat loop while
@@ -9,6 +9,33 @@ Methods whose docstring says "mu held" expect the caller to hold ``self.mu``.
 Log indexes are 1-based. ``self.log[k]`` is the entry at index
 ``last_included_index + 1 + k``: entries up to ``last_included_index`` live in
 the snapshot.
+
+Read beside the Go skeleton (eliben/raft's ``raft.go``), names map as follows:
+
+==========================  ==========================================
+Go                          Python
+==========================  ==========================================
+``ConsensusModule``         ``ConsensusModule``
+``NewConsensusModule``      ``ConsensusModule(...)`` + ``start()``
+``cm.mu`` (sync.Mutex)      ``self.mu`` (threading.Lock)
+``Report``                  ``get_state``
+``Stop``                    ``stop``
+``dlog``                    ``emit`` (an event in the trace; never a print)
+``go f(x)``                 ``self.go(f, x)``
+``electionTimeout``         ``election_timeout``
+``runElectionTimer``        ``run_election_timer``
+``startElection``           ``start_election``
+``RequestVote``             ``request_vote``
+``becomeFollower``          ``become_follower``
+``startLeader``             ``start_leader``
+``leaderSendAEs``           ``send_heartbeats`` (one round to every peer)
+``AppendEntries``           ``append_entries``
+``lastLogIndexAndTerm``     ``last_log_index``, ``last_log_term``
+``commitChanSender``        ``run_applier``
+``Submit``                  ``submit``
+``persistToStorage``        ``persist``
+``restoreFromStorage``      ``restore``
+==========================  ==========================================
 """
 
 from __future__ import annotations
@@ -17,14 +44,23 @@ import io
 import pickle
 import random
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .bus import Bus
 from .clock import Clock
 from .config import Config
-from .messages import (AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CMState,
-                       InstallSnapshotArgs, InstallSnapshotReply, LogEntry,
-                       RequestVoteArgs, RequestVoteReply)
+from .messages import (
+    AppendEntriesArgs,
+    AppendEntriesReply,
+    ApplyMsg,
+    CMState,
+    InstallSnapshotArgs,
+    InstallSnapshotReply,
+    LogEntry,
+    RequestVoteArgs,
+    RequestVoteReply,
+)
 from .storage import Storage
 
 __all__ = ["ConsensusModule"]
@@ -205,7 +241,7 @@ class ConsensusModule:
         ticker = self.clock.ticker(self.config.ticker_interval)
         while True:
             ticker.tick()
-            with self.mu:  # `with` releases the lock on every path (the seed's bug)
+            with self.mu:  # `with` releases the lock on every path (the Go skeleton's bug)
                 if self.state not in (FOLLOWER, CANDIDATE) or self.current_term != term_started:
                     return
                 if self.clock.now() - self.election_reset_event >= timeout:

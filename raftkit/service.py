@@ -10,7 +10,7 @@ k-th index, as MIT's tester does.
 from __future__ import annotations
 
 import pickle
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import SafetyViolation
 from .messages import ApplyMsg

@@ -58,7 +58,7 @@ import functools
 import io
 import math
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
@@ -66,7 +66,6 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PatchCollection, PathCollection
-from .figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.markers import MarkerStyle
@@ -76,7 +75,8 @@ from matplotlib.textpath import TextPath
 from matplotlib.transforms import IdentityTransform
 from PIL import Image
 
-from ..cluster import ClusterState, NodeState
+from ..state import ClusterState, NodeState
+from .figure import Figure
 
 __all__ = ["draw_cluster", "draw_logs", "figure", "render_png", "cluster_graph", "ring_positions",
            "leader_of", "Frame", "ROLE_COLORS", "METHOD_COLORS", "term_color", "legend_handles"]

@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import random
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from .. import lincheck
 from ..cluster import Cluster
 from ..config import Config
 from ..kv import Clerk, ClerkTimeout, HistoryEntry, KVOp, KVService, KVStore
 from ..kvcluster import KVCluster
-from ..messages import (AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs, LogEntry,
-                        RequestVoteArgs)
+from ..messages import AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs, LogEntry, RequestVoteArgs
 from ..raft import ConsensusModule
 
 __all__ = ["Scenario", "Exercise", "ClassSpec", "KVImpl", "EXERCISES", "CLUSTERS", "cluster", "kv_cluster",

@@ -215,7 +215,8 @@ class Clerk:
         self.history.append(entry)
         deadline = clock.now() + self.timeout
         tried = 0
-        while clock.now() < deadline:  # checked before every try: an operation never outlives its timeout by more than one try
+        # checked before every try: an operation never outlives its timeout by more than one try
+        while clock.now() < deadline:
             reply = bus.call(self.endpoint, self.leader, "kv_request", args)
             if reply is not None and reply.err == OK:
                 entry.output, entry.ret = reply.value, self.history.stamp(clock.now())

@@ -31,20 +31,20 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
-from .figure import Figure
 from matplotlib.lines import Line2D
 
-from ..cluster import ClusterState
+from ..state import ClusterState
 from ..trace import Event
 from .draw import DPI, METHOD_COLORS, METHOD_LABELS, OTHER_METHOD, Frame, _rgb
+from .figure import Figure
 
 __all__ = ["timeline", "Arrow", "match_messages", "collect_frames", "export_animation",
            "KINDS", "DEFAULT_KINDS"]

@@ -63,7 +63,7 @@ class Storage:
         with self._mu:
             self._detached = True
 
-    def reopen(self) -> "Storage":
+    def reopen(self) -> Storage:
         """A fresh object over the same persisted contents (for a restart)."""
         raise NotImplementedError
 

@@ -19,8 +19,9 @@ import pickle
 import random
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .bus import Bus, Message
 from .clock import RealClock, VirtualClock
@@ -30,6 +31,7 @@ from .messages import ApplyMsg
 from .raft import ConsensusModule
 from .safety import SafetyMonitor
 from .service import Service
+from .state import ClusterState, NodeState
 from .storage import FileStorage, MemoryStorage
 from .trace import Event, Trace
 
@@ -56,7 +58,7 @@ class _Watcher:
     and the record of each apply. It holds the cluster's parts, not the
     cluster, so that a cluster its user dropped can be collected."""
 
-    def __init__(self, cluster: "Cluster"):
+    def __init__(self, cluster: Cluster):
         self.n, self.nodes, self.alive = cluster.n, cluster.nodes, cluster._alive  # shared lists
         self.dirty, self.monitor, self.recorder = cluster._dirty, cluster.monitor, cluster.recorder
 
@@ -89,37 +91,6 @@ def _stop_dropped_clusters() -> None:
     each time; its parked threads (about 20) are ended here."""
     while _DROPPED:
         _DROPPED.pop().stop()
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """One node, as drawn: a read-only copy."""
-
-    id: int
-    alive: bool
-    connected: bool
-    state: str
-    term: int
-    voted_for: int | None
-    log_terms: tuple
-    last_included_index: int
-    commit_index: int
-    last_applied: int
-    next_index: tuple
-    match_index: tuple
-    timer_started: float
-    timer_timeout: float
-    last_included_term: int = 0
-
-
-@dataclass(frozen=True)
-class ClusterState:
-    """An immutable picture of the whole cluster, for drawing."""
-
-    time: float
-    nodes: tuple
-    messages: tuple
-    partition: tuple | None
 
 
 @dataclass(frozen=True)
@@ -277,7 +248,7 @@ class Cluster:
         return Event(self.clock.now(), "tick", owner, None, task.name)
 
     @takes_turns
-    def run_until(self, pred: Callable[["Cluster"], bool], timeout: float) -> bool:
+    def run_until(self, pred: Callable[[Cluster], bool], timeout: float) -> bool:
         """Run until ``pred(cluster)`` is true (checked after every event) or
         ``timeout`` seconds of cluster time pass. Returns whether it became true."""
         if not callable(pred):
@@ -606,7 +577,7 @@ class Cluster:
         return show(self, **options)
 
     # -------------------------------------------------------------- replay
-    def rerun(self, until: float | None = None, *, events: int | None = None) -> "Cluster":
+    def rerun(self, until: float | None = None, *, events: int | None = None) -> Cluster:
         """A new cluster with the same options that re-runs this one's
         recorded actions up to cluster time ``until`` (default: exactly
         where this one is now). Virtual clock only: the same seed and the
@@ -626,7 +597,7 @@ class Cluster:
             raise
         return copy
 
-    def follow(self, source: "Cluster", until: float | None = None, *, events: int | None = None) -> None:
+    def follow(self, source: Cluster, until: float | None = None, *, events: int | None = None) -> None:
         """Go on along ``source``'s recorded future: re-apply the actions of
         ``source`` that this cluster (a rerun of it) has not done yet, up to
         cluster time ``until`` or scheduler event count ``events`` (default:

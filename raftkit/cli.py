@@ -29,7 +29,8 @@ def _positive_float(text):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="raftkit", description="raftkit: learn Raft on a real, deterministic implementation.")
+    p = argparse.ArgumentParser(prog="raftkit",
+                                description="raftkit: learn Raft on a real, deterministic implementation.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("grade", add_help=False, help="grade exercise notebooks (see `raftkit grade --help`)")
     sub.add_parser("release", add_help=False, help="write student versions of solution notebooks")
@@ -38,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=_positive_int, default=100, help="how many seeds to run (default 100)")
     c.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     c.add_argument("--seed", type=int, default=None, help="run (replay) this one seed only")
-    c.add_argument("--duration", type=_positive_float, default=30.0, help="cluster seconds of faults per seed (default 30)")
+    c.add_argument("--duration", type=_positive_float, default=30.0,
+                   help="cluster seconds of faults per seed (default 30)")
     c.add_argument("--clients", type=_positive_int, default=3, help="concurrent KV clients (default 3)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -62,8 +62,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Protocol, Sequence, TypeVar
+from typing import Protocol, TypeVar
 
 __all__ = ["Operation", "CheckResult", "Failure", "Model", "KVModel", "KV_MODEL",
            "check", "describe", "random_history"]
