@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+import raftkit
+import raftkit.clock
 from raftkit import DeadlockError, Killed, NodeError, RealClock, VirtualClock
 
 
@@ -329,3 +331,63 @@ def test_real_clock_threads_run_and_stop():
     assert len(ticks) >= 5
     c.stop()
     assert c.threads() == []
+
+
+class ThreadBomb(raftkit.ConsensusModule):
+    """Starts threads that never end, one every 0.1 ms, from its own thread;
+    with ``swallow`` it also catches whatever ``go`` raises."""
+
+    swallow = False
+
+    def start(self):
+        super().start()
+        self.go(self.bomb)
+
+    def bomb(self):
+        while True:
+            try:
+                self.go(self.wait_forever)
+            except Exception:
+                if not self.swallow:
+                    raise
+            self.clock.sleep(0.0001)
+
+    def wait_forever(self):
+        self.clock.sleep(1e6)
+
+
+class SwallowingBomb(ThreadBomb):
+    swallow = True
+
+
+def _bomb_failure(node_class, seed):
+    with raftkit.Cluster(3, seed=seed, node_class=node_class) as c:
+        with pytest.raises(raftkit.NodeError) as info:
+            c.run_for(5.0)
+        return str(info.value), c.now, c.clock.events
+
+
+@pytest.mark.parametrize("node_class", [ThreadBomb, SwallowingBomb])
+def test_a_thread_bomb_is_a_clear_error_at_the_same_event(node_class):
+    """A node that starts threads without bound stops at MAX_THREADS_PER_NODE
+    live threads with a NodeError naming the node and the function those
+    threads run; catching the error in node code does not hide it; the same
+    seed fails at the same event every run."""
+    message, when, events = _bomb_failure(node_class, seed=5)
+    limit = raftkit.clock.MAX_THREADS_PER_NODE
+    assert f"has {limit} live threads" in message and "wait_forever" in message, message
+    assert message.startswith("node "), message
+    assert (message, when, events) == _bomb_failure(node_class, seed=5)
+
+
+def test_thread_limit_is_per_node():
+    """Ordinary clusters stay far below the limit, and a bomb on one node
+    is reported for that node."""
+    class BombOnTwo(ThreadBomb):
+        def start(self):
+            raftkit.ConsensusModule.start(self)
+            if self.id == 2:
+                self.go(self.bomb)
+
+    message, _, _ = _bomb_failure(BombOnTwo, seed=1)
+    assert message.startswith("node 2 has"), message

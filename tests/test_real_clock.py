@@ -39,3 +39,34 @@ def test_real_clock_slowed_down():
         t0 = c.now
         c.run_for(0.2)
         assert c.now - t0 >= 0.2
+
+
+def test_real_clock_with_zero_network_delay():
+    """A message's arrival time is already past when its thread runs again:
+    that means "do not wait", never a negative sleep (it used to fail at
+    once with "expected a duration >= 0 seconds")."""
+    config = raftkit.Config(rpc_delay=(0.0, 0.0))
+    with raftkit.Cluster(3, clock="real", seed=4, config=config) as c:
+        c.check_one_leader()
+        index = c.one("no delay", 3)
+        assert c.n_committed(index) == (3, "no delay")
+
+
+def test_sleep_until_a_past_time_returns_at_once():
+    clock = raftkit.RealClock()
+    done = threading.Event()
+    errors = []
+
+    def late_sleeper():
+        try:
+            clock.sleep_until(clock.now() - 1.0)
+            done.set()
+        except BaseException as e:  # kept for the assertion below
+            errors.append(e)
+
+    clock.go(late_sleeper)
+    try:
+        assert done.wait(5.0), f"sleep_until a past time did not return: {errors}"
+    finally:
+        clock.stop()
+    assert errors == []
