@@ -1,0 +1,455 @@
+"""The untrusted side: a template process, and the node hosts it forks.
+
+The *template* (``python -m raftkit.isolation.host FD``) imports the kit and
+the node class once, stays single-threaded, and forks one *host* per node
+incarnation when the trusted process asks (the host's end of a fresh socket
+pair arrives with the request, ``SCM_RIGHTS``). It also kills and reaps its
+hosts on request, and reports how one ended.
+
+A *host* runs one node: the node class, its threads, ``self.mu``. Its clock,
+bus, storage, apply and emit are proxies: every primitive is a frame to the
+trusted process, which owns the scheduler, and the calling thread waits for
+the answer. The main thread only reads frames: a ``job`` runs on a pool
+thread (a node thread's turn, an RPC handler, a call from the harness), a
+``reply`` wakes the thread that asked. Only one thread of all hosts runs at a
+time, exactly as in the in-process virtual clock, so runs replay the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+from ..clock import Clock, Killed, _check_capacity, _check_delay
+from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
+from ..messages import ApplyMsg, decode, encode, summarize
+from ..raft import extend_if_appended
+from . import wire
+
+__all__ = ["template_main"]
+
+_LOCKED = type(threading.Lock()).locked
+_ERRORS = {"NodeError": NodeError, "DeadlockError": DeadlockError, "ValueError": ValueError,
+           "TypeError": TypeError, "RuntimeError": RuntimeError}
+FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_included_index",
+          "last_included_term", "election_reset_event", "timeout")
+
+
+# --------------------------------------------------------------------------
+# The host's side of every primitive
+# --------------------------------------------------------------------------
+
+class _Job:
+    __slots__ = ("key", "sem", "value", "error", "in_node", "name")
+
+    def __init__(self):
+        self.sem = threading.Lock()
+        self.sem.acquire()
+        self.key = self.value = self.error = None
+        self.in_node, self.name = False, "?"
+
+
+class Host:
+    """The connection to the trusted process, and what runs on it."""
+
+    def __init__(self, fd: int, cls: type):
+        self.fd, self.cls = fd, cls
+        self.now = 0.0
+        self.local = threading.local()
+        self.waiting: dict[int, _Job] = {}
+        self.tasks: dict[int, tuple] = {}      # local task id -> (fn, args)
+        self.values: dict[int, object] = {}    # channel values stay here; handles cross
+        self._ids = itertools.count(1)
+        self._send_mu = threading.Lock()
+        self.node = None
+        self.locks: list = []                  # (lock, name) that must not be held across a block
+        self._sent_log: list = []
+
+    # -- frames --------------------------------------------------------------
+    def send(self, msg) -> None:
+        with self._send_mu:
+            wire.send(self.fd, msg)
+
+    def request(self, op: str, *args, block: bool = False):
+        """Send a request for the current job and wait for its answer."""
+        job = getattr(self.local, "job", None)
+        if job is None:
+            raise RuntimeError(f"{op}: this thread was not started by the kit")
+        report = self.report() if block else None
+        self.waiting[job.key] = job
+        self.send(("req", job.key, op, args, report))
+        job.sem.acquire()
+        value, error = job.value, job.error
+        job.value = job.error = None
+        if error is not None:
+            if error == "killed":
+                raise Killed()
+            kind, text = error
+            raise (DeadlockError(text) if kind == "DeadlockError" else SafetyViolation(kind, text)
+                   if kind == "SafetyViolation" else _ERRORS.get(kind, NodeError)(text))
+        return value
+
+    def post(self, op: str, *args) -> None:
+        """A request that needs no answer (emit, save)."""
+        job = getattr(self.local, "job", None)
+        self.send(("post", job.key if job else 0, op, args))
+
+    def held(self, what: str):
+        """None, or (line, stack) if a guarded lock is held: the trusted side
+        decides whether this call blocks, and raises there if it does."""
+        for lock, name in self.locks:
+            if _LOCKED(lock):
+                frames = [f for f in traceback.extract_stack() if not f.filename.startswith(_KIT_INSIDE)]
+                line = traceback.format_list(frames[-1:])[0].strip() if frames else "?"
+                return name, line, "".join(traceback.format_list(frames))
+        return None
+
+    def report(self):
+        """What the trusted side mirrors of the node (for the safety monitor,
+        the harness and the drawings): plain values, and the log's change."""
+        node = self.node
+        if node is None:
+            return None
+        g = node.__dict__.get
+        log = g("log")
+        sent = self._sent_log
+        if not isinstance(log, list):
+            return ("bad", f"self.log is a {type(log).__name__}, not a list")
+        keep = len(sent)
+        if not extend_if_appended(sent, log):
+            keep = next((k for k, (a, b) in enumerate(zip(log, sent)) if a is not b), min(len(log), len(sent)))
+            del sent[keep:]
+            sent.extend(log[keep:])
+        try:
+            new = [(e.term, e.command) for e in log[keep:]] if keep < len(log) else ()
+        except AttributeError:
+            return ("bad", "self.log holds something that is not a LogEntry")
+        state = g("state")
+        return (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
+                dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new)
+
+    # -- the reader ----------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                msg = wire.recv(self.fd, trusted=True)
+            except wire.HostGone:
+                os._exit(0)  # the trusted side is gone: so is this node
+            kind = msg[0]
+            self.now = msg[2]
+            if kind == "reply":
+                job = self.waiting.pop(msg[1])
+                job.value, job.error = msg[3], msg[4]
+                job.sem.release()
+            elif kind == "job":
+                _, key, _, in_node, what, payload = msg
+                threading.Thread(target=self._run_job, args=(key, in_node, what, payload), daemon=True).start()
+            elif kind == "quit":
+                os._exit(0)
+
+    def _run_job(self, key, in_node, what, payload):
+        job = _Job()
+        job.key, job.in_node = key, in_node
+        self.local.job = job
+        result, error = None, None
+        try:
+            result = self._do_job(job, what, payload)
+        except Killed:
+            return  # the trusted side stopped waiting: this node is being crashed
+        except RaftkitError as e:
+            error = (type(e).__name__, str(e))
+        except BaseException as e:
+            if what == "run":
+                error = ("NodeError", f"{job.name} raised {type(e).__name__}: {e}\n" + traceback.format_exc())
+            else:
+                error = (type(e).__name__, f"{e}" if type(e).__name__ in _ERRORS else
+                         f"{type(e).__name__}: {e}\n" + traceback.format_exc())
+        report = self.report()
+        try:
+            wire.dumps(result)
+        except Exception as e:
+            result, error = None, ("NodeError", f"{what} returned something that cannot be sent: {e}")
+        self.send(("end", key, result, error, report))
+
+    def _do_job(self, job, what, payload):
+        if what == "run":
+            fn, args = self.tasks.pop(payload)
+            job.name = getattr(fn, "__name__", "thread")
+            fn(*args)
+            for lock, name in self.locks:
+                if _LOCKED(lock):
+                    raise DeadlockError(
+                        f"node {self.node.id}: {job.name} returned while {name} was still held: every other "
+                        "thread that needs the lock would wait forever. Use `with self.mu:` so that every "
+                        "return releases it.")
+            return None
+        if what == "construct":
+            return self._construct(self.cls, *payload)
+        if what == "handle":
+            method, packet = payload
+            handler = getattr(self.node, method, None)
+            if handler is None or method.startswith("_"):
+                raise TypeError(f"node {self.node.id} ({type(self.node).__name__}) has no RPC handler {method!r}")
+            reply = handler(decode(*packet))
+            return (encode(reply), summarize(reply) if reply is not None else "None",
+                    getattr(reply, "vote_granted", getattr(reply, "success", None)))
+        if what == "call":
+            name, args, kwargs = payload
+            return getattr(self.node, name)(*args, **kwargs)
+        if what == "setattr":
+            name, value = payload
+            setattr(self.node, name, value)
+            return None
+        if what == "getattr":
+            return getattr(self.node, payload)
+        if what == "lock":
+            (self.node.mu.acquire if payload else self.node.mu.release)()
+            return None
+        raise ValueError(f"unknown job {what!r}")
+
+    def _construct(self, cls, i, peers, config, rng_seed, state, snapshot):
+        clock, bus = HostClock(self), HostBus(self, i)
+        storage = HostStorage(self, state, snapshot)
+        node = cls(i, peers, clock=clock, bus=bus, storage=storage, apply=self._apply, config=config,
+                   rng=random.Random(rng_seed), emit=self._emit)
+        self.node = node
+        self.locks.append((node.mu, f"node {i}'s lock self.mu"))
+        return None
+
+    def _apply(self, msg) -> None:
+        self.request("apply", tuple(getattr(msg, f) for f in ApplyMsg.__dataclass_fields__), block=True)
+
+    def _emit(self, kind, node, peer=None, detail=""):
+        self.post("emit", kind, peer, detail)
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_KIT_INSIDE = (_HERE, os.path.join(os.path.dirname(_HERE), "clock.py"))
+
+
+class HostClock(Clock):
+    """The clock node code sees inside a host: every primitive asks the
+    trusted scheduler."""
+
+    virtual = True
+
+    def __init__(self, host: Host):
+        self.host = host
+
+    def now(self):
+        return self.host.now
+
+    def in_node_thread(self):
+        job = getattr(self.host.local, "job", None)
+        return job is not None and job.in_node
+
+    def go(self, fn, *args, owner=None, name=None):
+        if not callable(fn):
+            raise TypeError(f"go() expects a callable, got {fn!r}")
+        tid = next(self.host._ids)
+        self.host.tasks[tid] = (fn, args)
+        self.host.request("go", tid, str(name or getattr(fn, "__name__", "thread")))
+
+    def sleep(self, dt, label="sleep"):
+        if not dt >= 0:
+            _check_delay(dt)
+        self.host.request("sleep", float(dt), self.host.held("sleep"), block=True)
+
+    def channel(self, capacity=None):
+        _check_capacity(capacity)
+        return HostChannel(self.host, self.host.request("chan", capacity))
+
+    def kill(self, owner):
+        raise RuntimeError("a node cannot kill threads; the harness crashes nodes")
+
+    def stop(self):
+        raise RuntimeError("a node cannot stop the clock")
+
+    def guard_lock(self, lock, name):
+        self.host.locks.append((lock, name))
+
+    def unguard_lock(self, lock):
+        self.host.locks[:] = [(lk, n) for lk, n in self.host.locks if lk is not lock]
+
+
+class HostChannel:
+    def __init__(self, host: Host, cid: int):
+        self.host, self.cid = host, cid
+
+    def _handle(self, value) -> int:
+        h = next(self.host._ids)
+        self.host.values[h] = value
+        return h
+
+    def _value(self, h, ok):
+        return (self.host.values.pop(h, None), True) if ok else (None, False)
+
+    def __len__(self):
+        return self.host.request("len", self.cid)
+
+    def try_send(self, value) -> bool:
+        h = self._handle(value)
+        ok = self.host.request("try_send", self.cid, h)
+        if not ok:
+            self.host.values.pop(h, None)
+        return ok
+
+    def send(self, value) -> None:
+        self.host.request("send", self.cid, self._handle(value), self.host.held("send"), block=True)
+
+    def try_recv(self):
+        return self._value(*self.host.request("try_recv", self.cid))
+
+    def recv(self, timeout=None):
+        if timeout is not None:
+            _check_delay(timeout)
+        return self._value(*self.host.request("recv", self.cid, timeout, self.host.held("recv"), block=True))
+
+
+class HostBus:
+    """``bus.call`` inside a host: the message leaves encoded, the reply
+    comes back encoded."""
+
+    def __init__(self, host: Host, i: int):
+        self.host, self.id = host, i
+
+    def call(self, src, dst, method, args):
+        packet = encode(args)
+        rpacket = self.host.request("call", dst, method, packet, summarize(args), self.host.held("call"),
+                                    block=True)
+        return None if rpacket is None else decode(*rpacket)
+
+
+class HostStorage:
+    """What the node persisted: read locally, every save sent to the
+    trusted storage (a restarted node's fresh process gets only that)."""
+
+    def __init__(self, host, state: bytes, snapshot: bytes):
+        self.host, self._state, self._snapshot = host, state, snapshot
+
+    def save(self, state, snapshot=None):
+        for name, value in (("state", state), ("snapshot", snapshot)):
+            if value is not None and not isinstance(value, (bytes, bytearray)):
+                raise TypeError(f"{name} must be bytes or None, got {type(value).__name__}")
+        state, snapshot = bytes(state), None if snapshot is None else bytes(snapshot)
+        self.host.post("save", state, snapshot)
+        self._state = state
+        if snapshot is not None:
+            self._snapshot = snapshot
+
+    def read_state(self):
+        return self._state
+
+    def read_snapshot(self):
+        return self._snapshot
+
+    def state_size(self):
+        return len(self._state)
+
+    def snapshot_size(self):
+        return len(self._snapshot)
+
+    def __repr__(self):
+        return "<storage kept by the harness>"
+
+
+# --------------------------------------------------------------------------
+# The template
+# --------------------------------------------------------------------------
+
+def _load_class(spec):
+    kind = spec[0]
+    if kind == "import":
+        _, module, qualname, path = spec
+        sys.path[:0] = [p for p in path if p not in sys.path]
+        import importlib
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+    if kind == "cells":
+        from .cells import run_cells
+        return run_cells(*spec[1:])
+    raise ValueError(f"unknown class spec {kind!r}")
+
+
+def _host_main(fd: int, cls) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    Host(fd, cls).serve()
+
+
+def template_main(ctl_fd: int) -> None:
+    """Serve spawn / kill / status requests on ``ctl_fd`` until it closes."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
+    except Exception:
+        pass
+    ctl = socket.socket(fileno=ctl_fd)
+    try:
+        spec = wire.recv(ctl_fd, trusted=True)
+        cls = _load_class(spec)
+        wire.send(ctl_fd, ("ready", None))
+    except BaseException as e:
+        wire.send(ctl_fd, ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()[-4000:]}"))
+        return
+    while True:
+        try:
+            msg = wire.recv(ctl_fd, trusted=True)
+        except wire.HostGone:
+            os._exit(0)
+        op = msg[0]
+        if op == "spawn":
+            _, fds, _, _ = socket.recv_fds(ctl, 1, 1)
+            if threading.active_count() != 1:
+                wire.send(ctl_fd, ("error", "the node class started threads while it was loaded"))
+                continue
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    ctl.close()
+                    os.closerange(3, fds[0])
+                    os.closerange(fds[0] + 1, 1 << 16)
+                    _host_main(fds[0], cls)
+                finally:
+                    os._exit(70)
+            os.close(fds[0])
+            wire.send(ctl_fd, ("spawned", pid))
+        elif op == "kill":
+            try:
+                os.kill(msg[1], signal.SIGKILL)
+                os.waitpid(msg[1], 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            wire.send(ctl_fd, ("killed", None))
+        elif op == "status":
+            wire.send(ctl_fd, ("status", _status(msg[1], msg[2])))
+        elif op == "quit":
+            os._exit(0)
+
+
+def _status(pid: int, wait: float):
+    import time
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return "has ended"
+        if done:
+            if os.WIFSIGNALED(status):
+                return f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+            return f"exited with code {os.waitstatus_to_exitcode(status)}"
+        if time.monotonic() > deadline:
+            return "stopped answering"
+        time.sleep(0.01)
+
+
+if __name__ == "__main__":
+    template_main(int(sys.argv[1]))

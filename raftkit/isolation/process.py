@@ -1,0 +1,557 @@
+"""The trusted side of ``Cluster(..., isolation="process")``.
+
+Every node incarnation runs in a process of its own (a *host*, forked from a
+warm *template*, see ``host.py``). This side keeps everything that decides
+what happened: the scheduler, the bus, storage, the services, the safety
+monitor and the trace. Each node thread has a twin task here: when the host
+thread blocks in a primitive, its twin performs that primitive on the real
+``VirtualClock`` (sleeping, receiving, calling over the bus) and answers when
+it resumes. The scheduler therefore sees exactly the calls, in exactly the
+order, of an in-process run, and produces the same trace.
+
+Nothing a host sends is trusted: frames are bounded and decoded without
+running code (``wire.safe_loads``), every request is checked for kind, type
+and range, and a host that exits, is killed, sends garbage or stops answering
+fails that run with a message naming the node, never the process reading it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+from ..clock import Killed, _check_capacity
+from ..errors import DeadlockError, NodeError
+from ..messages import ApplyMsg, CMState, LogEntry
+from ..service import Service
+from . import wire
+from .host import FIELDS
+
+__all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "safe_service"]
+
+_MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
+_INT = int
+_KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def class_spec(node_class) -> tuple:
+    """How a template finds ``node_class``: its module and name. A class
+    defined in ``__main__`` or inside a function cannot be found by another
+    process."""
+    spec = getattr(node_class, "raftkit_spec", None)
+    if spec is not None:
+        return spec
+    module, qualname = node_class.__module__, node_class.__qualname__
+    if module == "__main__" or "<locals>" in qualname:
+        raise ValueError(
+            f'isolation="process" runs each node in a process of its own, which imports its class: '
+            f"{qualname} is defined in {'a notebook or script' if module == '__main__' else 'a function'}; "
+            "put it in a module (a .py file on sys.path)")
+    return ("import", module, qualname, tuple(p for p in sys.path if isinstance(p, str)))
+
+
+# --------------------------------------------------------------------------
+# The template: one warm process per node class, that forks hosts
+# --------------------------------------------------------------------------
+
+class Template:
+    """A process that loaded the node class and forks a host on request."""
+
+    def __init__(self, spec, *, sandbox=None, load_timeout: float = 60.0):
+        self.spec, self.sandbox = spec, sandbox
+        self.mu = threading.Lock()
+        parent, child = socket.socketpair()
+        cmd = [sys.executable, "-c", "from raftkit.isolation.host import template_main as m; "
+               f"m({child.fileno()})"]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([_KIT_ROOT] + [os.environ.get("PYTHONPATH", "")]),
+                   PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
+        if sandbox is not None:
+            cmd, env = sandbox.wrap(cmd, env, child.fileno())
+        self.proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True, env=env)
+        child.close()
+        self.ctl = parent
+        self.fd = parent.fileno()
+        try:
+            wire.send(self.fd, spec)
+            kind, detail = self._answer(load_timeout)
+        except (wire.HostGone, TimeoutError, wire.ProtocolError) as e:
+            err = self._stderr()
+            self.close()
+            raise NodeError(f"the node class could not be loaded in a node process ({type(e).__name__}: {e})"
+                            + (f":\n{err}" if err else "")) from None
+        if kind != "ready":
+            self.close()
+            raise NodeError(f"the node class could not be loaded in a node process: {str(detail)[:4000]}")
+
+    def _stderr(self) -> str:
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+            return self.proc.communicate(timeout=2)[1].decode(errors="replace")[-3000:]
+        return ""
+
+    def _answer(self, timeout=10.0):
+        msg = wire.recv(self.fd, timeout)
+        if not (isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[0], str)):
+            raise wire.ProtocolError("the template's answer is not (kind, value)")
+        return msg
+
+    def spawn(self) -> tuple[int, socket.socket]:
+        mine, theirs = socket.socketpair()
+        try:
+            with self.mu:
+                wire.send(self.fd, ("spawn", None))
+                socket.send_fds(self.ctl, [b"S"], [theirs.fileno()])
+                kind, pid = self._answer()
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError) as e:
+            mine.close()
+            raise NodeError(f"cannot start a node process: the template {type(e).__name__}: {e}") from None
+        finally:
+            theirs.close()
+        if kind != "spawned" or type(pid) is not int or pid <= 0:
+            mine.close()
+            raise NodeError(f"cannot start a node process: {str(pid)[:2000]}")
+        return pid, mine
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(wire.HostGone, TimeoutError, wire.ProtocolError, OSError), self.mu:
+            wire.send(self.fd, ("kill", pid))
+            self._answer()
+
+    def status(self, pid: int) -> str:
+        try:
+            with self.mu:
+                wire.send(self.fd, ("status", pid, 1.0))
+                kind, text = self._answer(3.0)
+            return text if isinstance(text, str) else "ended"
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
+            return "ended (its template is gone too)"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.ctl.close()
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=2)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+_TEMPLATES: dict = {}
+_TEMPLATES_MU = threading.Lock()
+
+
+def template_for(spec, sandbox=None) -> Template:
+    """The warm template for ``spec`` (started on first use, then kept)."""
+    key = (spec, None if sandbox is None else sandbox.key())
+    with _TEMPLATES_MU:
+        t = _TEMPLATES.get(key)
+        if t is None or not t.alive():
+            t = _TEMPLATES[key] = Template(spec, sandbox=sandbox)
+        return t
+
+
+@atexit.register
+def close_templates() -> None:
+    with _TEMPLATES_MU:
+        for t in _TEMPLATES.values():
+            t.close()
+        _TEMPLATES.clear()
+
+
+# --------------------------------------------------------------------------
+# One node host, seen from the trusted side
+# --------------------------------------------------------------------------
+
+def _run_task(host: NodeHost, tid: int) -> None:
+    """The twin of a host thread: it runs while its thread runs."""
+    host.job("run", tid)
+
+
+def _check(cond, what):
+    if not cond:
+        raise wire.ProtocolError(what)
+
+
+def _text(value, what, limit=_MAX_TEXT) -> str:
+    _check(type(value) is str, f"{what} must be a string")
+    return value[:limit]
+
+
+def _index(value, what):
+    _check(type(value) is _INT and value >= 0, f"{what} must be an int >= 0")
+    return value
+
+
+class NodeHost:
+    """The connection to one node incarnation's process."""
+
+    def __init__(self, nodes: ProcessNodes, i: int, service, storage, proxy):
+        self.nodes, self.i, self.service, self.storage, self.proxy = nodes, i, service, storage, proxy
+        c = nodes.cluster
+        self.clock, self.bus, self.recorder = c.clock, c.bus, c.recorder
+        self.timeout = nodes.timeout
+        self.template = nodes.template
+        self.pid, self.sock = self.template.spawn()
+        self.fd = self.sock.fileno()
+        self.channels: list = []
+        self.keys = itertools.count(1)
+        self.last = "starting"
+        self.dead: BaseException | None = None
+
+    # -- jobs -------------------------------------------------------------------
+    def job(self, what: str, payload=None):
+        """Run ``what`` in the host (a node thread's turn, a handler, a call)
+        and serve its requests until it ends; returns its result."""
+        if self.dead is not None:
+            raise self.dead
+        key = next(self.keys)
+        try:
+            wire.send(self.fd, ("job", key, self.clock.now(), self.clock.in_node_thread(), what, payload))
+        except wire.HostGone:
+            raise self._fail(None) from None
+        return self._serve(key, what)
+
+    def call(self, name: str, *args, **kwargs):
+        return self.job("call", (name, args, kwargs))
+
+    def _serve(self, key, what):
+        try:
+            return self._serve_frames(key, what)
+        except wire.ProtocolError as e:
+            raise self._fail(NodeError(f"node {self.i}'s process broke the protocol: {e}")) from None
+
+    def _serve_frames(self, key, what):
+        pending = None
+        while True:
+            msg = self._recv()
+            kind = msg[0]
+            if kind == "post":
+                self._post(msg)
+                continue
+            _check(msg[1] == key, f"a frame for job {msg[1]!r} while job {key} runs")
+            if kind == "end":
+                _check(len(msg) == 5, "a bad end frame")
+                self._mirror(msg[4])
+                if pending is not None:
+                    raise pending
+                if msg[3] is not None:
+                    raise self._error(msg[3], what)
+                return msg[2]
+            _check(kind == "req" and len(msg) == 5, "a bad request frame")
+            _, _, op, args, report = msg
+            _check(type(op) is str and type(args) is tuple, "a bad request")
+            self.last = f"{op}()"
+            if report is not None:
+                self._mirror(report)
+            error = None
+            try:
+                value = self._request(op, args)
+            except Killed:
+                with contextlib.suppress(wire.HostGone, wire.ProtocolError, OSError):
+                    wire.send(self.fd, ("reply", key, self.clock.now(), None, "killed"))
+                raise  # the node is crashing or the clock stopping: do not wait for it
+            except wire.ProtocolError:
+                raise
+            except BaseException as e:
+                pending, value, error = e, None, (type(e).__name__, str(e)[:_MAX_TEXT])
+            try:
+                wire.send(self.fd, ("reply", key, self.clock.now(), value, error))
+            except wire.HostGone:
+                raise self._fail(None) from None
+
+    def _recv(self):
+        try:
+            msg = wire.recv(self.fd, self.timeout)
+            _check(isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in ("req", "post", "end"),
+                   "a frame that is not a request, a post or an end")
+            return msg
+        except TimeoutError:
+            raise self._fail(DeadlockError(
+                f"node {self.i}'s process did not answer for {self.timeout:.1f} s of wall time (its last "
+                f"request: {self.last}): a thread of it loops forever, or waits outside the kit "
+                "(a raw threading wait, or a lock another thread holds)")) from None
+        except wire.HostGone:
+            raise self._fail(None) from None
+        except wire.ProtocolError as e:
+            raise self._fail(NodeError(f"node {self.i}'s process broke the protocol: {e}")) from None
+
+    def _fail(self, error):
+        """The host is unusable: kill it, remember why."""
+        if error is None:
+            error = NodeError(f"node {self.i}'s process {self.template.status(self.pid)} "
+                              f"(its last request: {self.last})")
+        self.dead = error
+        self.kill()
+        return error
+
+    def _error(self, error, what):
+        _check(isinstance(error, tuple) and len(error) == 2, "a bad error")
+        kind, text = _text(error[0], "an error's kind", 100), _text(error[1], "an error's text")
+        if kind == "DeadlockError":
+            return DeadlockError(text)
+        if what == "run" or kind == "NodeError":
+            return NodeError(text)
+        return {"ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError}.get(
+            kind, NodeError)(text if kind in ("ValueError", "TypeError", "RuntimeError") else f"{kind}: {text}")
+
+    def kill(self) -> None:
+        if self.sock is not None:
+            self.template.kill(self.pid)
+            self.sock.close()
+            self.sock = None
+        if self.dead is None:
+            self.dead = NodeError(f"node {self.i}'s process was stopped")
+
+    # -- what a host may ask ----------------------------------------------------
+    def _request(self, op, args):
+        clock = self.clock
+        if op == "go":
+            _check(len(args) == 2, "go(tid, name)")
+            tid, name = _index(args[0], "a task id"), _text(args[1], "a thread name", 200)
+            clock.go(_run_task, self, tid, owner=self.proxy, name=name)
+            return None
+        if op == "sleep":
+            _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0 and not math.isnan(args[0]),
+                   "sleep(dt >= 0, held)")
+            with self._held(args[1], "sleep"):
+                clock.sleep(args[0])
+            return None
+        if op == "chan":
+            _check(len(args) == 1, "chan(capacity)")
+            _check_capacity(args[0])
+            _check(len(self.channels) < 100_000, "too many channels")
+            self.channels.append(clock.channel(args[0]))
+            return len(self.channels) - 1
+        if op in ("try_send", "send", "recv", "try_recv", "len"):
+            _check(len(args) >= 1 and type(args[0]) is _INT and 0 <= args[0] < len(self.channels), "a channel id")
+            ch = self.channels[args[0]]
+            if op == "try_recv":
+                return ch.try_recv()
+            if op == "len":
+                return len(ch)
+            if op == "try_send":
+                return ch.try_send(_index(args[1], "a channel value"))
+            _check(len(args) == 3, f"{op}(channel, value, held)")
+            with self._held(args[2], op):
+                if op == "send":
+                    return ch.send(_index(args[1], "a channel value"))
+                timeout = args[1]
+                _check(timeout is None or (type(timeout) in (int, float) and timeout >= 0), "recv(timeout)")
+                return ch.recv(timeout)
+        if op == "call":
+            _check(len(args) == 5, "call(dst, method, packet, summary, held)")
+            dst, method, packet, summary, held = args
+            _check(type(dst) is _INT and 0 <= dst < len(self.bus.endpoints), "call: no such peer")
+            _check(type(method) is str and method.isidentifier() and not method.startswith("_")
+                   and len(method) <= 100, "call: a bad method name")
+            _check(isinstance(packet, tuple) and len(packet) == 2 and type(packet[0]) is bytes
+                   and type(packet[1]) is bool, "call: a bad packet")
+            with self._held(held, "call"):
+                return self.bus.call_encoded(self.i, dst, method, packet, _text(summary, "a summary"))
+        if op == "apply":
+            _check(len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 7, "apply(msg)")
+            cv, command, index, sv, snap, sterm, sindex = args[0]
+            _check(type(cv) is bool and type(sv) is bool and all(type(v) is _INT for v in (index, sterm, sindex))
+                   and (snap is None or type(snap) is bytes), "apply: a bad ApplyMsg")
+            self.service.apply(ApplyMsg(cv, command, index, sv, snap, sterm, sindex))
+            return None
+        raise wire.ProtocolError(f"an unknown request {op[:50]!r}")
+
+    def _post(self, msg):
+        _check(len(msg) == 4 and type(msg[2]) is str and type(msg[3]) is tuple, "a bad post frame")
+        op, args = msg[2], msg[3]
+        if op == "emit":
+            _check(len(args) == 3, "emit(kind, peer, detail)")
+            kind, peer, detail = args
+            _check(peer is None or type(peer) is _INT, "emit: peer must be an int or None")
+            self.recorder.record(_text(kind, "an event kind", 100), self.i, peer, _text(detail, "an event detail"))
+        elif op == "save":
+            _check(len(args) == 2 and type(args[0]) is bytes and (args[1] is None or type(args[1]) is bytes),
+                   "save(state, snapshot)")
+            self.storage.save(args[0], args[1])
+        else:
+            raise wire.ProtocolError(f"an unknown post {op[:50]!r}")
+
+    @contextlib.contextmanager
+    def _held(self, held, what):
+        """The host held a guarded lock when it asked: the trusted twin holds
+        the node's lock too, so the clock raises exactly where it would
+        in-process, with the host's line."""
+        if held is None:
+            yield
+            return
+        _check(isinstance(held, tuple) and len(held) == 3, "a bad lock report")
+        name, line, stack = (_text(v, "a lock report") for v in held)
+        took = self.proxy.mu.acquire(False)
+        try:
+            yield
+        except DeadlockError:
+            task = self.clock._current
+            who = task.name if task else f"node {self.i}"
+            raise DeadlockError(
+                f"{who} called {what}() while {name} was held. A lock must never be held across a blocking "
+                f"call (sleep, ticker, channel, RPC): in Go this deadlocks every other thread that needs the "
+                f"lock.\n  at {line}", {who: stack}) from None
+        finally:
+            if took:
+                self.proxy.mu.release()
+
+    def _mirror(self, report):
+        """Copy what the host reported of its node onto the proxy."""
+        p = self.proxy
+        _check(isinstance(report, tuple), "a bad state report")
+        if report and report[0] == "bad":
+            raise NodeError(f"node {self.i}: {_text(report[1], 'a report')}")
+        _check(len(report) == 6, "a bad state report")
+        state, fields, next_index, match_index, keep, new = report
+        try:
+            state = CMState(state)
+        except ValueError:
+            raise wire.ProtocolError(f"node {self.i}'s self.state is {state!r:.50}, not a CMState") from None
+        _check(isinstance(fields, tuple) and len(fields) == len(FIELDS), "a bad state report")
+        for name, value in zip(FIELDS, fields):
+            ok = (type(value) in (int, float) if name in ("election_reset_event", "timeout") else
+                  type(value) is _INT or (name == "voted_for" and value is None))
+            if not ok:
+                raise NodeError(f"node {self.i}'s self.{name} is {value!r:.50}, not a number")
+        for d in (next_index, match_index):
+            _check(type(d) is dict and all(type(k) is _INT and type(v) is _INT for k, v in d.items()),
+                   "next_index / match_index must map ints to ints")
+        _check(type(keep) is _INT and 0 <= keep <= len(p.log) and isinstance(new, (tuple, list)),
+               "a bad log report")
+        entries = []
+        for e in new:
+            _check(isinstance(e, tuple) and len(e) == 2 and type(e[0]) is _INT, "a bad log entry")
+            entries.append(LogEntry(e[0], e[1]))
+        d = p.__dict__
+        d["state"] = state
+        d.update(zip(FIELDS, fields))
+        d["next_index"], d["match_index"] = next_index, match_index
+        if keep == len(p.log):
+            p.log.extend(entries)
+        else:
+            d["log"] = p.log[:keep] + entries
+
+
+# --------------------------------------------------------------------------
+# The node as the harness sees it
+# --------------------------------------------------------------------------
+
+class NodeProxy:
+    """A node that lives in another process: its fields are a mirror the
+    host refreshes whenever one of its threads blocks or ends; its methods
+    run in the host. Setting a mirrored field sets it in the host."""
+
+    def __init__(self, i: int, peer_ids: list[int], node_class_name: str):
+        d = self.__dict__
+        d.update(id=i, peer_ids=list(peer_ids), mu=threading.Lock(), log=[], state=CMState.FOLLOWER,
+                 next_index={}, match_index={}, _host=None, _class=node_class_name)
+        d.update(dict.fromkeys(FIELDS, 0))
+        d["voted_for"] = None
+
+    def __setattr__(self, name, value):
+        if name in _MIRRORED:
+            self._host.job("setattr", (name, value))
+        else:
+            self.__dict__[name] = value
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def remote(*args, **kwargs):
+            return self._host.call(name, *args, **kwargs)
+        remote.__name__ = name
+        return remote
+
+    def get_state(self) -> tuple[int, bool]:
+        value = self._host.call("get_state")
+        if not (isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and type(value[1]) is bool):
+            raise NodeError(f"node {self.id}: get_state() returned {value!r:.80}, not (term, is_leader)")
+        return value
+
+    def submit(self, command):
+        value = self._host.call("submit", command)
+        if not (isinstance(value, tuple) and len(value) == 3 and type(value[0]) is int and type(value[1]) is int
+                and type(value[2]) is bool):
+            raise NodeError(f"node {self.id}: submit() returned {value!r:.80}, not (index, term, is_leader)")
+        return value
+
+    def start(self):
+        self._host.call("start")
+
+    def stop(self):
+        self._host.call("stop")
+
+    def handle_encoded(self, method: str, packet: tuple):
+        """Run RPC handler ``method`` in the host (the bus calls this)."""
+        answer = self._host.job("handle", (method, packet))
+        if not (isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[0], tuple)
+                and len(answer[0]) == 2 and type(answer[0][0]) is bytes and type(answer[0][1]) is bool
+                and type(answer[1]) is str and answer[2] in (None, True, False)):
+            raise NodeError(f"node {self.id}: a bad reply from its {method} handler")
+        return answer[0], answer[1][:_MAX_TEXT], answer[2]
+
+    def __repr__(self):
+        return (f"<{self._class} {self.id} (own process) {self.state} term={self.current_term} "
+                f"log={self.last_included_index + len(self.log)} commit={self.commit_index}>")
+
+
+_MIRRORED = set(FIELDS) | {"state", "log", "next_index", "match_index"}
+
+
+def safe_service(service_class: type) -> type:
+    """The service class for isolated nodes: a snapshot arrives from a node
+    process, so the recording service reads it without running code."""
+    if service_class is not Service:
+        return service_class
+
+    class SafeService(Service):
+        def restore(self, data: bytes) -> None:
+            self.commands = wire.safe_loads(data) if data else {}
+    return SafeService
+
+
+class ProcessNodes:
+    """The cluster's node processes: one host per node incarnation."""
+
+    def __init__(self, cluster, sandbox=None):
+        if not cluster.virtual:
+            raise ValueError('isolation="process" needs the virtual clock')
+        self.cluster = cluster
+        self.timeout = max(0.1, cluster.clock.watchdog * 0.8)
+        self.template = template_for(class_spec(cluster.node_class), sandbox)
+        self.hosts: list[NodeHost | None] = [None] * cluster.n
+
+    def make(self, i: int, service, storage, rng_seed: str):
+        c = self.cluster
+        peers = [j for j in range(c.n) if j != i]
+        proxy = NodeProxy(i, peers, getattr(c.node_class, "__name__", "node"))
+        host = NodeHost(self, i, service, storage, proxy)
+        proxy.__dict__["_host"] = host
+        self.hosts[i] = host
+        host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot()))
+        return proxy
+
+    def kill(self, i: int) -> None:
+        host = self.hosts[i]
+        if host is not None:
+            host.kill()
+
+    def close(self) -> None:
+        for host in self.hosts:
+            if host is not None:
+                host.kill()
