@@ -17,6 +17,7 @@ time, exactly as in the in-process virtual clock, so runs replay the same.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import random
@@ -35,6 +36,7 @@ from . import wire
 __all__ = ["template_main"]
 
 _LOCKED = type(threading.Lock()).locked
+_MISSING = object()
 _ERRORS = {"NodeError": NodeError, "DeadlockError": DeadlockError, "ValueError": ValueError,
            "TypeError": TypeError, "RuntimeError": RuntimeError}
 FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_included_index",
@@ -46,13 +48,25 @@ FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_inc
 # --------------------------------------------------------------------------
 
 class _Job:
-    __slots__ = ("key", "sem", "value", "error", "in_node", "name")
+    __slots__ = ("key", "in_node", "name")
+
+    def __init__(self, key, in_node):
+        self.key, self.in_node, self.name = key, in_node, "?"
+
+
+class _Worker:
+    """A host thread. It waits on ``sem`` for a job to run or for the answer
+    to its request."""
+
+    __slots__ = ("sem", "assigned", "answer")
 
     def __init__(self):
         self.sem = threading.Lock()
         self.sem.acquire()
-        self.key = self.value = self.error = None
-        self.in_node, self.name = False, "?"
+        self.assigned = self.answer = None
+
+
+_HANDED_OFF = object()
 
 
 class Host:
@@ -62,7 +76,8 @@ class Host:
         self.fd, self.cls = fd, cls
         self.now = 0.0
         self.local = threading.local()
-        self.waiting: dict[int, _Job] = {}
+        self.waiting: dict[int, _Worker] = {}  # threads waiting for an answer, by job
+        self.idle: list[_Worker] = []
         self.tasks: dict[int, tuple] = {}      # local task id -> (fn, args)
         self.values: dict[int, object] = {}    # channel values stay here; handles cross
         self._ids = itertools.count(1)
@@ -82,11 +97,14 @@ class Host:
         if job is None:
             raise RuntimeError(f"{op}: this thread was not started by the kit")
         report = self.report() if block else None
-        self.waiting[job.key] = job
+        me = self.local.worker
+        self.waiting[job.key] = me
         self.send(("req", job.key, op, args, report))
-        job.sem.acquire()
-        value, error = job.value, job.error
-        job.value = job.error = None
+        answer = self._next(job.key)
+        if answer is _HANDED_OFF:
+            me.sem.acquire()
+            answer, me.answer = me.answer, None
+        value, error = answer
         if error is not None:
             if error == "killed":
                 raise Killed()
@@ -134,8 +152,34 @@ class Host:
         return (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
                 dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new)
 
-    # -- the reader ----------------------------------------------------------
+    # -- the reader ------------------------------------------------------------
+    # The trusted side answers one frame with one frame, so exactly one host
+    # thread may read at a time: the one that sent last. It reads the next
+    # frame itself: its own answer (no thread switch at all), a job that is
+    # not a node thread (run right here, nested), or something for another
+    # thread, which it hands over before it stops reading.
     def serve(self) -> None:
+        self._loop(self._worker(), assigned=False)
+
+    def _worker(self) -> _Worker:
+        w = _Worker()
+        self.local.worker = w
+        return w
+
+    def _loop(self, w: _Worker, assigned: bool) -> None:
+        if assigned:
+            self.local.worker = w
+        while True:
+            if assigned:
+                self._run_job(*w.assigned)
+            self.idle.append(w)
+            self._next(None)
+            w.sem.acquire()
+            assigned = True
+
+    def _next(self, key):
+        """Read frames until the answer for ``key`` (returned), or until
+        another thread takes over reading (``_HANDED_OFF``)."""
         while True:
             try:
                 msg = wire.recv(self.fd, trusted=True)
@@ -144,19 +188,40 @@ class Host:
             kind = msg[0]
             self.now = msg[2]
             if kind == "reply":
-                job = self.waiting.pop(msg[1])
-                job.value, job.error = msg[3], msg[4]
-                job.sem.release()
-            elif kind == "job":
-                _, key, _, in_node, what, payload = msg
-                threading.Thread(target=self._run_job, args=(key, in_node, what, payload), daemon=True).start()
-            elif kind == "quit":
+                if msg[1] == key:
+                    del self.waiting[key]
+                    return msg[3], msg[4]
+                w = self.waiting.pop(msg[1])
+                w.answer = (msg[3], msg[4])
+                w.sem.release()
+                return _HANDED_OFF
+            if kind == "job":
+                _, jkey, _, in_node, what, payload = msg
+                if what != "run":
+                    self._run_job(jkey, in_node, what, payload)
+                    continue
+                if self.idle:
+                    w = self.idle.pop()
+                    w.assigned = (jkey, in_node, what, payload)
+                    w.sem.release()
+                else:
+                    w = _Worker()
+                    w.assigned = (jkey, in_node, what, payload)
+                    threading.Thread(target=self._loop, args=(w, True), daemon=True).start()
+                return _HANDED_OFF
+            if kind == "quit":
                 os._exit(0)
 
     def _run_job(self, key, in_node, what, payload):
-        job = _Job()
-        job.key, job.in_node = key, in_node
-        self.local.job = job
+        job = _Job(key, in_node)
+        outer, self.local.job = getattr(self.local, "job", None), job
+        try:
+            self._end(job, what, payload)
+        finally:
+            self.local.job = outer
+
+    def _end(self, job, what, payload):
+        key = job.key
         result, error = None, None
         try:
             result = self._do_job(job, what, payload)
@@ -207,7 +272,17 @@ class Host:
             setattr(self.node, name, value)
             return None
         if what == "getattr":
-            return getattr(self.node, payload)
+            value = getattr(self.node, payload, _MISSING)
+            if value is _MISSING:
+                return ("missing", None)
+            return ("method", None) if callable(value) else ("value", value)
+        if what in ("setitem", "delitem"):
+            target = getattr(self.node, payload[0])
+            if what == "setitem":
+                target[payload[1]] = payload[2]
+            else:
+                del target[payload[1]]
+            return None
         if what == "lock":
             (self.node.mu.acquire if payload else self.node.mu.release)()
             return None
@@ -379,8 +454,12 @@ def _load_class(spec):
     raise ValueError(f"unknown class spec {kind!r}")
 
 
-def _host_main(fd: int, cls) -> None:
+def _host_main(fd: int, cls, cpu) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if cpu is not None:  # the scheduler's core: a hand-off is a switch on one core, not a cross-core wake-up
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setaffinity(0, {cpu})
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     Host(fd, cls).serve()
 
 
@@ -416,7 +495,7 @@ def template_main(ctl_fd: int) -> None:
                     ctl.close()
                     os.closerange(3, fds[0])
                     os.closerange(fds[0] + 1, 1 << 16)
-                    _host_main(fds[0], cls)
+                    _host_main(fds[0], cls, msg[1])
                 finally:
                     os._exit(70)
             os.close(fds[0])

@@ -104,11 +104,11 @@ class Template:
             raise wire.ProtocolError("the template's answer is not (kind, value)")
         return msg
 
-    def spawn(self) -> tuple[int, socket.socket]:
+    def spawn(self, cpu=None) -> tuple[int, socket.socket]:
         mine, theirs = socket.socketpair()
         try:
             with self.mu:
-                wire.send(self.fd, ("spawn", None))
+                wire.send(self.fd, ("spawn", cpu))
                 socket.send_fds(self.ctl, [b"S"], [theirs.fileno()])
                 kind, pid = self._answer()
         except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError) as e:
@@ -204,7 +204,7 @@ class NodeHost:
         self.clock, self.bus, self.recorder = c.clock, c.bus, c.recorder
         self.timeout = nodes.timeout
         self.template = nodes.template
-        self.pid, self.sock = self.template.spawn()
+        self.pid, self.sock = self.template.spawn(self.clock._cpu)
         self.fd = self.sock.fileno()
         self.channels: list = []
         self.keys = itertools.count(1)
@@ -439,7 +439,8 @@ class NodeHost:
         d = p.__dict__
         d["state"] = state
         d.update(zip(FIELDS, fields))
-        d["next_index"], d["match_index"] = next_index, match_index
+        d["next_index"] = _WriteThrough(self, "next_index", next_index)
+        d["match_index"] = _WriteThrough(self, "match_index", match_index)
         if keep == len(p.log):
             p.log.extend(entries)
         else:
@@ -469,8 +470,18 @@ class NodeProxy:
             self.__dict__[name] = value
 
     def __getattr__(self, name):
+        """A field the proxy does not mirror is read from the host; a method
+        becomes a call into the host."""
         if name.startswith("_"):
             raise AttributeError(name)
+        answer = self._host.job("getattr", name)
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            raise NodeError(f"node {self.id}'s process answered {answer!r:.80} when asked for .{name}")
+        kind, value = answer
+        if kind == "missing":
+            raise AttributeError(f"{self._class!r} object has no attribute {name!r}")
+        if kind == "value":
+            return value
 
         def remote(*args, **kwargs):
             return self._host.call(name, *args, **kwargs)
@@ -511,6 +522,25 @@ class NodeProxy:
 
 
 _MIRRORED = set(FIELDS) | {"state", "log", "next_index", "match_index"}
+
+
+class _WriteThrough(dict):
+    """A mirrored dict (``next_index``, ``match_index``): writes to it from
+    the harness are made in the host too (``node.match_index[3] = 4``)."""
+
+    def __init__(self, host, name, items):
+        super().__init__(items)
+        self._host, self._name = host, name
+
+    def __setitem__(self, key, value):
+        self._host.job("setitem", (self._name, key, value))
+
+    def __delitem__(self, key):
+        self._host.job("delitem", (self._name, key))
+
+    def update(self, *args, **kwargs):
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
 
 
 def safe_service(service_class: type) -> type:
