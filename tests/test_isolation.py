@@ -166,3 +166,37 @@ def test_safety_violations_are_caught_on_the_trusted_side_at_the_same_event(seed
         found.append((err.value.invariant, str(err.value.event), c.trace_digest()))
         c.stop()
     assert found[0] == found[1] and found[0][0] == "Election Safety"
+
+
+def _battery_runs():
+    from raftkit.grading import battery
+    return [(ex, sc.name) for ex in range(1, 7) for sc in battery.EXERCISES[ex].scenarios]
+
+
+def _digests(ex, name, node_class):
+    from raftkit.grading import battery
+    sc = battery.EXERCISES[ex].scenario(name)
+    battery.CLUSTERS.clear()
+    try:
+        sc(node_class, sc.seeds[0])
+        error = None
+    except Exception as e:  # noqa: BLE001 - compared, not hidden: both modes must fail alike
+        error = f"{type(e).__name__}: {e}"
+    digests = [c.trace_digest() for c in battery.CLUSTERS]
+    for c in battery.CLUSTERS:
+        c.stop()
+    battery.CLUSTERS.clear()
+    return digests, error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ex,name", _battery_runs())
+def test_every_battery_scenario_gives_the_same_digests_isolated(ex, name):
+    """Exercises 1-6 on the reference node: the same clusters, the same
+    traces, the same verdict (white-box scenarios included: their fields and
+    handler calls go through the node's proxy)."""
+    from raftkit.isolation.process import class_spec, hosted_class
+    inside = _digests(ex, name, raftkit.ConsensusModule)
+    apart = _digests(ex, name, hosted_class(class_spec(raftkit.ConsensusModule)))
+    assert apart == inside
+    assert inside[0] and inside[1] is None

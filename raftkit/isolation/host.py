@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import traceback
+import types
 
 from ..clock import Clock, Killed, _check_capacity, _check_delay
 from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
@@ -265,17 +266,26 @@ class Host:
             return (encode(reply), summarize(reply) if reply is not None else "None",
                     getattr(reply, "vote_granted", getattr(reply, "success", None)))
         if what == "call":
-            name, args, kwargs = payload
-            return getattr(self.node, name)(*args, **kwargs)
+            path, args, kwargs = payload
+            args = [self._resolve(a) if isinstance(a, wire.Ref) else a for a in args]
+            return self._resolve(path)(*args, **kwargs)
         if what == "setattr":
             name, value = payload
+            if isinstance(value, wire.Rebind):
+                value = types.MethodType(_kit_function(*value), self.node)
             setattr(self.node, name, value)
             return None
         if what == "getattr":
-            value = getattr(self.node, payload, _MISSING)
+            value = self._resolve(payload, _MISSING)
             if value is _MISSING:
                 return ("missing", None)
-            return ("method", None) if callable(value) else ("value", value)
+            if callable(value):
+                return ("method", None)
+            try:
+                wire.dumps(value)
+                return ("value", value)
+            except Exception:
+                return ("object", type(value).__name__)
         if what in ("setitem", "delitem"):
             target = getattr(self.node, payload[0])
             if what == "setitem":
@@ -287,6 +297,14 @@ class Host:
             (self.node.mu.acquire if payload else self.node.mu.release)()
             return None
         raise ValueError(f"unknown job {what!r}")
+
+    def _resolve(self, path, default=None):
+        obj = self.node
+        for name in path:
+            obj = getattr(obj, name) if default is None else getattr(obj, name, default)
+            if obj is _MISSING:
+                break
+        return obj
 
     def _construct(self, cls, i, peers, config, rng_seed, state, snapshot):
         clock, bus = HostClock(self), HostBus(self, i)
@@ -302,6 +320,16 @@ class Host:
 
     def _emit(self, kind, node, peer=None, detail=""):
         self.post("emit", kind, peer, detail)
+
+
+def _kit_function(module: str, qualname: str):
+    if not module.startswith("raftkit."):
+        raise ValueError(f"only the kit's own methods can be bound by the harness, not {module}.{qualname}")
+    import importlib
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -34,7 +34,7 @@ from ..service import Service
 from . import wire
 from .host import FIELDS
 
-__all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "safe_service"]
+__all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service"]
 
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
 _INT = int
@@ -55,6 +55,14 @@ def class_spec(node_class) -> tuple:
             f"{qualname} is defined in {'a notebook or script' if module == '__main__' else 'a function'}; "
             "put it in a module (a .py file on sys.path)")
     return ("import", module, qualname, tuple(p for p in sys.path if isinstance(p, str)))
+
+
+def hosted_class(spec: tuple, name: str = "ConsensusModule") -> type:
+    """A stand-in for a node class that exists only in node processes
+    (``spec`` says how a template gets it): ``Cluster(node_class=...)`` with
+    it runs every node isolated, and this process never loads the class."""
+    return type(name, (), {"raftkit_spec": spec, "__module__": __name__,
+                           "__doc__": f"{name}, loaded only in node processes"})
 
 
 # --------------------------------------------------------------------------
@@ -225,7 +233,23 @@ class NodeHost:
         return self._serve(key, what)
 
     def call(self, name: str, *args, **kwargs):
-        return self.job("call", (name, args, kwargs))
+        return self.call_path((name,), args, kwargs)
+
+    def call_path(self, path: tuple, args, kwargs):
+        args = tuple(wire.Ref(a.path) if isinstance(a, _Remote) and a.host is self else a for a in args)
+        return self.job("call", (path, args, kwargs))
+
+    def get_path(self, path: tuple):
+        """The value at ``node.<path>`` in the host, or a ``_Remote`` for a
+        method or an object that cannot be copied out."""
+        answer = self.job("getattr", path)
+        if not (isinstance(answer, tuple) and len(answer) == 2 and answer[0] in ("missing", "value", "method",
+                                                                               "object")):
+            raise NodeError(f"node {self.i}'s process answered {answer!r:.80} when asked for .{'.'.join(path)}")
+        kind, value = answer
+        if kind == "missing":
+            raise AttributeError(f"node {self.i} has no attribute {'.'.join(path)!r}")
+        return value if kind == "value" else _Remote(self, path)
 
     def _serve(self, key, what):
         try:
@@ -464,7 +488,10 @@ class NodeProxy:
         d["voted_for"] = None
 
     def __setattr__(self, name, value):
-        if name in _MIRRORED:
+        fn = getattr(value, "__func__", None)
+        if getattr(value, "__self__", None) is self and getattr(fn, "__module__", "").startswith("raftkit."):
+            self._host.job("setattr", (name, wire.Rebind((fn.__module__, fn.__qualname__))))
+        elif name in _MIRRORED:
             self._host.job("setattr", (name, value))
         else:
             self.__dict__[name] = value
@@ -474,19 +501,11 @@ class NodeProxy:
         becomes a call into the host."""
         if name.startswith("_"):
             raise AttributeError(name)
-        answer = self._host.job("getattr", name)
-        if not (isinstance(answer, tuple) and len(answer) == 2):
-            raise NodeError(f"node {self.id}'s process answered {answer!r:.80} when asked for .{name}")
-        kind, value = answer
-        if kind == "missing":
-            raise AttributeError(f"{self._class!r} object has no attribute {name!r}")
-        if kind == "value":
-            return value
+        return self._host.get_path((name,))
 
-        def remote(*args, **kwargs):
-            return self._host.call(name, *args, **kwargs)
-        remote.__name__ = name
-        return remote
+    def go(self, fn, *args):
+        """``node.go(node.method, ...)`` from the harness: the thread starts in the host."""
+        self._host.call("go", fn, *args)
 
     def get_state(self) -> tuple[int, bool]:
         value = self._host.call("get_state")
@@ -522,6 +541,26 @@ class NodeProxy:
 
 
 _MIRRORED = set(FIELDS) | {"state", "log", "next_index", "match_index"}
+
+
+class _Remote:
+    """Something reached through a node in a host: a method (call it) or
+    an object whose fields and methods are reached the same way."""
+
+    def __init__(self, host: NodeHost, path: tuple):
+        self.host, self.path = host, path
+        self.__name__ = path[-1]
+
+    def __call__(self, *args, **kwargs):
+        return self.host.call_path(self.path, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.host.get_path(self.path + (name,))
+
+    def __repr__(self):
+        return f"<node {self.host.i}'s {'.'.join(self.path)} (in its process)>"
 
 
 class _WriteThrough(dict):

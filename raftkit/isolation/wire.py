@@ -19,7 +19,7 @@ import select
 import struct
 import time
 
-__all__ = ["MAX_FRAME", "ProtocolError", "HostGone", "send", "recv", "safe_loads", "dumps"]
+__all__ = ["Ref", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", "send", "recv", "safe_loads", "dumps"]
 
 MAX_FRAME = 64 << 20          # bytes in one frame, either way
 _HEADER = struct.Struct(">I")
@@ -32,6 +32,16 @@ _ALLOWED = {("raftkit.messages", name) for name in (
     ("raftkit.kv", name) for name in ("KVOp", "KVReply")} | {
     ("builtins", name) for name in ("set", "frozenset", "bytearray", "complex", "range", "slice")} | {
     ("copyreg", "_reconstructor"), ("builtins", "object")}
+
+
+class Ref(tuple):
+    """Trusted to host: "the object at this attribute path of your node"
+    (a method passed to ``node.go``, say)."""
+
+
+class Rebind(tuple):
+    """Trusted to host: (module, qualname) of a kit function to bind to the
+    node in place of its own method (a scenario that wants the reference)."""
 
 
 class ProtocolError(Exception):
