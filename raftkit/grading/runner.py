@@ -95,6 +95,7 @@ class GradeOptions:
     only: list | None = None            # run only scenarios whose name contains one of these
     seeds: list | None = None           # run only these seeds (replaces fixed + random)
     keep_going: bool = False            # run every seed even after a failure
+    isolation: str = "process"          # "process": each node in its own process; "none": the old way
 
 
 def pick_random_seeds(k: int) -> list[int]:
@@ -582,17 +583,25 @@ def _loader_main(cells, ex, options, tmp, folder, req_r, res_w):
     import threading
     with contextlib.suppress(ValueError, RuntimeError):
         threading.stack_size(2 * 1024 * 1024)  # many node threads fit under the memory limit
-    os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
-    _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
-    with contextlib.suppress(OSError):
-        os.chdir(folder)
-    sys.path.append(folder)
-    loaded = load_cells(cells, ex, progress=lambda n: _send(res_w, {"type": "cell", "cell": n}))
-    classes = loaded.pop("classes", None)
-    _send(res_w, dict(loaded, type="loaded"))
-    if not loaded["ok"]:
-        return
-    impl = ex.make_impl(*classes)
+    template = None
+    if options.isolation == "process" and len(ex.classes) == 1:  # nodes in processes: see grading/isolated.py
+        from .isolated import load_isolated
+        loaded, impl, template = load_isolated(cells, ex, options, folder)
+        _send(res_w, dict(loaded, type="loaded"))
+        if not loaded["ok"]:
+            return
+    else:
+        os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
+        _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
+        with contextlib.suppress(OSError):
+            os.chdir(folder)
+        sys.path.append(folder)
+        loaded = load_cells(cells, ex, progress=lambda n: _send(res_w, {"type": "cell", "cell": n}))
+        classes = loaded.pop("classes", None)
+        _send(res_w, dict(loaded, type="loaded"))
+        if not loaded["ok"]:
+            return
+        impl = ex.make_impl(*classes)
     reader = os.fdopen(req_r, "rb")
     for line in reader:
         request = json.loads(line)
@@ -604,6 +613,8 @@ def _loader_main(cells, ex, options, tmp, folder, req_r, res_w):
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
+        if template is not None:
+            template.kill_all()  # no node process of the run outlives it
         _send(res_w, {"type": "exited", "status": status, "status_text": _status_text(status)})
 
 

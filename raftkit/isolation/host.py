@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import pickle
 import random
 import signal
 import socket
@@ -475,7 +476,7 @@ def _load_class(spec):
         obj = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-        return obj
+        return obj, None
     if kind == "cells":
         from .cells import run_cells
         return run_cells(*spec[1:])
@@ -492,30 +493,38 @@ def _host_main(fd: int, cls, cpu) -> None:
 
 
 def template_main(ctl_fd: int) -> None:
-    """Serve spawn / kill / status requests on ``ctl_fd`` until it closes."""
-    try:
+    """Load the class named on stdin, then serve spawn / kill / status
+    requests on the ``SOCK_SEQPACKET`` socket ``ctl_fd`` until it closes."""
+    with contextlib.suppress(Exception):
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
-    except Exception:
-        pass
     ctl = socket.socket(fileno=ctl_fd)
+
+    def answer(number, kind, value):
+        ctl.send(wire.dumps((number, kind, value)))
+
     try:
-        spec = wire.recv(ctl_fd, trusted=True)
-        cls = _load_class(spec)
-        wire.send(ctl_fd, ("ready", None))
+        spec = wire.recv(0, trusted=True)
+        cls, info = _load_class(spec)
+        if cls is None:
+            answer(0, "refused", info)
+            return
+        answer(0, "ready", info)
     except BaseException as e:
-        wire.send(ctl_fd, ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()[-4000:]}"))
+        answer(0, "error", f"{type(e).__name__}: {e}\n{traceback.format_exc()[-4000:]}")
         return
     while True:
-        try:
-            msg = wire.recv(ctl_fd, trusted=True)
-        except wire.HostGone:
+        data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 1)
+        if not data:
             os._exit(0)
-        op = msg[0]
+        number, op, *args = pickle.loads(data)
         if op == "spawn":
-            _, fds, _, _ = socket.recv_fds(ctl, 1, 1)
+            if not fds:
+                answer(number, "error", "no socket came with the spawn request")
+                continue
             if threading.active_count() != 1:
-                wire.send(ctl_fd, ("error", "the node class started threads while it was loaded"))
+                answer(number, "error", "the node class started threads while it was loaded")
+                os.close(fds[0])
                 continue
             pid = os.fork()
             if pid == 0:
@@ -523,22 +532,48 @@ def template_main(ctl_fd: int) -> None:
                     ctl.close()
                     os.closerange(3, fds[0])
                     os.closerange(fds[0] + 1, 1 << 16)
-                    _host_main(fds[0], cls, msg[1])
+                    with contextlib.suppress(Exception):
+                        import ctypes
+                        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
+                    _host_main(fds[0], cls, args[0])
                 finally:
                     os._exit(70)
             os.close(fds[0])
-            wire.send(ctl_fd, ("spawned", pid))
+            _HOSTS.add(pid)
+            answer(number, "spawned", pid)
         elif op == "kill":
-            try:
-                os.kill(msg[1], signal.SIGKILL)
-                os.waitpid(msg[1], 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            wire.send(ctl_fd, ("killed", None))
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(args[0], signal.SIGKILL)
+                os.waitpid(args[0], 0)
+            _HOSTS.discard(args[0])
+            answer(number, "killed", None)
+        elif op == "killall":  # a grading run ended: none of its nodes outlives it
+            for pid in list(_HOSTS):
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                _HOSTS.discard(pid)
+            answer(number, "killed", None)
         elif op == "status":
-            wire.send(ctl_fd, ("status", _status(msg[1], msg[2])))
-        elif op == "quit":
-            os._exit(0)
+            answer(number, "status", _status(*args))
+        _reap()
+
+
+_HOSTS: set = set()  # hosts forked and not known to be reaped
+_ENDED: dict = {}  # pid -> wait status of hosts reaped before anyone asked
+
+
+def _reap() -> None:
+    """Collect hosts that ended by themselves (no zombies), keeping how."""
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if not pid:
+                break
+            _ENDED[pid] = status
+            _HOSTS.discard(pid)
+            while len(_ENDED) > 10_000:
+                _ENDED.pop(next(iter(_ENDED)))
 
 
 def _status(pid: int, wait: float):
@@ -546,7 +581,7 @@ def _status(pid: int, wait: float):
     deadline = time.monotonic() + wait
     while True:
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status = (pid, _ENDED.pop(pid)) if pid in _ENDED else os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             return "has ended"
         if done:
@@ -558,5 +593,3 @@ def _status(pid: int, wait: float):
         time.sleep(0.01)
 
 
-if __name__ == "__main__":
-    template_main(int(sys.argv[1]))

@@ -22,10 +22,12 @@ import contextlib
 import itertools
 import math
 import os
+import select
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 from ..clock import Killed, _check_capacity
 from ..errors import DeadlockError, NodeError
@@ -34,7 +36,8 @@ from ..service import Service
 from . import wire
 from .host import FIELDS
 
-__all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service"]
+__all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
+           "template_for"]
 
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
 _INT = int
@@ -69,56 +72,103 @@ def hosted_class(spec: tuple, name: str = "ConsensusModule") -> type:
 # The template: one warm process per node class, that forks hosts
 # --------------------------------------------------------------------------
 
+class LoadRefused(Exception):
+    """The notebook was loaded, but does not define the class properly
+    (``info`` says why, for the report)."""
+
+    def __init__(self, info: dict):
+        super().__init__(info.get("error") or "the notebook does not define the node class")
+        self.info = info
+
+
+def _load_info(info) -> dict:
+    """What a template says about loading the class: checked plain data."""
+    info = info if isinstance(info, dict) else {}
+    warnings = info.get("warnings") if isinstance(info.get("warnings"), list) else []
+    error = info.get("error")
+    return {"ok": info.get("ok") is True, "error": error[:20_000] if isinstance(error, str) else None,
+            "warnings": [w[:2000] for w in warnings[:100] if isinstance(w, str)]}
+
+
 class Template:
-    """A process that loaded the node class and forks a host on request."""
+    """A process that loaded the node class and forks a host on request.
+
+    Requests and answers are records on a ``SOCK_SEQPACKET`` pair (a host's
+    socket travels with its spawn request, ``SCM_RIGHTS``), each answer
+    carrying its request's number: a client killed in the middle of a request
+    leaves nothing that the next one could misread."""
 
     def __init__(self, spec, *, sandbox=None, load_timeout: float = 60.0):
         self.spec, self.sandbox = spec, sandbox
         self.mu = threading.Lock()
-        parent, child = socket.socketpair()
+        self.owner = os.getpid()
+        self._ids = itertools.count(1)
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         cmd = [sys.executable, "-c", "from raftkit.isolation.host import template_main as m; "
                f"m({child.fileno()})"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([_KIT_ROOT] + [os.environ.get("PYTHONPATH", "")]),
                    PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
         if sandbox is not None:
             cmd, env = sandbox.wrap(cmd, env, child.fileno())
-        self.proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True, env=env)
         child.close()
         self.ctl = parent
-        self.fd = parent.fileno()
+        self.info: dict = {}
         try:
-            wire.send(self.fd, spec)
-            kind, detail = self._answer(load_timeout)
-        except (wire.HostGone, TimeoutError, wire.ProtocolError) as e:
+            wire.send(self.proc.stdin.fileno(), spec)
+            self.proc.stdin.close()
+            kind, info = self._ask(None, timeout=load_timeout)
+            self.info = _load_info(info) if kind in ("ready", "refused") else info
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError) as e:
             err = self._stderr()
             self.close()
             raise NodeError(f"the node class could not be loaded in a node process ({type(e).__name__}: {e})"
                             + (f":\n{err}" if err else "")) from None
+        if kind == "refused":
+            self.close()
+            raise LoadRefused(_load_info(self.info))
         if kind != "ready":
             self.close()
-            raise NodeError(f"the node class could not be loaded in a node process: {str(detail)[:4000]}")
+            raise NodeError(f"the node class could not be loaded in a node process: {str(self.info)[:4000]}")
 
     def _stderr(self) -> str:
         with contextlib.suppress(Exception):
             self.proc.kill()
-            return self.proc.communicate(timeout=2)[1].decode(errors="replace")[-3000:]
+            self.proc.wait(timeout=2)
+            return f"its process ended with status {self.proc.returncode}"
         return ""
 
-    def _answer(self, timeout=10.0):
-        msg = wire.recv(self.fd, timeout)
-        if not (isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[0], str)):
-            raise wire.ProtocolError("the template's answer is not (kind, value)")
-        return msg
+    def _ask(self, request, fd=None, timeout=10.0):
+        """Send ``request`` (None: only wait for the greeting, number 0) and
+        return its answer (kind, value)."""
+        number = 0
+        if request is not None:
+            number = next(self._ids)
+            data = wire.dumps((number,) + request)
+            if fd is None:
+                self.ctl.send(data)
+            else:
+                socket.send_fds(self.ctl, [data], [fd])
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.ctl], [], [], left)[0]:
+                raise TimeoutError("the template did not answer")
+            data = self.ctl.recv(1 << 20)
+            if not data:
+                raise wire.HostGone("the template is gone")
+            msg = wire.safe_loads(data)
+            _check(isinstance(msg, tuple) and len(msg) == 3 and isinstance(msg[1], str), "a bad template answer")
+            if msg[0] == number:
+                return msg[1], msg[2]  # else: the answer to a request whose client was killed
 
     def spawn(self, cpu=None) -> tuple[int, socket.socket]:
         mine, theirs = socket.socketpair()
         try:
             with self.mu:
-                wire.send(self.fd, ("spawn", cpu))
-                socket.send_fds(self.ctl, [b"S"], [theirs.fileno()])
-                kind, pid = self._answer()
+                kind, pid = self._ask(("spawn", cpu), fd=theirs.fileno())
         except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError) as e:
             mine.close()
             raise NodeError(f"cannot start a node process: the template {type(e).__name__}: {e}") from None
@@ -131,43 +181,54 @@ class Template:
 
     def kill(self, pid: int) -> None:
         with contextlib.suppress(wire.HostGone, TimeoutError, wire.ProtocolError, OSError), self.mu:
-            wire.send(self.fd, ("kill", pid))
-            self._answer()
+            self._ask(("kill", pid))
+
+    def kill_all(self) -> None:
+        """Kill every host this template forked (a grading run ended)."""
+        with contextlib.suppress(wire.HostGone, TimeoutError, wire.ProtocolError, OSError), self.mu:
+            self._ask(("killall",))
 
     def status(self, pid: int) -> str:
         try:
             with self.mu:
-                wire.send(self.fd, ("status", pid, 1.0))
-                kind, text = self._answer(3.0)
+                kind, text = self._ask(("status", pid, 1.0), timeout=3.0)
             return text if isinstance(text, str) else "ended"
         except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
             return "ended (its template is gone too)"
 
     def alive(self) -> bool:
+        if os.getpid() != self.owner:  # a forked run uses its parent's template
+            return True
         return self.proc.poll() is None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.ctl.close()
+        if os.getpid() != self.owner:
+            return
         with contextlib.suppress(OSError):
             self.proc.kill()
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=2)
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        for f in (self.proc.stdin,):
+            if f:
+                with contextlib.suppress(OSError):
+                    f.close()
 
 
 _TEMPLATES: dict = {}
 _TEMPLATES_MU = threading.Lock()
 
 
-def template_for(spec, sandbox=None) -> Template:
+def template_for(spec, sandbox=None, load_timeout: float = 60.0) -> Template:
     """The warm template for ``spec`` (started on first use, then kept)."""
     key = (spec, None if sandbox is None else sandbox.key())
     with _TEMPLATES_MU:
         t = _TEMPLATES.get(key)
         if t is None or not t.alive():
-            t = _TEMPLATES[key] = Template(spec, sandbox=sandbox)
+            _TEMPLATES.pop(key, None)
+            t = Template(spec, sandbox=sandbox, load_timeout=load_timeout)
+            _TEMPLATES[key] = t
         return t
 
 
