@@ -72,6 +72,9 @@ def grade_parser() -> argparse.ArgumentParser:
     p.add_argument("--watchdog", type=_seconds, default=3.0, metavar="S",
                    help="wall seconds a node thread may run without yielding (default 3)")
     p.add_argument("--keep-going", action="store_true", help="run every seed even after a failure")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade even where bubblewrap cannot sandbox the student's code (not a grade for record: "
+                        "the report says so)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     return p
@@ -105,6 +108,14 @@ def grade_main(argv=None) -> int:
         if not paths and not missing:
             print("raftkit grade: no notebooks to grade", file=sys.stderr)
         return 2
+    if not args.unsafe_no_sandbox:
+        from ..isolation.sandbox import bwrap_problem
+        problem = bwrap_problem()
+        if problem is not None:
+            print(f"raftkit grade: refusing to grade: {problem}. Student code must run in a sandbox for a grade "
+                  "to count; pass --unsafe-no-sandbox to grade anyway (the report will say it was unsandboxed)",
+                  file=sys.stderr)
+            return 2
     if args.random_seed_list is not None:
         random_seeds = args.random_seed_list
     else:
@@ -112,7 +123,7 @@ def grade_main(argv=None) -> int:
     options = GradeOptions(scenario_timeout=args.scenario_timeout, notebook_timeout=args.notebook_timeout,
                            load_timeout=args.load_timeout, memory_mb=args.memory, watchdog=args.watchdog,
                            random_seeds=random_seeds, exercise=args.exercise, only=args.only, seeds=args.seeds,
-                           keep_going=args.keep_going)
+                           keep_going=args.keep_going, unsandboxed=args.unsafe_no_sandbox)
     progress = not args.no_progress and len(paths) > 1 and sys.stderr.isatty()
     try:
         results = grade_notebooks(paths, options, jobs=args.jobs, progress=progress)

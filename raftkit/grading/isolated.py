@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ..errors import NodeError
 from ..isolation.process import LoadRefused, hosted_class, template_for
+from ..isolation.sandbox import Sandbox, bwrap_problem
+from .kitview import build_student_kit, same_as_reference
 
 __all__ = ["load_isolated", "class_spec_of"]
 
@@ -20,13 +22,21 @@ def class_spec_of(cells, ex, options, folder) -> tuple:
     return ("cells", tuple((int(n), str(src)) for n, src in cells), ex.number, folder, options.memory_mb)
 
 
-def load_isolated(cells, ex, options, folder):
+def load_isolated(cells, ex, options, folder, tmp):
     """Start the template that runs the cells. Returns (loaded, impl,
     template): ``loaded`` is the report's ``{"ok", "error", "warnings"}``,
     ``impl`` the stand-in class scenarios receive."""
     spec = class_spec_of(cells, ex, options, folder)
+    sandbox = None
+    if not options.unsandboxed:
+        problem = bwrap_problem()
+        if problem is not None:
+            return {"ok": False, "error": f"not graded: no sandbox for the student's code ({problem}); "
+                                          "the instructor may pass --unsafe-no-sandbox", "warnings": []}, None, None
+        sandbox = Sandbox(kit=build_student_kit(ex, tmp), folder=folder, memory_mb=options.memory_mb,
+                          cpu_seconds=int(options.notebook_timeout) + 60)
     try:
-        template = template_for(spec, None, load_timeout=options.load_timeout)
+        template = template_for(spec, sandbox, load_timeout=options.load_timeout)
     except LoadRefused as e:
         return dict(e.info, ok=False, error=e.info.get("error") or str(e)), None, None
     except NodeError as e:
@@ -36,4 +46,11 @@ def load_isolated(cells, ex, options, folder):
                     "warnings": []}, None, None
         return {"ok": False, "error": str(e), "warnings": []}, None, None
     loaded = {"ok": True, "error": None, "warnings": template.info.get("warnings", [])}
-    return loaded, hosted_class(spec, ex.classes[0].name), template
+    if sandbox is None:
+        loaded["warnings"] = ["graded WITHOUT a sandbox (--unsafe-no-sandbox): not a grade for record"] + \
+            loaded["warnings"]
+    copied = same_as_reference(cells, ex.classes[0])
+    if copied:
+        loaded["warnings"].append(f"for the instructor: {ex.classes[0].name}.{', .'.join(copied)} "
+                                  "is the kit's own code (names and formatting aside)")
+    return loaded, hosted_class(spec, ex.classes[0].name, sandbox), template

@@ -96,6 +96,7 @@ class GradeOptions:
     seeds: list | None = None           # run only these seeds (replaces fixed + random)
     keep_going: bool = False            # run every seed even after a failure
     isolation: str = "process"          # "process": each node in its own process; "none": the old way
+    unsandboxed: bool = False           # the instructor allowed grading without bubblewrap (not for record)
 
 
 def pick_random_seeds(k: int) -> list[int]:
@@ -586,7 +587,7 @@ def _loader_main(cells, ex, options, tmp, folder, req_r, res_w):
     template = None
     if options.isolation == "process" and len(ex.classes) == 1:  # nodes in processes: see grading/isolated.py
         from .isolated import load_isolated
-        loaded, impl, template = load_isolated(cells, ex, options, folder)
+        loaded, impl, template = load_isolated(cells, ex, options, folder, tmp)
         _send(res_w, dict(loaded, type="loaded"))
         if not loaded["ok"]:
             return

@@ -232,11 +232,8 @@ class Host:
         except RaftkitError as e:
             error = (type(e).__name__, str(e))
         except BaseException as e:
-            if what == "run":
-                error = ("NodeError", f"{job.name} raised {type(e).__name__}: {e}\n" + traceback.format_exc())
-            else:
-                error = (type(e).__name__, f"{e}" if type(e).__name__ in _ERRORS else
-                         f"{type(e).__name__}: {e}\n" + traceback.format_exc())
+            name = job.name if what == "run" else f"node {getattr(self.node, 'id', '?')}: {_job_name(what, payload)}"
+            error = ("NodeError", f"{name} raised {type(e).__name__}: {e}\n" + _format_error(e))
         report = self.report()
         try:
             wire.dumps(result)
@@ -246,8 +243,7 @@ class Host:
 
     def _do_job(self, job, what, payload):
         if what == "run":
-            fn, args = self.tasks.pop(payload)
-            job.name = getattr(fn, "__name__", "thread")
+            fn, args, job.name = self.tasks.pop(payload)
             fn(*args)
             for lock, name in self.locks:
                 if _LOCKED(lock):
@@ -323,14 +319,26 @@ class Host:
         self.post("emit", kind, peer, detail)
 
 
-def _kit_function(module: str, qualname: str):
-    if not module.startswith("raftkit."):
-        raise ValueError(f"only the kit's own methods can be bound by the harness, not {module}.{qualname}")
+def _job_name(what, payload) -> str:
+    if what == "call":
+        return ".".join(payload[0])
+    return what if what != "handle" else f"handler {payload[0]}"
+
+
+def _format_error(e: BaseException) -> str:
+    """The traceback of ``e`` without this module's frames."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_HERE)]
+    return ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+            + "".join(traceback.format_exception_only(type(e), e)))
+
+
+def _kit_function(module: str, qualname: str, source: str):
+    """The kit's function, compiled from the source the harness sent (the
+    kit this process sees may have it stubbed out)."""
     import importlib
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+    scope = dict(vars(importlib.import_module(module)))
+    exec(compile(source, f"<raftkit's {qualname}>", "exec"), scope)
+    return scope[qualname.rpartition(".")[2]]
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -357,8 +365,9 @@ class HostClock(Clock):
         if not callable(fn):
             raise TypeError(f"go() expects a callable, got {fn!r}")
         tid = next(self.host._ids)
-        self.host.tasks[tid] = (fn, args)
-        self.host.request("go", tid, str(name or getattr(fn, "__name__", "thread")))
+        name = str(name or getattr(fn, "__name__", "thread"))
+        self.host.tasks[tid] = (fn, args, name)
+        self.host.request("go", tid, name)
 
     def sleep(self, dt, label="sleep"):
         if not dt >= 0:
@@ -499,6 +508,8 @@ def template_main(ctl_fd: int) -> None:
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
     ctl = socket.socket(fileno=ctl_fd)
+    from .sandbox import apply_limits
+    apply_limits()
 
     def answer(number, kind, value):
         ctl.send(wire.dumps((number, kind, value)))

@@ -60,11 +60,11 @@ def class_spec(node_class) -> tuple:
     return ("import", module, qualname, tuple(p for p in sys.path if isinstance(p, str)))
 
 
-def hosted_class(spec: tuple, name: str = "ConsensusModule") -> type:
+def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None) -> type:
     """A stand-in for a node class that exists only in node processes
     (``spec`` says how a template gets it): ``Cluster(node_class=...)`` with
     it runs every node isolated, and this process never loads the class."""
-    return type(name, (), {"raftkit_spec": spec, "__module__": __name__,
+    return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "__module__": __name__,
                            "__doc__": f"{name}, loaded only in node processes"})
 
 
@@ -551,7 +551,10 @@ class NodeProxy:
     def __setattr__(self, name, value):
         fn = getattr(value, "__func__", None)
         if getattr(value, "__self__", None) is self and getattr(fn, "__module__", "").startswith("raftkit."):
-            self._host.job("setattr", (name, wire.Rebind((fn.__module__, fn.__qualname__))))
+            import inspect
+            import textwrap
+            source = textwrap.dedent(inspect.getsource(fn))  # the host's kit may lack it (a student's view)
+            self._host.job("setattr", (name, wire.Rebind((fn.__module__, fn.__qualname__, source))))
         elif name in _MIRRORED:
             self._host.job("setattr", (name, value))
         else:
@@ -659,6 +662,7 @@ class ProcessNodes:
     """The cluster's node processes: one host per node incarnation."""
 
     def __init__(self, cluster, sandbox=None):
+        sandbox = sandbox if sandbox is not None else getattr(cluster.node_class, "raftkit_sandbox", None)
         if not cluster.virtual:
             raise ValueError('isolation="process" needs the virtual clock')
         self.cluster = cluster
