@@ -11,7 +11,7 @@ import tempfile
 __all__ = ["run_cells"]
 
 
-def run_cells(cells, exercise: int, folder: str, memory_mb):
+def run_cells(cells, exercise: int, folder: str, memory_mb, progress=None):
     """Execute ``cells`` as the notebook would and return ``(class, info)``:
     the exercise's node class (None if the notebook does not define it
     properly) and ``{"ok", "error", "warnings"}`` for the report."""
@@ -23,7 +23,7 @@ def run_cells(cells, exercise: int, folder: str, memory_mb):
     with contextlib.suppress(OSError):
         os.chdir(folder)
     sys.path.append(folder)
-    loaded = load_cells(list(cells), battery.EXERCISES[exercise])
+    loaded = load_cells(list(cells), battery.EXERCISES[exercise], progress=progress)
     classes = loaded.pop("classes", None)
     info = {"ok": bool(loaded.get("ok")), "error": loaded.get("error"), "warnings": list(loaded.get("warnings", []))}
     return (classes[0] if classes else None), info

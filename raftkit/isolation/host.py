@@ -476,7 +476,7 @@ class HostStorage:
 # The template
 # --------------------------------------------------------------------------
 
-def _load_class(spec):
+def _load_class(spec, progress=None):
     kind = spec[0]
     if kind == "import":
         _, module, qualname, path = spec
@@ -488,7 +488,7 @@ def _load_class(spec):
         return obj, None
     if kind == "cells":
         from .cells import run_cells
-        return run_cells(*spec[1:])
+        return run_cells(*spec[1:], progress=progress)
     raise ValueError(f"unknown class spec {kind!r}")
 
 
@@ -516,7 +516,7 @@ def template_main(ctl_fd: int) -> None:
 
     try:
         spec = wire.recv(0, trusted=True)
-        cls, info = _load_class(spec)
+        cls, info = _load_class(spec, progress=lambda n: answer(0, "cell", n))
         if cls is None:
             answer(0, "refused", info)
             return
@@ -537,33 +537,43 @@ def template_main(ctl_fd: int) -> None:
                 answer(number, "error", "the node class started threads while it was loaded")
                 os.close(fds[0])
                 continue
+            stacks_r, stacks_w = os.pipe()
             pid = os.fork()
             if pid == 0:
                 try:
                     ctl.close()
-                    os.closerange(3, fds[0])
-                    os.closerange(fds[0] + 1, 1 << 16)
+                    keep = sorted((fds[0], stacks_w))
+                    os.closerange(3, keep[0])
+                    os.closerange(keep[0] + 1, keep[1])
+                    os.closerange(keep[1] + 1, 1 << 16)
                     with contextlib.suppress(Exception):
                         import ctypes
                         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
+                    import faulthandler  # every thread's stack, on request (a node that stopped answering)
+                    faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
                     _host_main(fds[0], cls, args[0])
                 finally:
                     os._exit(70)
             os.close(fds[0])
+            os.close(stacks_w)
+            os.set_blocking(stacks_r, False)
             _HOSTS.add(pid)
+            _STACKS[pid] = stacks_r
             answer(number, "spawned", pid)
+        elif op == "stacks":
+            answer(number, "stacks", _stacks(args[0]))
         elif op == "kill":
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(args[0], signal.SIGKILL)
                 os.waitpid(args[0], 0)
-            _HOSTS.discard(args[0])
+            _forget(args[0])
             answer(number, "killed", None)
         elif op == "killall":  # a grading run ended: none of its nodes outlives it
             for pid in list(_HOSTS):
                 with contextlib.suppress(ProcessLookupError, ChildProcessError):
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
-                _HOSTS.discard(pid)
+                _forget(pid)
             answer(number, "killed", None)
         elif op == "status":
             answer(number, "status", _status(*args))
@@ -571,6 +581,7 @@ def template_main(ctl_fd: int) -> None:
 
 
 _HOSTS: set = set()  # hosts forked and not known to be reaped
+_STACKS: dict = {}   # pid -> the read end of the pipe its faulthandler writes to
 _ENDED: dict = {}  # pid -> wait status of hosts reaped before anyone asked
 
 
@@ -582,9 +593,37 @@ def _reap() -> None:
             if not pid:
                 break
             _ENDED[pid] = status
-            _HOSTS.discard(pid)
+            _forget(pid)
             while len(_ENDED) > 10_000:
                 _ENDED.pop(next(iter(_ENDED)))
+
+
+def _stacks(pid: int) -> str:
+    """Every thread's stack of host ``pid`` (faulthandler's format)."""
+    fd = _STACKS.get(pid)
+    if fd is None:
+        return ""
+    import time
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGUSR1)
+    chunks, deadline = [], time.monotonic() + 0.5
+    while time.monotonic() < deadline and sum(map(len, chunks)) < 1 << 16:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            time.sleep(0.02)
+            continue
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")[:1 << 16]
+
+
+def _forget(pid: int) -> None:
+    _HOSTS.discard(pid)
+    fd = _STACKS.pop(pid, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def _status(pid: int, wait: float):

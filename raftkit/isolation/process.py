@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import math
 import os
+import re
 import select
 import socket
 import subprocess
@@ -37,7 +38,7 @@ from . import wire
 from .host import FIELDS
 
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
-           "template_for"]
+           "LoadTimeout", "template_for"]
 
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
 _INT = int
@@ -71,6 +72,14 @@ def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None) -> ty
 # --------------------------------------------------------------------------
 # The template: one warm process per node class, that forks hosts
 # --------------------------------------------------------------------------
+
+class LoadTimeout(NodeError):
+    """Loading the class (running the notebook's cells) took too long."""
+
+    def __init__(self, message: str, cell: int | None = None):
+        super().__init__(message)
+        self.cell = cell
+
 
 class LoadRefused(Exception):
     """The notebook was loaded, but does not define the class properly
@@ -116,12 +125,18 @@ class Template:
         child.close()
         self.ctl = parent
         self.info: dict = {}
+        self.last_cell = None
         try:
             wire.send(self.proc.stdin.fileno(), spec)
             self.proc.stdin.close()
             kind, info = self._ask(None, timeout=load_timeout)
             self.info = _load_info(info) if kind in ("ready", "refused") else info
-        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError) as e:
+        except TimeoutError:
+            self.close()
+            where = f" (it was running cell {self.last_cell})" if self.last_cell else ""
+            raise LoadTimeout(f"loading the node class did not finish within {load_timeout:.0f} s{where}",
+                              self.last_cell) from None
+        except (wire.HostGone, wire.ProtocolError, OSError) as e:
             err = self._stderr()
             self.close()
             raise NodeError(f"the node class could not be loaded in a node process ({type(e).__name__}: {e})"
@@ -161,6 +176,9 @@ class Template:
                 raise wire.HostGone("the template is gone")
             msg = wire.safe_loads(data)
             _check(isinstance(msg, tuple) and len(msg) == 3 and isinstance(msg[1], str), "a bad template answer")
+            if msg[0] == 0 and msg[1] == "cell" and type(msg[2]) is int:
+                self.last_cell = msg[2]  # loading: the cell it is running
+                continue
             if msg[0] == number:
                 return msg[1], msg[2]  # else: the answer to a request whose client was killed
 
@@ -196,6 +214,16 @@ class Template:
         except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
             return "ended (its template is gone too)"
 
+    def stacks(self, pid: int) -> dict[str, str]:
+        """Every thread's stack in host ``pid``, as tracebacks (outermost
+        first, with the code lines this process can see)."""
+        try:
+            with self.mu:
+                kind, text = self._ask(("stacks", pid), timeout=3.0)
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
+            return {}
+        return parse_faulthandler(text if isinstance(text, str) else "", self.sandbox)
+
     def alive(self) -> bool:
         if os.getpid() != self.owner:  # a forked run uses its parent's template
             return True
@@ -214,6 +242,40 @@ class Template:
             if f:
                 with contextlib.suppress(OSError):
                     f.close()
+
+
+_FRAME = re.compile(r'File "(.*)", line (\d+) in (.*)')
+
+
+def parse_faulthandler(text: str, sandbox=None) -> dict[str, str]:
+    """faulthandler's dump (innermost frame first, no code) as one Python
+    traceback per thread; the kit's files inside a sandbox are named as
+    this process sees them."""
+    import linecache
+    kit_inside = None if sandbox is None else sandbox.kit_inside()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    threads: dict[str, list] = {}
+    frames: list | None = None
+    for line in text.splitlines():
+        if line.startswith(("Thread ", "Current thread ")):
+            frames = threads.setdefault(f"{line.split(' (most recent')[0]} of the node", [])
+            continue
+        m = _FRAME.search(line)
+        if m and frames is not None:
+            filename = m.group(1)
+            if kit_inside and filename.startswith(kit_inside):
+                filename = here + filename[len(kit_inside):]
+            frames.append((filename, int(m.group(2)), m.group(3)))
+    out = {}
+    for name, fr in threads.items():
+        lines = []
+        for filename, lineno, func in reversed(fr):
+            lines.append(f'  File "{filename}", line {lineno}, in {func}\n')
+            code = linecache.getline(filename, lineno).strip()
+            if code:
+                lines.append(f"    {code}\n")
+        out[name] = "".join(lines)
+    return out
 
 
 _TEMPLATES: dict = {}
@@ -364,10 +426,12 @@ class NodeHost:
                    "a frame that is not a request, a post or an end")
             return msg
         except TimeoutError:
+            self.clock._switches += 1  # tells the driver's watchdog this thread is reporting, not stuck
+            stacks = self.template.stacks(self.pid)
             raise self._fail(DeadlockError(
-                f"node {self.i}'s process did not answer for {self.timeout:.1f} s of wall time (its last "
-                f"request: {self.last}): a thread of it loops forever, or waits outside the kit "
-                "(a raw threading wait, or a lock another thread holds)")) from None
+                f"node {self.i} ran for {self.timeout:.1f} s of wall time without reaching a kit primitive "
+                f"(its last request: {self.last}). A thread of it is stuck in an infinite loop, or waiting on "
+                "something outside the kit (a raw threading wait, or a lock another thread holds).", stacks)) from None
         except wire.HostGone:
             raise self._fail(None) from None
         except wire.ProtocolError as e:

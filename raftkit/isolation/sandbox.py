@@ -58,6 +58,10 @@ class Sandbox:
     processes: int = 4096
     file_mb: int = 64
 
+    def kit_inside(self) -> str:
+        """Where the kit's package appears inside the sandbox."""
+        return os.path.join(KIT_MOUNT, "raftkit")
+
     def key(self) -> tuple:
         return (self.kit, self.folder, self.memory_mb, self.cpu_seconds, self.processes, self.file_mb)
 
