@@ -19,7 +19,8 @@ __all__ = ["load_isolated", "class_spec_of"]
 
 def class_spec_of(cells, ex, options, folder) -> tuple:
     """How a template gets the student's class: run these cells."""
-    return ("cells", tuple((int(n), str(src)) for n, src in cells), ex.number, folder, options.memory_mb)
+    cells = tuple((int(n), str(src)) for n, src in cells)
+    return ("load", "raftkit.grading.hostload", "run_cells", (cells, ex.number, folder, options.memory_mb))
 
 
 def load_isolated(cells, ex, options, folder, tmp):

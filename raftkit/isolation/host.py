@@ -477,18 +477,21 @@ class HostStorage:
 # --------------------------------------------------------------------------
 
 def _load_class(spec, progress=None):
+    """The node class a spec names: ``("import", module, qualname, sys.path)``,
+    or ``("load", module, function, args)``: a loader of the kit (named,
+    not imported here, so the layers stay apart) that returns (class, info)."""
+    import importlib
     kind = spec[0]
     if kind == "import":
         _, module, qualname, path = spec
         sys.path[:0] = [p for p in path if p not in sys.path]
-        import importlib
         obj = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
         return obj, None
-    if kind == "cells":
-        from .cells import run_cells
-        return run_cells(*spec[1:], progress=progress)
+    if kind == "load" and spec[1].startswith("raftkit."):
+        _, module, function, args = spec
+        return getattr(importlib.import_module(module), function)(*args, progress=progress)
     raise ValueError(f"unknown class spec {kind!r}")
 
 

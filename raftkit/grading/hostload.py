@@ -1,5 +1,5 @@
-"""Loading a student's node class from notebook cells, inside a template
-process (never in a process that grades)."""
+"""Loading a student's node class from notebook cells: runs inside a node
+process template (``raftkit.isolation``), never in a process that grades."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def run_cells(cells, exercise: int, folder: str, memory_mb, progress=None):
     """Execute ``cells`` as the notebook would and return ``(class, info)``:
     the exercise's node class (None if the notebook does not define it
     properly) and ``{"ok", "error", "warnings"}`` for the report."""
-    from ..grading import battery
-    from ..grading.runner import _limit_memory, _make_shell, load_cells
+    from . import battery
+    from .runner import _limit_memory, _make_shell, load_cells
     _limit_memory(memory_mb)
     os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="raftkit-ipython-")
     _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
