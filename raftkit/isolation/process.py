@@ -174,8 +174,12 @@ class Template:
             data = self.ctl.recv(1 << 20)
             if not data:
                 raise wire.HostGone("the template is gone")
-            msg = wire.safe_loads(data)
-            _check(isinstance(msg, tuple) and len(msg) == 3 and isinstance(msg[1], str), "a bad template answer")
+            try:
+                msg = wire.safe_loads(data)
+            except wire.ProtocolError:
+                continue  # not the template's: the notebook's cells can write on its socket while they load
+            if not (isinstance(msg, tuple) and len(msg) == 3 and isinstance(msg[1], str)):
+                continue
             if msg[0] == 0 and msg[1] == "cell" and type(msg[2]) is int:
                 self.last_cell = msg[2]  # loading: the cell it is running
                 continue
@@ -561,6 +565,8 @@ class NodeHost:
     def _mirror(self, report):
         """Copy what the host reported of its node onto the proxy."""
         p = self.proxy
+        if report is None:  # no node yet (its constructor failed)
+            return
         _check(isinstance(report, tuple), "a bad state report")
         if report and report[0] == "bad":
             raise NodeError(f"node {self.i}: {_text(report[1], 'a report')}")
