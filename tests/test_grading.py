@@ -450,7 +450,8 @@ def test_printing_or_writing_fake_results_forges_nothing(graded_misfits):
         assert r["grader_error"] is None and r["error"] is None, r
         assert r["score"] == 0 and all(not s["passed"] for s in r["scenarios"]), r
     forged = by_name(graded_misfits["forger-in-code"])["one vote per term"]
-    assert forged["runs"][0]["error_type"] == "NotImplementedError", forged  # its lines reached nothing that is read
+    # its lines reach nothing that decides: on its own node's pipe they fail its own run
+    assert forged["runs"][0]["error_type"] in ("NodeError", "NotImplementedError"), forged
 
 
 @pytest.mark.timeout(120)

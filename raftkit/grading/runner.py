@@ -347,7 +347,8 @@ def grade_in_worker(path: str, options: GradeOptions) -> dict:
     with tempfile.TemporaryDirectory(prefix="raftkit-grade-") as tmp:
         loader = _Loader(cells, ex, options, tmp, os.path.dirname(os.path.abspath(path)))
         try:
-            loaded = loader.start(min(options.load_timeout, max(1.0, deadline - time.monotonic())))
+            startup = 40.0 if options.isolation == "process" else 0.0  # a sandboxed template starts first
+            loaded = loader.start(min(options.load_timeout + startup, max(1.0, deadline - time.monotonic())))
             result["warnings"] = loaded.get("warnings", [])
             if not loaded.get("ok"):
                 result["error"] = loaded.get("error") or "the notebook could not be loaded"

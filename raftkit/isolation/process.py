@@ -40,6 +40,7 @@ from .host import FIELDS
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
            "LoadTimeout", "template_for"]
 
+_STARTUP = 30.0            # wall seconds a template may take to start, before its own load time limit
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
 _INT = int
 _KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -166,7 +167,7 @@ class Template:
                 self.ctl.send(data)
             else:
                 socket.send_fds(self.ctl, [data], [fd])
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout + (_STARTUP if request is None else 0.0)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.ctl], [], [], left)[0]:
@@ -181,6 +182,8 @@ class Template:
             if not (isinstance(msg, tuple) and len(msg) == 3 and isinstance(msg[1], str)):
                 continue
             if msg[0] == 0 and msg[1] == "cell" and type(msg[2]) is int:
+                if self.last_cell is None:  # the time limit is the cells': it starts with the first one
+                    deadline = time.monotonic() + timeout
                 self.last_cell = msg[2]  # loading: the cell it is running
                 continue
             if msg[0] == number:
