@@ -86,3 +86,9 @@ class LiesAboutState(ConsensusModule):
     def start(self):
         self.state = "Emperor"
         super().start()
+
+
+class ThreadBomb(ConsensusModule):
+    def request_vote(self, args):
+        while True:
+            self.go(self.get_state)

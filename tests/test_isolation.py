@@ -125,6 +125,7 @@ def test_stop_ends_every_node_process():
     (hostile.Garbage, NodeError, "unreadable frame"),
     (hostile.ForgesCode, NodeError, "may not cross the trust boundary"),
     (hostile.LiesAboutState, NodeError, "not a CMState"),
+    (hostile.ThreadBomb, NodeError, "live threads, the most one node may have"),
 ])
 def test_a_hostile_node_fails_its_run_with_an_accurate_message(cls, error, words):
     if os.path.exists(hostile.ForgesCode.MARK):

@@ -366,8 +366,10 @@ class HostClock(Clock):
             raise TypeError(f"go() expects a callable, got {fn!r}")
         tid = next(self.host._ids)
         name = str(name or getattr(fn, "__name__", "thread"))
+        if getattr(self.host.local, "job", None) is None:
+            raise RuntimeError("go: this thread was not started by the kit")
         self.host.tasks[tid] = (fn, args, name)
-        self.host.request("go", tid, name)
+        self.host.post("go", tid, name)  # no answer needed: an error comes back with the next one
 
     def sleep(self, dt, label="sleep"):
         if not dt >= 0:

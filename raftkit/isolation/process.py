@@ -474,11 +474,6 @@ class NodeHost:
     # -- what a host may ask ----------------------------------------------------
     def _request(self, op, args):
         clock = self.clock
-        if op == "go":
-            _check(len(args) == 2, "go(tid, name)")
-            tid, name = _index(args[0], "a task id"), _text(args[1], "a thread name", 200)
-            clock.go(_run_task, self, tid, owner=self.proxy, name=name)
-            return None
         if op == "sleep":
             _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0 and not math.isnan(args[0]),
                    "sleep(dt >= 0, held)")
@@ -529,7 +524,12 @@ class NodeHost:
     def _post(self, msg):
         _check(len(msg) == 4 and type(msg[2]) is str and type(msg[3]) is tuple, "a bad post frame")
         op, args = msg[2], msg[3]
-        if op == "emit":
+        if op == "go":
+            _check(len(args) == 2, "go(tid, name)")
+            tid, name = _index(args[0], "a task id"), _text(args[1], "a thread name", 200)
+            # a failure (a thread bomb, say) fails the run at once: the node asked for no answer
+            self.clock.go(_run_task, self, tid, owner=self.proxy, name=name)
+        elif op == "emit":
             _check(len(args) == 3, "emit(kind, peer, detail)")
             kind, peer, detail = args
             _check(peer is None or type(peer) is _INT, "emit: peer must be an int or None")
