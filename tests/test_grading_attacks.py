@@ -240,3 +240,40 @@ def test_a_textual_copy_of_the_reference_is_flagged_for_the_instructor():
     assert same_as_reference([(1, "%load_ext raftkit"), (2, head + renamed)], spec) == ["request_vote"]
     own = head + "  def request_vote(self, args):\n    return None\n"
     assert same_as_reference([(1, own)], spec) == []
+
+
+NODES_APART = '''
+import os, socket
+class MyNode(MyNode):
+    def start(self):
+        with open("/tmp/shared-note", "a") as f:  # another node's line here would be a channel
+            f.write(f"{self.id} ")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 45678))  # every node: its own network, so the same port is free
+        self.emit("note", detail=f"{open('/tmp/shared-note').read()}|{os.listdir('/proc')}|{os.getpid()}")
+        super().start()
+
+    def request_vote(self, args):
+        os._exit(3)
+'''
+
+
+def test_the_nodes_of_one_student_are_apart_from_each_other(tmp_path):
+    """No shared /tmp, network or process list between one run's nodes; a
+    node process that exits is reported with its code."""
+    import raftkit
+    from raftkit.grading import EXERCISES
+    from raftkit.grading.isolated import load_isolated
+    from raftkit.grading.runner import read_cells
+    _, cells = read_cells(solution_path(2))
+    loaded, impl, _ = load_isolated(cells + [(99, NODES_APART)], EXERCISES[2], GradeOptions(),
+                                    os.path.dirname(solution_path(2)), str(tmp_path))
+    assert loaded["ok"], loaded
+    c = raftkit.Cluster(3, seed=1, node_class=impl)
+    try:
+        notes = sorted(e.detail for e in c.trace if e.kind == "note")
+        assert notes == ["0 |[]|1", "1 |[]|1", "2 |[]|1"]
+        with pytest.raises(raftkit.NodeError, match=r"process exited with code 3"):
+            c.check_one_leader()
+    finally:
+        c.stop()

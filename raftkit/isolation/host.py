@@ -554,6 +554,8 @@ def template_main(ctl_fd: int) -> None:
                     with contextlib.suppress(Exception):
                         import ctypes
                         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
+                    if os.environ.get("RAFTKIT_LIMITS"):  # in the sandbox: this node alone in its namespaces
+                        _private_namespaces()
                     import faulthandler  # every thread's stack, on request (a node that stopped answering)
                     faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
                     _host_main(fds[0], cls, args[0])
@@ -588,6 +590,46 @@ def template_main(ctl_fd: int) -> None:
 _HOSTS: set = set()  # hosts forked and not known to be reaped
 _STACKS: dict = {}   # pid -> the read end of the pipe its faulthandler writes to
 _ENDED: dict = {}  # pid -> wait status of hosts reaped before anyone asked
+
+
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = (
+    0x00020000, 0x10000000, 0x08000000, 0x20000000, 0x40000000)
+
+
+def _private_namespaces() -> None:
+    """Give this node host namespaces of its own inside the sandbox: its
+    own network (no loopback shared with the other nodes), IPC, mounts (a
+    private ``/tmp`` and ``/dev/shm``) and PID namespace (it sees no other
+    node's process), so nodes reach each other only through the harness's
+    bus. The process that was forked stays behind as a shell that passes
+    on the stack request and the way its node ended."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID) != 0:
+        return  # the sandbox is still there; only the nodes are not apart from each other
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    for target in (b"/tmp", b"/dev/shm"):
+        libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=64m,mode=1777")
+    child = os.fork()
+    if child == 0:  # pid 1 of the new PID namespace: the node
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with its shell
+        if libc.mount(b"proc", b"/proc", b"proc", 0x2 | 0x4 | 0x8, None) != 0:  # nosuid, nodev, noexec
+            libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")  # refused: then no /proc at all
+        return
+    signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(child, signal.SIGUSR1))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
 
 
 def _reap() -> None:
