@@ -28,16 +28,16 @@ def load_isolated(cells, ex, options, folder, tmp):
     template): ``loaded`` is the report's ``{"ok", "error", "warnings"}``,
     ``impl`` the stand-in class scenarios receive."""
     spec = class_spec_of(cells, ex, options, folder)
-    sandbox = None
+    sandbox, kit = None, build_student_kit(ex, tmp)
     if not options.unsandboxed:
         problem = bwrap_problem()
         if problem is not None:
             return {"ok": False, "error": f"not graded: no sandbox for the student's code ({problem}); "
                                           "the instructor may pass --unsafe-no-sandbox", "warnings": []}, None, None
-        sandbox = Sandbox(kit=build_student_kit(ex, tmp), folder=folder, memory_mb=options.memory_mb,
+        sandbox = Sandbox(kit=kit, folder=folder, memory_mb=options.memory_mb,
                           cpu_seconds=int(options.notebook_timeout) + 60)
     try:
-        template = template_for(spec, sandbox, load_timeout=options.load_timeout)
+        template = template_for(spec, sandbox, load_timeout=options.load_timeout, kit=None if sandbox else kit)
     except LoadRefused as e:
         return dict(e.info, ok=False, error=e.info.get("error") or str(e)), None, None
     except LoadTimeout as e:
@@ -55,4 +55,4 @@ def load_isolated(cells, ex, options, folder, tmp):
     if copied:
         loaded["warnings"].append(f"for the instructor: {ex.classes[0].name}.{', .'.join(copied)} "
                                   "is the kit's own code (names and formatting aside)")
-    return loaded, hosted_class(spec, ex.classes[0].name, sandbox), template
+    return loaded, hosted_class(spec, ex.classes[0].name, sandbox, None if sandbox else kit), template

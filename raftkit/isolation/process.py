@@ -62,11 +62,11 @@ def class_spec(node_class) -> tuple:
     return ("import", module, qualname, tuple(p for p in sys.path if isinstance(p, str)))
 
 
-def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None) -> type:
+def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None, kit: str | None = None) -> type:
     """A stand-in for a node class that exists only in node processes
     (``spec`` says how a template gets it): ``Cluster(node_class=...)`` with
     it runs every node isolated, and this process never loads the class."""
-    return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "__module__": __name__,
+    return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit, "__module__": __name__,
                            "__doc__": f"{name}, loaded only in node processes"})
 
 
@@ -108,7 +108,7 @@ class Template:
     carrying its request's number: a client killed in the middle of a request
     leaves nothing that the next one could misread."""
 
-    def __init__(self, spec, *, sandbox=None, load_timeout: float = 60.0):
+    def __init__(self, spec, *, sandbox=None, load_timeout: float = 60.0, kit: str | None = None):
         self.spec, self.sandbox = spec, sandbox
         self.mu = threading.Lock()
         self.owner = os.getpid()
@@ -116,7 +116,8 @@ class Template:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         cmd = [sys.executable, "-c", "from raftkit.isolation.host import template_main as m; "
                f"m({child.fileno()})"]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([_KIT_ROOT] + [os.environ.get("PYTHONPATH", "")]),
+        root = _KIT_ROOT if kit is None else os.path.dirname(kit)  # the folder holding the raftkit package
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [os.environ.get("PYTHONPATH", "")]),
                    PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
         if sandbox is not None:
             cmd, env = sandbox.wrap(cmd, env, child.fileno())
@@ -289,14 +290,15 @@ _TEMPLATES: dict = {}
 _TEMPLATES_MU = threading.Lock()
 
 
-def template_for(spec, sandbox=None, load_timeout: float = 60.0) -> Template:
-    """The warm template for ``spec`` (started on first use, then kept)."""
-    key = (spec, None if sandbox is None else sandbox.key())
+def template_for(spec, sandbox=None, load_timeout: float = 60.0, kit: str | None = None) -> Template:
+    """The warm template for ``spec`` (started on first use, then kept);
+    ``kit``: the ``raftkit`` package folder it imports (default: this one)."""
+    key = (spec, None if sandbox is None else sandbox.key(), kit)
     with _TEMPLATES_MU:
         t = _TEMPLATES.get(key)
         if t is None or not t.alive():
             _TEMPLATES.pop(key, None)
-            t = Template(spec, sandbox=sandbox, load_timeout=load_timeout)
+            t = Template(spec, sandbox=sandbox, load_timeout=load_timeout, kit=kit)
             _TEMPLATES[key] = t
         return t
 
@@ -740,7 +742,8 @@ class ProcessNodes:
             raise ValueError('isolation="process" needs the virtual clock')
         self.cluster = cluster
         self.timeout = max(0.1, cluster.clock.watchdog * 0.8)
-        self.template = template_for(class_spec(cluster.node_class), sandbox)
+        self.template = template_for(class_spec(cluster.node_class), sandbox,
+                                     kit=getattr(cluster.node_class, "raftkit_kit", None))
         self.hosts: list[NodeHost | None] = [None] * cluster.n
 
     def make(self, i: int, service, storage, rng_seed: str):
