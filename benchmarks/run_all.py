@@ -9,6 +9,7 @@ import chaos_speed
 import click_latency
 import clock_costs
 import grade_speed
+import isolation_speed
 import lincheck_speed
 import real_latency
 import render_speed
@@ -23,6 +24,8 @@ if __name__ == "__main__":
     suite_time.main()
     lincheck_speed.main()
     chaos_speed.main()
-    grade_speed.main()
+    grade_speed.main(2, isolation="none")
+    grade_speed.main(2)
+    isolation_speed.main()
     render_speed.main()
     click_latency.main()
