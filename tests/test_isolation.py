@@ -149,9 +149,14 @@ def test_a_class_defined_in_a_notebook_is_refused_with_a_reason():
         raftkit.Cluster(3, isolation="process", node_class=Local)
 
 
-def test_bad_isolation_value():
+def test_bad_isolation_value_and_what_isolation_does_not_support_yet():
+    from raftkit.kv import KVService
     with pytest.raises(ValueError, match="isolation"):
         raftkit.Cluster(3, isolation="thread")
+    with pytest.raises(ValueError, match="virtual clock"):
+        raftkit.Cluster(3, isolation="process", clock="real")
+    with pytest.raises(ValueError, match="recording service only"):  # it would unpickle what nodes send
+        raftkit.Cluster(3, isolation="process", service_class=KVService)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -723,9 +723,11 @@ class _WriteThrough(dict):
 
 def safe_service(service_class: type) -> type:
     """The service class for isolated nodes: a snapshot arrives from a node
-    process, so the recording service reads it without running code."""
+    process, so the recording service reads it without running code. Other
+    services (the KV server) unpickle what nodes hand them: not yet."""
     if service_class is not Service:
-        return service_class
+        raise ValueError('isolation="process" runs with the recording service only (service_class=Service); '
+                         "a KV service in node processes is not supported yet")
 
     class SafeService(Service):
         def restore(self, data: bytes) -> None:
