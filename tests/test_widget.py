@@ -16,7 +16,9 @@ import ipywidgets
 
 import raftkit
 from raftkit import Config
-from raftkit.viz.widget import ClusterWidget, parse_groups, show
+from raftkit.viz.frames import positions
+from raftkit.viz.liveview import LiveView
+from raftkit.viz.widget import VISIBLE_STEP_SECONDS, ClusterWidget, parse_groups, show
 from tests.broken import DoubleVoter
 
 WAIT = 10.0  # wall seconds: upper bound of every wait
@@ -63,14 +65,15 @@ def test_widget_builds_with_its_parts(make):
     """The parts a notebook or a browser test looks for exist and show the cluster."""
     c, w = make(5, seed=1)
     assert isinstance(w, ipywidgets.VBox)
-    assert isinstance(w.image, ipywidgets.Image) and w.image.value[:4] == b"\x89PNG"
+    assert isinstance(w.view, LiveView) and w.view.frame["t"] == 0 and len(w.view.frame["nodes"]) == 5
+    assert w.view.positions == [list(p) for p in positions(5)] and w.view.frame["playing"] is False
     assert w.state_text.value.startswith("<pre") and "Cluster(n=5, seed=1" in w.state_text.value
     assert "safe" in w.badge.value
     assert "no events yet" in w.events.value
-    buttons = {b.description: b for b in (w.step_button, w.crash_button, w.restart_button,
+    buttons = {b.description: b for b in (w.step_button, w.tick_button, w.crash_button, w.restart_button,
                                           w.disconnect_button, w.connect_button, w.partition_button,
                                           w.heal_button, w.submit_button, w.reset_button)}
-    assert set(buttons) == {"Step", "Crash", "Restart", "Disconnect", "Connect", "Partition", "Heal",
+    assert set(buttons) == {"Step", "Tick", "Crash", "Restart", "Disconnect", "Connect", "Partition", "Heal",
                             "Submit", "Reset"}
     assert all(isinstance(b, ipywidgets.Button) for b in buttons.values())
     assert isinstance(w.play, ipywidgets.ToggleButton) and w.play.description == "Play"
@@ -86,21 +89,54 @@ def test_widget_builds_with_its_parts(make):
     assert isinstance(show(c), ClusterWidget)  # what Cluster.show() returns
 
 
-def test_step_button_runs_one_event_and_redraws(make):
-    """Each Step press runs exactly one scheduler event; the picture and the
+def test_tick_button_runs_one_event_and_redraws(make):
+    """Each Tick press runs exactly one scheduler event; the picture and the
     state table follow."""
     c, w = make(5, seed=1)
     w.advance(0.3)
-    image, text = w.image.value, w.state_text.value
+    frame, text = w.view.frame, w.state_text.value
     for _ in range(30):
         before = c.clock.events
-        w.step_button.click()
+        w.tick_button.click()
         assert c.clock.events == before + 1
         if w.state_text.value != text:
             break
-    assert w.state_text.value != text and w.image.value != image
-    assert "step:" in w.status.value
+    assert w.state_text.value != text and w.view.frame["t"] > frame["t"]
+    assert w.view.frame["seq"] > frame["seq"]
+    assert "tick:" in w.status.value
     assert "<pre" in w.events.value and "send" in w.events.value
+
+
+def test_step_button_runs_to_the_next_visible_event(make):
+    """Step skips the timers' invisible ticks: every press ends on an event
+    the picture shows, and the trace grows by at least one event each time.
+    From a quiet start (every follower waiting), one Step gets to the first
+    election timeout, which ten Ticks do not."""
+    c, w = make(5, seed=1)
+    for _ in range(10):
+        w.tick_button.click()
+    assert not c.trace  # ten ticks: nothing to see yet
+    w.step_button.click()
+    assert c.trace and c.trace[0].kind == "timeout"  # and what that one event did (becoming candidate)
+    assert "step:" in w.status.value and "timeout" in w.status.value
+    for _ in range(20):
+        n = len(c.trace)
+        w.step_button.click()
+        assert len(c.trace) > n
+        assert "step:" in w.status.value and "tick" not in w.status.value
+
+
+def test_visible_step_is_bounded_and_says_when_nothing_happens(make):
+    """A cluster of one leader with nothing to do still heartbeats... so a
+    single node (no peers: no messages) is the quiet case: Step stops after
+    VISIBLE_STEP_SECONDS of cluster time and says nothing visible happened."""
+    c, w = make(1, seed=1)
+    w.advance(1.0)
+    assert c.leader() == 0
+    before = c.now
+    w.step_button.click()
+    assert "nothing visible happened" in w.status.value
+    assert before + VISIBLE_STEP_SECONDS <= c.now < before + VISIBLE_STEP_SECONDS + 0.1
 
 
 def test_node_buttons_reach_the_cluster(make):
@@ -108,11 +144,10 @@ def test_node_buttons_reach_the_cluster(make):
     shows in the picture and the state table."""
     c, w = make(5, seed=1)
     w.advance(0.5)
-    image = w.image.value
     w.node_picker.value = 2
     w.crash_button.click()
     assert not c.is_alive(2)
-    assert w.image.value != image
+    assert w.view.frame["nodes"][2]["role"] == "Dead" and w.view.frame["nodes"][2]["alive"] is False
     assert "crashed" in w.state_text.value
     w.restart_button.click()
     assert c.is_alive(2)
@@ -184,7 +219,6 @@ def test_play_runs_frames_then_pause_and_close_end_the_thread(make):
     """Play runs frames on one background thread; clicks made meanwhile are
     applied between frames; Pause and close() end the thread."""
     c, w = make(5, seed=1, fps=20, rate=0.05)
-    image = w.image.value
     w.play.value = True
     assert w.play.description == "Pause"
     assert w.wait_for_frames(3, WAIT)
@@ -196,7 +230,7 @@ def test_play_runs_frames_then_pause_and_close_end_the_thread(make):
     assert w.play.description == "Play"
     assert w.play_thread is None and not play_threads()
     assert not c.is_alive(0)
-    assert c.now >= 3 * 0.05 and w.image.value != image
+    assert c.now >= 3 * 0.05 and w.view.frame["t"] == c.now and w.view.frame["playing"] is False
     assert w.time_slider.value == pytest.approx(c.now) and w.time_slider.max == pytest.approx(c.now)
 
     w.play.value = True
@@ -379,3 +413,80 @@ def test_raft_magic(capsys):
     finally:
         magic.magic.close()
     assert not play_threads()
+
+
+# ------------------------------------------------------------ state frames
+def test_state_frame_is_json_and_shows_what_the_state_holds():
+    """The frame the browser draws: JSON as it is, one entry per node, one
+    per message in flight (with the way it travels), the leader, cut links."""
+    import json
+
+    from raftkit.viz.frames import state_frame
+    with raftkit.Cluster(5, seed=1) as c:
+        c.run_for(1.0)
+        c.submit("x")
+        c.run_for(0.06)
+        while not c.snapshot_state().messages:
+            c.step()
+        c.crash(3)
+        c.partition([0, 1, 2], [4])
+        state = c.snapshot_state()
+    f = state_frame(state)
+    assert json.loads(json.dumps(f)) == f
+    assert f["t"] == state.time and f["leader"] == 0 and f["partition"] == [[0, 1, 2], [4]]
+    assert [n["id"] for n in f["nodes"]] == [0, 1, 2, 3, 4]
+    assert f["nodes"][0]["role"] == "Leader" and f["nodes"][0]["timer"] is None
+    assert f["nodes"][3]["role"] == "Dead" and f["nodes"][3]["timer"] is None
+    follower = f["nodes"][1]
+    ns = state.nodes[1]
+    assert follower["timer"] == [ns.timer_started, ns.timer_timeout, True]
+    # node 4 is alone in its group, node 3 is in no group: every link of theirs is cut
+    assert sorted(map(tuple, f["cut"])) == sorted({(a, b) for a in range(5) for b in range(a + 1, 5)
+                                                   if {a, b} & {3, 4}})
+    assert len(f["messages"]) == len(state.messages) > 0
+    for m, sm in zip(f["messages"], sorted(state.messages, key=lambda m: m.id)):
+        assert m["id"] == sm.id and (m["sent"], m["arrive"]) == (sm.sent, sm.arrive)
+        way = (sm.src, sm.dst) if sm.phase == "request" else (sm.dst, sm.src)
+        assert (m["src"], m["dst"]) == way and m["key"] == f"{sm.id}{'q' if sm.phase == 'request' else 'r'}"
+        assert m["doomed"] == (3 in way or 4 in way)
+    leader_log = f["logs"][0]
+    assert leader_log["terms"] == [1] and leader_log["first"] == 1
+    assert all("next" in f["logs"][j] for j in (1, 2, 3, 4)) and "next" not in leader_log
+
+
+def test_state_frame_for_a_students_timer_and_long_logs():
+    """A node that did not record its timeout gets the top of the configured
+    range, marked inexact; a long log sends only its last `window` entries."""
+    from dataclasses import replace
+
+    from raftkit.viz.frames import state_frame
+    with raftkit.Cluster(3, seed=2) as c:
+        for k in range(30):
+            c.one(k, 3)
+        state = c.snapshot_state()
+    follower = next(ns for ns in state.nodes if ns.state == "Follower")
+    student = replace(follower, timer_timeout=0.0)
+    nodes = tuple(student if ns.id == follower.id else ns for ns in state.nodes)
+    f = state_frame(replace(state, nodes=nodes), election_timeout=(0.2, 0.4), window=10)
+    assert f["nodes"][follower.id]["timer"] == [follower.timer_started, 0.4, False]
+    assert all(row["first"] == 21 and len(row["terms"]) == 10 for row in f["logs"])
+    with pytest.raises(TypeError):
+        state_frame("not a state")
+    with pytest.raises(ValueError):
+        state_frame(state, window=0)
+
+
+def test_node_table_link_column_says_crashed_cut_and_partitioned():
+    """The table's link column: up, down (disconnected), group k, - (crashed)."""
+    from raftkit.viz.frames import node_table
+    with raftkit.Cluster(5, seed=1) as c:
+        c.run_for(1.0)
+        c.crash(1)
+        c.disconnect(2)
+        c.partition([0, 1, 2], [3])
+        table = node_table(c.snapshot_state(), head="HEAD")
+    lines = table.splitlines()
+    assert lines[0] == "HEAD" and lines[1].split()[-1] == "link"
+    links = [line.split()[-1] if not line.endswith(("group 0", "group 1")) else line[-7:] for line in lines[2:]]
+    assert links == ["group 0", "-", "down", "group 1", "isolated"]
+    assert lines[3].split()[1] == "crashed"
