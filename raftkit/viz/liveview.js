@@ -62,7 +62,7 @@ function messagesAt(a, b, t) {
   return out;
 }
 
-export function render({ model, el: host }) {
+function render({ model, el: host }) {
   const root = document.createElement("div");
   root.className = "raftkit-liveview";
   root.tabIndex = 0;

@@ -71,7 +71,7 @@ SLIDER_STEP = 0.001        # time slider resolution (seconds of cluster time)
 _OK_STYLE = "background:#2ca02c;color:white;padding:2px 10px;border-radius:4px;font-weight:bold"
 _BAD_STYLE = "background:#d62728;color:white;padding:2px 10px;border-radius:4px;font-weight:bold"
 _PRE = "margin:0;font-size:12px;line-height:1.3;white-space:pre"  # the node table keeps its columns
-_WRAP = "margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap;overflow-wrap:anywhere"  # events wrap
+_WRAP = "margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap;overflow-wrap:break-word"  # events wrap
 
 
 def parse_groups(text: str) -> list[list[int]]:
@@ -202,6 +202,7 @@ class ClusterWidget(widgets.VBox):
         W = widgets
         self.badge = W.HTML()
         self.status = W.HTML(layout=W.Layout(margin="0 0 0 12px"))
+        self.status.add_class("raftkit-status")
         from .liveview import LiveView
         self.view = LiveView(cluster.n, on_action=self._on_view_action,
                              on_error=lambda message: self._note(message, error=True))
@@ -472,6 +473,8 @@ class ClusterWidget(widgets.VBox):
             self._start_play()
         else:
             self._stop_play(join=threading.current_thread() is not self._thread)
+            if self.status.value.endswith(">playing</span>") or "playing the recorded" in self.status.value:
+                self._note(f"paused at t={self.cluster.now:.4f}s")  # other notes (errors) stay
 
     def _on_step(self, _button=None):
         self._do(self._step_visible_locked)
