@@ -490,3 +490,131 @@ def test_node_table_link_column_says_crashed_cut_and_partitioned():
     links = [line.split()[-1] if not line.endswith(("group 0", "group 1")) else line[-7:] for line in lines[2:]]
     assert links == ["group 0", "-", "down", "group 1", "isolated"]
     assert lines[3].split()[1] == "crashed"
+
+
+# ------------------------------------------------- clicks on the picture
+def send(w, **content):
+    """What liveview.js's model.send does: a message on the kernel's thread."""
+    w.view._receive(w.view, content, [])
+
+
+def test_clicks_on_a_node_reach_the_cluster(make):
+    """The node menu's actions, sent as the browser sends them."""
+    c, w = make(5, seed=1)
+    w.advance(1.0)
+    leader = c.leader()
+    follower = (leader + 1) % 5
+    send(w, action="crash", node=2)
+    assert not c.is_alive(2) and "node 2 crashed" in w.status.value
+    assert w.view.frame["nodes"][2]["role"] == "Dead"
+    send(w, action="restart", node=2)
+    assert c.is_alive(2)
+    send(w, action="disconnect", node=3)
+    assert not c.is_connected(3) and w.view.frame["nodes"][3]["connected"] is False
+    send(w, action="connect", node=3)
+    assert c.is_connected(3)
+    term = c.get_state(follower)[0]
+    send(w, action="timeout", node=follower)
+    assert "timed out" in w.status.value and c.trace[-1].kind == "timeout_now"
+    w.advance(c.config.ticker_interval + 0.001)
+    assert c.get_state(follower)[0] == term + 1
+    send(w, action="timeout", node=c.leader())  # a leader has no timer: a message, no action
+    assert "only followers and candidates" in w.status.value
+    assert [e.node for e in c.trace if e.kind in ("crash", "restart", "disconnect", "connect")] == [2, 2, 3, 3]
+
+
+def test_submit_to_a_clicked_node_on_both_sides_of_a_partition(make):
+    """The tour's experiment from the picture: partition, then submit to the
+    old leader (minority) and to the new one (majority)."""
+    c, w = make(5, seed=1)
+    w.advance(1.0)
+    old = c.leader()
+    rest = [i for i in range(5) if i != old]
+    w.partition_text.value = f"{old} {rest[0]} | {' '.join(map(str, rest[1:]))}"
+    w.partition_button.click()
+    w.advance(1.0)
+    new = next(i for i in rest[1:] if c.get_state(i)[1])
+    w.command_text.value = "left"
+    send(w, action="submit", node=old)
+    assert f"to node {old}" in w.status.value
+    w.command_text.value = "right"
+    send(w, action="submit", node=new)
+    assert f"to node {new}" in w.status.value
+    send(w, action="submit", node=rest[0])  # a follower: not accepted, said so
+    assert f"node {rest[0]} is not a leader" in w.status.value
+    submits = [(e.node, e.detail) for e in c.trace if e.kind == "submit"]
+    assert submits[-3:] == [(old, "'left'"), (new, "'right'"), (rest[0], "'right'")]
+    w.advance(0.5)
+    assert [m.command for m in c.applied(new) if m.command_valid] == ["right"]
+    assert not [m for m in c.applied(old) if m.command_valid]
+
+
+def test_click_on_a_message_drops_it(make):
+    """A click on a dot drops that message; a click on one already gone says so."""
+    c, w = make(5, seed=1)
+    w.advance(1.0)
+    while not w.view.frame["messages"]:
+        w.step()
+    m = w.view.frame["messages"][0]
+    send(w, action="drop", message=m["id"])
+    assert f"message {m['id']} dropped" in w.status.value
+    assert m["id"] not in [x["id"] for x in w.view.frame["messages"]]
+    assert c.trace[-1].kind == "drop"
+    send(w, action="drop", message=m["id"])
+    assert "no message" in w.status.value and "in flight" in w.status.value
+
+
+def test_keys_play_pause_and_step(make):
+    """Space toggles play; the right arrow steps to a visible event; shift +
+    right arrow ticks."""
+    c, w = make(5, seed=1, fps=20)
+    send(w, action="step")
+    assert "step:" in w.status.value and c.trace
+    before = c.clock.events
+    send(w, action="tick")
+    assert c.clock.events == before + 1 and "tick:" in w.status.value
+    send(w, action="play")
+    assert w.play.value and w.wait_for_frames(2, WAIT)
+    send(w, action="play")
+    assert not w.play.value and w.play_thread is None
+    assert w.view.frame["playing"] is False and w.view.frame["rate"] == 0.0
+    assert "paused at t=" in w.status.value
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"action": "crash", "node": 5}, "node must be an id in 0..4"),
+    ({"action": "crash", "node": "1"}, "node must be an id"),
+    ({"action": "crash", "node": True}, "node must be an id"),
+    ({"action": "crash"}, "node must be an id"),
+    ({"action": "drop", "message": -1}, "message id"),
+    ({"action": "drop", "message": 2.5}, "message id"),
+    ({"action": "explode", "node": 1}, "unknown live-view action 'explode'"),
+    ({}, "unknown live-view action None"),
+    (["crash", 1], "is a dict"),
+])
+def test_bad_messages_from_the_browser_are_refused_with_a_note(make, content, message):
+    """Hostile or garbled messages change nothing and say what was wrong."""
+    c, w = make(5, seed=1)
+    w.advance(0.5)
+    digest = c.trace_digest()
+    w.view._receive(w.view, content, [])
+    assert message in w.status.value and "#d62728" in w.status.value
+    assert c.trace_digest() == digest and all(c.is_alive(i) for i in range(5))
+
+
+def test_playing_frames_carry_the_rate_and_the_browser_can_interpolate(make):
+    """While playing, frames say how fast cluster time runs (sim s per wall s
+    = speed x fps) and time only goes forward between them."""
+    c, w = make(3, seed=1, fps=20, rate=0.01)
+    seen = []
+    w.view.observe(lambda change: seen.append(change["new"]), "frame")
+    w.play.value = True
+    assert w.wait_for_frames(5, WAIT)
+    w.play.value = False
+    playing = [f for f in seen if f["playing"]]
+    assert len(playing) >= 4
+    assert all(f["rate"] == pytest.approx(0.01 * 20) for f in playing)
+    times = [f["t"] for f in playing]
+    assert times == sorted(times) and times[-1] > times[0]
+    assert [f["seq"] for f in seen] == sorted(f["seq"] for f in seen)
+    assert seen[-1]["playing"] is False
