@@ -10,6 +10,7 @@ import click_latency
 import clock_costs
 import grade_speed
 import lincheck_speed
+import play_cost
 import real_latency
 import render_speed
 import suite_time
@@ -26,3 +27,4 @@ if __name__ == "__main__":
     grade_speed.main()
     render_speed.main()
     click_latency.main()
+    play_cost.main()
