@@ -4,9 +4,12 @@
 >>> from raftkit.viz.widget import show
 >>> c = raftkit.Cluster(5, seed=1)
 >>> w = show(c)             # in a notebook, the last expression displays it
->>> w.step_button.click()   # what the "Step" button does
+>>> w.tick_button.click()   # what the "Tick" button does: one scheduler event
 >>> c.clock.events
 1
+>>> w.step_button.click()   # "Step": on to the next event the picture shows
+>>> c.trace[-1].kind
+'state'
 >>> w.close(); c.stop()
 
 Theory of operation
