@@ -336,6 +336,18 @@ def _drive(page, mark):
                 "the node table to show node 2 crashed")
     mark("crash by a click drawn")
 
+    # Drag a box around node 0: it and the others become two partition groups.
+    bb = nodes.nth(0).bounding_box()
+    page.mouse.move(bb["x"] - 4, bb["y"] - 4)
+    page.mouse.down()
+    page.mouse.move(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2, steps=4)
+    page.mouse.move(bb["x"] + bb["width"] + 4, bb["y"] + bb["height"] + 4, steps=4)
+    page.mouse.up()
+    _wait_until(lambda: "partitioned: 0 | 1 2 3 4" in status.inner_text(), CHANGE_TIMEOUT,
+                "the status line to say the drag partitioned node 0 off")
+    _wait_until(lambda: view.locator("line.rk-cut").count() == 4, CHANGE_TIMEOUT, "node 0's 4 links drawn cut")
+    mark("partition by a drag drawn")
+
     # Play: the display time moves at the display's frame rate, messages glide.
     play.click()
     _wait_until(lambda: view.evaluate("el => el.rk.animated") > 30, CHANGE_TIMEOUT, "the view to animate")

@@ -618,3 +618,18 @@ def test_playing_frames_carry_the_rate_and_the_browser_can_interpolate(make):
     assert times == sorted(times) and times[-1] > times[0]
     assert [f["seq"] for f in seen] == sorted(f["seq"] for f in seen)
     assert seen[-1]["playing"] is False
+
+
+def test_drag_select_partitions(make):
+    """A box dragged around some nodes: they and the others become two groups."""
+    c, w = make(5, seed=1)
+    w.advance(0.5)
+    send(w, action="partition", groups=[[3, 1], [0, 2, 4]])
+    assert c.snapshot_state().partition == ((1, 3), (0, 2, 4))
+    assert w.partition_text.value == "1 3 | 0 2 4" and "partitioned: 1 3 | 0 2 4" in w.status.value
+    assert w.view.frame["partition"] == [[1, 3], [0, 2, 4]]
+    n = len(c.trace)
+    for bad in ([[1, 1], [2]], [[7]], [], [[]], "0 1 | 2", [[0, "1"]], [[True]]):
+        send(w, action="partition", groups=bad)
+        assert "partition:" in w.status.value and "#d62728" in w.status.value, bad
+    assert len(c.trace) == n

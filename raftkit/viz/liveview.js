@@ -9,6 +9,7 @@
 // the kernel's. It sends the kernel small action messages (model.send):
 //   {action: "crash" | "restart" | "timeout" | "disconnect" | "connect" | "submit", node}
 //   {action: "drop", message}            drop the message with this id
+//   {action: "partition", groups}        drag a box around some nodes: they and the rest are two groups
 //   {action: "play"} | {action: "step"} | {action: "tick"}
 // Keyboard (the view has focus once clicked): space plays / pauses, the right
 // arrow steps to the next visible event, shift + right arrow one tick.
@@ -87,6 +88,8 @@ function render({ model, el: host }) {
   let t = 0;                  // display time (cluster seconds)
   let last = null;            // rAF timestamp of the previous animation frame
   let drawnStatic = null;     // the frame whose nodes / links / logs are drawn
+  let drawnKey = null;        // what they showed: redrawn only when it changes
+  let stale = true;           // paused: draw only after a new frame (a still picture costs nothing)
   let closed = false;
   let nodeSpec = [];          // [{x, y, r}] in viewBox units
   const dots = new Map();     // message key -> its <g>
@@ -137,9 +140,19 @@ function render({ model, el: host }) {
     menu.style.display = "block";
   }
 
+  // Everything drawStatic shows but the timers' positions (animate moves those).
+  function staticKey(f) {
+    return JSON.stringify([f.nodes.map((n) => [n.role, n.term, n.alive, n.connected, n.votes, n.timer && n.timer[2]]),
+                           f.logs, f.cut, nodeSpec.length]);
+  }
+
   function drawStatic(f) {
     drawnStatic = f;
     title.textContent = f.title;
+    const key = staticKey(f);
+    if (key === drawnKey) return;
+    drawnKey = key;
+    root.rk.redrawn = (root.rk.redrawn || 0) + 1;
     linksG.replaceChildren();
     nodesG.replaceChildren();
     logsG.replaceChildren();
@@ -315,12 +328,14 @@ function render({ model, el: host }) {
       while (frames.length > 2 && frames[1].t <= t) frames.shift();
     }
     if (f.nodes.length !== nodeSpec.length) layout();
+    stale = true;
   }
 
   function tick(ts) {
     if (closed) return;
     const newest = frames[frames.length - 1];
-    if (newest) {
+    if (newest && (newest.playing || stale)) {
+      stale = false;
       if (newest.playing && last !== null) {
         const dt = Math.min(0.25, (ts - last) / 1000);
         t += dt * (newest.rate || 0);
@@ -341,6 +356,41 @@ function render({ model, el: host }) {
     requestAnimationFrame(tick);
   }
 
+  // Drag a box on the empty picture: the nodes inside and the others become two partition groups.
+  let drag = null;
+  const box = el("rect", {fill: "rgba(214,39,40,0.08)", stroke: CUT, "stroke-dasharray": "4 3",
+    visibility: "hidden", class: "rk-select", "pointer-events": "none"}, svg);
+  function svgPoint(e) {
+    const m = svg.getScreenCTM();
+    if (!m) return {x: 0, y: 0};
+    const p = new DOMPoint(e.clientX, e.clientY).matrixTransform(m.inverse());
+    return {x: p.x, y: p.y};
+  }
+  function boxOf(a, b) {
+    return {x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), width: Math.abs(a.x - b.x), height: Math.abs(a.y - b.y)};
+  }
+  svg.addEventListener("mousedown", (e) => {
+    if (e.button !== 0 || e.target.closest("g.rk-node, g.rk-message")) return;
+    drag = svgPoint(e);
+  });
+  svg.addEventListener("mousemove", (e) => {
+    if (!drag) return;
+    const r = boxOf(drag, svgPoint(e));
+    for (const k in r) box.setAttribute(k, r[k]);
+    box.setAttribute("visibility", r.width > 4 || r.height > 4 ? "visible" : "hidden");
+  });
+  window.addEventListener("mouseup", (e) => {
+    if (!drag) return;
+    const r = boxOf(drag, svgPoint(e));
+    drag = null;
+    box.setAttribute("visibility", "hidden");
+    if (r.width < 5 && r.height < 5) return;
+    const inside = [], outside = [];
+    nodeSpec.forEach((s, i) => (s.x >= r.x && s.x <= r.x + r.width && s.y >= r.y && s.y <= r.y + r.height
+                                ? inside : outside).push(i));
+    if (inside.length && outside.length) send({action: "partition", groups: [inside, outside]});
+  });
+
   root.addEventListener("keydown", (e) => {
     if (e.key === " " || e.key === "Spacebar") send({action: "play"});
     else if (e.key === "ArrowRight") send({action: e.shiftKey ? "tick" : "step"});
@@ -350,7 +400,7 @@ function render({ model, el: host }) {
     e.stopPropagation();
   });
   root.addEventListener("click", () => { hideMenu(); root.focus(); });
-  model.on("change:positions", () => { layout(); drawnStatic = null; });
+  model.on("change:positions", () => { layout(); drawnStatic = drawnKey = null; stale = true; });
   model.on("change:frame", onFrame);
   layout();
   onFrame();

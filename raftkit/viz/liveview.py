@@ -12,6 +12,8 @@ handed to ``on_action`` (the ClusterWidget's handler).
 ('crash', 2)
 >>> parse_action({"action": "drop", "message": 17}, n=5)
 ('drop', 17)
+>>> parse_action({"action": "partition", "groups": [[3, 0], [1, 2, 4]]}, n=5)
+('partition', [[0, 3], [1, 2, 4]])
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ PLAYER_ACTIONS = ("play", "step", "tick")
 
 def parse_action(content, n: int) -> tuple:
     """Check one message from the browser: ``(action, node)`` for a node
-    action, ``("drop", message_id)``, or ``(action,)`` for play / step /
-    tick. Anything else raises ValueError with what was wrong."""
+    action, ``("drop", message_id)``, ``("partition", groups)``, or
+    ``(action,)`` for play / step / tick. Anything else raises ValueError with what was wrong."""
     if not isinstance(content, dict):
         raise ValueError(f"a live-view message is a dict, got {type(content).__name__}")
     action = content.get("action")
@@ -47,9 +49,18 @@ def parse_action(content, n: int) -> tuple:
         if not isinstance(message, int) or isinstance(message, bool) or message < 1:
             raise ValueError(f"drop: message must be a message id (an int >= 1), got {message!r}")
         return action, message
+    if action == "partition":
+        groups = content.get("groups")
+        ok = isinstance(groups, list) and groups and all(isinstance(g, list) and g for g in groups)
+        ids = [i for g in groups for i in g] if ok else []
+        if not ok or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in ids):
+            raise ValueError(f"partition: groups must be non-empty lists of node ids in 0..{n - 1}, got {groups!r}")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"partition: a node is in two groups: {groups!r}")
+        return action, [sorted(g) for g in groups]
     if action in PLAYER_ACTIONS:
         return (action,)
-    known = ", ".join(NODE_ACTIONS + ("drop",) + PLAYER_ACTIONS)
+    known = ", ".join(NODE_ACTIONS + ("drop", "partition") + PLAYER_ACTIONS)
     raise ValueError(f"unknown live-view action {action!r}; expected one of {known}")
 
 

@@ -565,6 +565,12 @@ class ClusterWidget(widgets.VBox):
             self._act(lambda c: c.drop_message(ident), f"message {ident} dropped")
         elif action == "submit":
             self._submit(args[0])
+        elif action == "partition":
+            (groups,) = args
+            text = " | ".join(" ".join(map(str, g)) for g in groups)
+            with self._sync():
+                self.partition_text.value = text
+            self._act(lambda c: c.partition(*groups), f"partitioned: {text}")
         else:
             (node,) = args
             self.node_picker.value = node
