@@ -633,3 +633,29 @@ def test_drag_select_partitions(make):
         send(w, action="partition", groups=bad)
         assert "partition:" in w.status.value and "#d62728" in w.status.value, bad
     assert len(c.trace) == n
+
+
+def test_clicks_on_a_rewound_picture_fork_history_and_replay(make):
+    """Dropping a message and timing a node out on a rewound run fork it like
+    any other action, and the forked run re-runs the same (rewind again)."""
+    c, w = make(5, seed=2)
+    w.advance(1.0)
+    end = c.now
+    w.rewind(0.5)
+    while not w.view.frame["messages"]:
+        w.step()
+    m = w.view.frame["messages"][0]
+    send(w, action="drop", message=m["id"])
+    assert f"message {m['id']} dropped" in w.status.value
+    follower = next(n["id"] for n in w.view.frame["nodes"] if n["role"] == "Follower")
+    send(w, action="timeout", node=follower)
+    assert w.furthest is w.cluster and w.cluster is not c
+    w.advance(end - w.cluster.now + 0.2)
+    forked, digest = w.cluster, w.cluster.trace_digest()
+    assert [a.method for a in forked.actions][-2:] == ["drop_message", "timeout_now"]
+    w.rewind(0.6)
+    w.rewind(w.time_slider.max)
+    assert w.cluster.trace_digest() == digest
+    w.rewind(0.6)
+    w.advance(forked.now - 0.6)  # play the recorded future through both clicks
+    assert w.cluster.trace_digest() == digest
