@@ -659,3 +659,17 @@ def test_clicks_on_a_rewound_picture_fork_history_and_replay(make):
     w.rewind(0.6)
     w.advance(forked.now - 0.6)  # play the recorded future through both clicks
     assert w.cluster.trace_digest() == digest
+
+
+def test_status_line_follows_play_after_a_rewind(make):
+    """After a rewind the status says so; Play replaces it (the issue's
+    'rewound' that stayed), Pause says where it stopped."""
+    c, w = make(5, seed=1, fps=20, rate=0.01)
+    w.advance(1.0)
+    w.rewind(0.5)
+    assert "rewound" in w.status.value
+    w.play.value = True
+    assert "rewound" not in w.status.value and "playing the recorded run again" in w.status.value
+    assert w.wait_for_frames(2, WAIT)
+    w.play.value = False
+    assert "rewound" not in w.status.value and "paused at t=" in w.status.value
