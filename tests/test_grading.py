@@ -26,6 +26,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 import textwrap
 
 import nbformat
@@ -579,3 +581,43 @@ def test_scenario_names_and_points():
         assert len(names) == len(set(names))
         assert any(s.public for s in ex.scenarios)
         assert all(s.doc for s in ex.scenarios), "every scenario says what must hold"
+
+
+# --------------------------------------------------------------------------
+# Gradescope: the autograder bundle, run against a fake /autograder tree
+# --------------------------------------------------------------------------
+
+@pytest.mark.timeout(240)
+def test_gradescope_autograder_bundle_grades_a_submission(tmp_path, capsys):
+    """`raftkit gradescope-autograder` writes a zip whose run_autograder grades
+    /autograder/submission into /autograder/results/results.json; when the
+    grader cannot run at all, results.json still says so."""
+    import stat
+    import zipfile
+
+    from raftkit.cli import main
+    bundle = tmp_path / "autograder.zip"
+    assert main(["gradescope-autograder", str(bundle), "--", "--only", "vote counting",
+                 "--random-seeds", "0", "-j", "1"]) == 0
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        names = z.namelist()
+        z.extractall(root)
+    assert {"setup.sh", "run_autograder", "raftkit-src/pyproject.toml"} <= set(names)
+    assert not any(n.startswith(("raftkit-src/solutions", "raftkit-src/tests")) for n in names)
+    run = root / "run_autograder"
+    run.chmod(run.stat().st_mode | stat.S_IXUSR)
+    (root / "submission").mkdir()
+    submission(str(root / "submission"), 2)
+    raftkit_bin = os.path.join(os.path.dirname(sys.executable), "raftkit")
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), RAFTKIT=raftkit_bin)
+    subprocess.run(["bash", str(run)], env=env, check=True, capture_output=True, timeout=200)
+    results = json.loads((root / "results" / "results.json").read_text())
+    [test] = results["tests"]
+    assert test["name"].endswith("vote counting") and test["score"] == test["max_score"] > 0, test
+    assert results["score"] == test["score"]
+
+    (root / "results" / "results.json").unlink()
+    subprocess.run(["bash", str(run)], env=dict(env, RAFTKIT="/bin/false"), check=True, timeout=60)
+    broken = json.loads((root / "results" / "results.json").read_text())
+    assert broken["score"] == 0 and "could not run" in broken["output"]

@@ -185,9 +185,11 @@ def _collect(proc, path, read_fd, write_fd, options, t0) -> dict:
     return result
 
 
-def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool = False) -> list[dict]:
+def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool = False,
+                    on_result=None) -> list[dict]:
     """Grade notebooks, ``jobs`` at a time, in the order given. Ctrl-C
-    kills every worker (and what they started) before it propagates."""
+    kills every worker (and what they started) before it propagates.
+    ``on_result(k, result)`` is called as each notebook finishes (to save it)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
     results: list = [None] * len(paths)
     bar = _progress(len(paths), progress)
@@ -200,6 +202,8 @@ def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool 
                 results[k] = fut.result()
             except Exception as e:  # a bug of the grader itself
                 results[k] = _grader_error(paths[k], f"{type(e).__name__}: {e}")
+            if on_result is not None:
+                on_result(k, results[k])
             bar.update(1)
             r = results[k]
             bar.set_postfix_str(f"{os.path.basename(paths[k])} {r.get('score', 0)}/{r.get('max', 0)}")
