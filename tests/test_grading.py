@@ -360,6 +360,18 @@ def test_classic_bug_costs_the_right_scenario(graded_bugs, name, exercise, scena
     assert s["seed"] is not None and f"replay({exercise}, \"{scenario}\", seed={s['seed']})" in s["replay"]
 
 
+def test_feedback_pages_show_each_failure_with_its_last_events(graded_bugs, tmp_path):
+    """A failing scenario carries the run's last events (checked when read back
+    from the run's process), and the student's page draws them."""
+    from raftkit.grading.feedback_page import write_feedback_pages
+    name = BUGS[0][0]
+    failed = [s for s in graded_bugs[name]["scenarios"] if not s["passed"]]
+    assert failed and all(len(s["events"]) > 0 for s in failed if s["message"]), failed
+    [page] = write_feedback_pages([graded_bugs[name]], str(tmp_path))
+    text = open(page).read()
+    assert "<svg" in text and failed[0]["replay"].replace('"', "&quot;") in text
+
+
 # --------------------------------------------------------------------------
 # Misbehaving and broken submissions
 # --------------------------------------------------------------------------

@@ -194,3 +194,22 @@ def test_gradescope_results_one_test_per_scenario():
         ("exercise 3: AppendEntries", 0, 40, "failed")]
     assert "two leaders" in doc["tests"][1]["output"] and "replay(" in doc["tests"][1]["output"]
     assert doc["score"] == 15 and "handed in" in doc["tests"][2]["output"]
+
+
+def test_feedback_page_escapes_student_text_and_survives_bad_events(tmp_path):
+    """Whatever a student's code put in a message or an event cannot inject
+    markup into the page or break it; student names cannot leave the folder."""
+    from raftkit.grading.feedback_page import write_feedback_pages
+    events = [[0.1, "state", 0, None, "candidate"], [0.2, "send", 0, 1, "<b>RequestVote</b>"],
+              [0.3, "deliver", 1, 0, "RequestVote"]]
+    bad = {"name": "vote counting", "points": 0, "max": 15, "passed": False, "seed": 4,
+           "message": "<script>alert(1)</script>", "where": "cell 3, line 7", "replay": "replay(2, 'x', seed=4)",
+           "events": events}
+    weird = dict(bad, name="re-election", events=[["x", 1, 2]])
+    result = {"notebook": "/c/02.ipynb", "student": "../../evil", "exercise": 2, "title": "RequestVote",
+              "score": 0, "max": 25, "error": None, "grader_error": None, "warnings": [], "scenarios": [bad, weird]}
+    [page] = write_feedback_pages([result], str(tmp_path / "out"))
+    assert os.path.dirname(page) == str(tmp_path / "out")
+    text = open(page).read()
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert text.count("<svg") == 1 and "no diagram" in text and "seed 4" in text

@@ -50,6 +50,9 @@ def grade_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write every result as JSON (- for stdout)")
     p.add_argument("--csv", metavar="FILE", help="write the class sheet: one row per student")
     p.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json (one test per scenario)")
+    p.add_argument("--feedback", metavar="FOLDER",
+                   help="write a feedback page per student (FOLDER/<student>.html: scenarios, failures, replay "
+                        "lines, a diagram of each failing run's last events)")
     p.add_argument("-j", "--jobs", type=_positive_int, default=os.cpu_count() or 1,
                    help="notebooks graded at once (default: the number of CPUs)")
     p.add_argument("--exercise", type=int, help="grade as this exercise (default: from the notebook)")
@@ -133,6 +136,9 @@ def grade_main(argv=None) -> int:
         if args.gradescope:
             from .gradescope import write_gradescope
             write_gradescope(results, args.gradescope)
+        if args.feedback:
+            from .feedback_page import write_feedback_pages
+            write_feedback_pages(results, args.feedback)
     except OSError as e:
         print(f"raftkit grade: cannot write results: {e}", file=sys.stderr)
         return 2

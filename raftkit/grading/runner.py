@@ -380,7 +380,7 @@ def _grade_scenario(loader, ex, sc, options, deadline) -> dict:
         entry["runs"].append({k: run.get(k) for k in ("seed", "ok", "time", "error_type", "message")})
         if not run["ok"] and entry["seed"] is None:
             entry.update(seed=seed, message=run["message"], where=run.get("where", ""),
-                         replay=replay_call(ex.number, sc.name, seed))
+                         replay=replay_call(ex.number, sc.name, seed), events=run.get("events") or [])
             if not options.keep_going:
                 break
     entry["passed"] = all(r["ok"] for r in entry["runs"]) and bool(entry["runs"])
@@ -468,6 +468,7 @@ class _Loader:
             else:
                 out = {k: result.get(k, base[k]) for k in base}
                 out["ok"] = result.get("ok") is True
+                out["events"] = event_rows(result.get("events"))
             self._expect(lambda m: m.get("type") == "exited", 5.0)
         elif dump or result is None:  # the time limit: our watchdog, faulthandler, or the kill above
             out = dict(base, error_type="Timeout",
@@ -688,9 +689,32 @@ def run_scenario(sc, impl, seed: int, *, watchdog: float | None = None, stop: bo
            "where": ""}
     if error is not None:
         out.update(describe_error(error))
+        if clusters:  # for the feedback page's diagram of the moments before the failure
+            out["events"] = last_events(clusters[-1])
     if keep:
         out["error"], out["clusters"] = error, clusters
     return out
+
+
+FEEDBACK_EVENTS = 60  # events kept from a failing run, for the feedback page
+
+
+def last_events(cluster, n: int = FEEDBACK_EVENTS) -> list[list]:
+    """The cluster's last ``n`` events as plain rows (time, kind, node, peer, detail)."""
+    with contextlib.suppress(Exception):  # a cluster broken by the student's code may not answer
+        return [[e.time, e.kind, e.node, e.peer, e.detail] for e in cluster.trace[-n:]]
+    return []
+
+
+def event_rows(rows) -> list[list]:
+    """Event rows read back from a run's process, checked: at most
+    ``FEEDBACK_EVENTS`` rows of (number, str, int|None, int|None, str)."""
+    if not isinstance(rows, list):
+        return []
+    ok = [r for r in rows[-FEEDBACK_EVENTS:]
+          if isinstance(r, list) and len(r) == 5 and isinstance(r[0], (int, float)) and isinstance(r[1], str)
+          and all(x is None or type(x) is int for x in r[2:4])]
+    return [[float(t), k[:40], n, p, str(d)[:300]] for t, k, n, p, d in ok]
 
 
 # -- executing the notebook's cells ------------------------------------------
