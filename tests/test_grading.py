@@ -528,6 +528,28 @@ def test_broken_submissions_get_a_clear_message_and_zero(graded_broken):
     assert any("syntax error" in w for w in r["warnings"]), r["warnings"]
 
 
+@pytest.mark.timeout(120)
+def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path):
+    """A notebook that kills its own process, exits it, or kills the grading
+    worker above it gets an accurate message and a 0, never a GRADER ERROR
+    or a timeout it did not take; no temporary folder outlives its worker."""
+    import tempfile
+    cells = {"kills-itself": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+             "exits": "import os\nos._exit(0)",
+             "kills-the-worker": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"}
+    paths = [submission(str(tmp_path / who), 2, extra_cells=[code]) for who, code in cells.items()]
+    before = {f for f in os.listdir(tempfile.gettempdir()) if f.startswith("raftkit-")}
+    results = {r["student"]: r for r in grade_notebooks(paths, GradeOptions(random_seeds=[]), jobs=JOBS)}
+    expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)",
+                "kills-the-worker": "was killed by SIGKILL while the notebook's code ran"}
+    for who, phrase in expected.items():
+        r = results[who]
+        assert r["grader_error"] is None and r["score"] == 0, r
+        assert phrase in r["error"] and "did not finish within" not in r["error"], r["error"]
+    after = {f for f in os.listdir(tempfile.gettempdir()) if f.startswith("raftkit-")}
+    assert after <= before, f"left behind: {sorted(after - before)}"
+
+
 def test_grade_main_exits_nonzero_when_the_grader_breaks(monkeypatch, capsys):
     """A worker that cannot run is the grader's failure: status 2, and the
     table says GRADER ERROR (not a 0 for the student)."""

@@ -116,7 +116,6 @@ def grade_notebook(path: str, options: GradeOptions) -> dict:
     bad submission; a result with ``grader_error`` means grading broke."""
     path = os.path.abspath(path)
     read_fd, write_fd = os.pipe()
-    env = dict(os.environ, MALLOC_ARENA_MAX="2", PYTHONDONTWRITEBYTECODE="1")
     cmd = [sys.executable, "-m", "raftkit.grading.runner", "--result-fd", str(write_fd),
            "--options", json.dumps(asdict(options)), path]
     t0 = time.monotonic()
@@ -124,7 +123,10 @@ def grade_notebook(path: str, options: GradeOptions) -> dict:
     import subprocess
     # An empty folder as the worker's working directory: `python -m` puts it first on sys.path,
     # so nothing next to the submission (a json.py, a raftkit/ folder) can shadow the grader's modules.
+    # It is also the worker's TMPDIR, so removing it here removes every temporary file of the
+    # worker and its children, even after they were killed.
     home = tempfile.mkdtemp(prefix="raftkit-worker-")
+    env = dict(os.environ, MALLOC_ARENA_MAX="2", PYTHONDONTWRITEBYTECODE="1", TMPDIR=home)
     try:
         proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True, env=env, cwd=home)
@@ -179,6 +181,8 @@ def _collect(proc, path, read_fd, write_fd, options, t0) -> dict:
         result = json.loads(b"".join(chunks).decode())
     except ValueError:
         tail = err.decode(errors="replace").strip()[-2000:]
+        if proc.returncode < 0 and "Traceback" not in tail:  # a signal the grader did not send
+            return _killed_by_the_notebook(path, -proc.returncode)
         return _grader_error(path, f"the grading worker exited with status {proc.returncode} without a "
                                    f"result{': ' + tail if tail else ''}")
     result["time"] = round(time.monotonic() - t0, 3)
@@ -249,6 +253,16 @@ def _terminate(pid, grace: float = 2.0) -> None:
 def _grader_error(path, message):
     return {"notebook": os.path.abspath(path), "student": student_of(path), "exercise": None, "title": "",
             "score": 0, "max": 0, "error": None, "grader_error": message, "warnings": [], "scenarios": []}
+
+
+def _killed_by_the_notebook(path, sig):
+    """The worker died of a signal the grader did not send: the notebook's
+    code (which runs in the worker's children) sent it, or a memory limit did."""
+    name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+    return {"notebook": os.path.abspath(path), "student": student_of(path), "exercise": None, "title": "",
+            "score": 0, "max": 0, "grader_error": None, "warnings": [], "scenarios": [],
+            "error": f"the process grading this notebook was killed by {name} while the notebook's code ran "
+                     f"(code that kills processes, or more memory than allowed)"}
 
 
 def _progress(total, enabled):
@@ -426,14 +440,18 @@ class _Loader:
         self.pid, self.req_w, self.res_r = pid, req_w, res_r
         msg = self._expect(lambda m: m.get("type") == "loaded", timeout)
         if msg is None:
-            cell = self._last_cell
+            cell, ended = self._last_cell, self.ended
             self.stop()
             where = f" (it was running cell {cell})" if cell else ""
+            if ended:
+                return {"ok": False, "error": f"the notebook's process ended ({ended}) before its cells "
+                                              f"finished{where}: graded cells should only define code"}
             return {"ok": False, "error": f"the notebook's cells did not finish within {timeout:.0f} s{where}: "
                                           "graded cells should only define code (tag experiments raftkit-skip)"}
         return msg
 
     _last_cell = None
+    ended = None  # how the loader ended, if it did (exit status or signal)
 
     def run(self, name: str, seed: int, timeout: float) -> dict:
         """One (scenario, seed) run in a fresh process; always returns a run dict."""
@@ -523,12 +541,28 @@ class _Loader:
             if not ready:
                 return None
             data = os.read(self.res_r, 1 << 16)
-            if not data:  # the loader is gone
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(self.pid, os.WNOHANG)
+            if not data:  # the loader closed its end: it is gone (or closed it itself)
+                self.ended = _reap(self.pid)
                 self.pid = None
                 return None
             self.buffer += data
+
+
+def _reap(pid, wait: float = 2.0) -> str | None:
+    """How child ``pid`` ended ("exit status 0", "killed by SIGKILL ..."),
+    waiting at most ``wait`` seconds; None if it still runs (it is then killed)."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return _status_text(status)
+        if time.monotonic() > end:
+            _kill_group(pid)
+            return None
+        time.sleep(0.01)
 
 
 def _read(path):
