@@ -173,6 +173,28 @@ def test_exercises_are_exactly_what_release_writes(tmp_path):
             assert a.read() == b.read(), f"exercises/{name} is stale: run `raftkit release solutions/ exercises/`"
 
 
+@pytest.mark.timeout(120)
+def test_nbgrader_generate_assignment_writes_the_same_exercises(tmp_path):
+    """An nbgrader course adopts the kit unchanged: the solution cells carry
+    nbgrader's metadata, and with docs/nbgrader_config.py `nbgrader
+    generate_assignment` gives every cell the source `raftkit release` gives it."""
+    import shutil
+    course = tmp_path / "course"
+    shutil.copytree(SOLUTIONS, course / "source" / "raft")
+    shutil.copy(os.path.join(ROOT, "docs", "nbgrader_config.py"), course)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    nbgrader = os.path.join(os.path.dirname(sys.executable), "nbgrader")
+    proc = subprocess.run([nbgrader, "generate_assignment", "raft", "--force"], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stem in STEMS.values():
+        ours = nbformat.read(os.path.join(EXERCISE_DIR, stem + ".ipynb"), as_version=4)
+        theirs = nbformat.read(course / "release" / "raft" / (stem + ".ipynb"), as_version=4)
+        assert [(c.cell_type, c.source) for c in theirs.cells] == [(c.cell_type, c.source) for c in ours.cells], stem
+        solution_cells = [c for c in ours.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        assert solution_cells and all("raise NotImplementedError" in c.source for c in solution_cells), stem
+
+
 def test_release_is_deterministic_and_strips_solutions(tmp_path):
     release(SOLUTIONS, str(tmp_path / "a"))
     assert release_main([SOLUTIONS, str(tmp_path / "b")]) == 0
