@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import chaos_speed
+import class_speed
 import click_latency
 import clock_costs
 import grade_speed
@@ -24,5 +25,6 @@ if __name__ == "__main__":
     lincheck_speed.main()
     chaos_speed.main()
     grade_speed.main()
+    class_speed.main()
     render_speed.main()
     click_latency.main()
