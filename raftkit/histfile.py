@@ -175,8 +175,13 @@ def _operation(inv: dict[str, Any], done: dict[str, Any] | None, call: float, re
     return Operation(process, kind, key, value, output, call, ret if done is not None else None)
 
 
-def read_history(path: str | os.PathLike, default_key: Hashable = "x") -> list[Operation]:
-    """Read a history file: ``.edn`` as Jepsen EDN, anything else as JSON lines."""
-    if str(path).endswith(".edn"):
+def read_history(path: str | os.PathLike, fmt: str | None = None,
+                 default_key: Hashable = "x") -> list[Operation]:
+    """Read a history file as ``fmt`` ("edn" or "jsonl"); by default ``.edn``
+    files as Jepsen EDN and anything else as JSON lines."""
+    fmt = fmt or ("edn" if str(path).endswith(".edn") else "jsonl")
+    if fmt == "edn":
         return read_edn(path, default_key)
-    return read_jsonl(path)
+    if fmt == "jsonl":
+        return read_jsonl(path)
+    raise ValueError(f"unknown history format {fmt!r} (expected edn or jsonl)")

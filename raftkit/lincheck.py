@@ -350,7 +350,7 @@ def check(history: Iterable[Operation], timeout: float | None = None, *,
     ring = deque(result.per_key)
     illegal = False
     while ring:
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
             for key in ring:
                 turns.decide(key, "unknown", f"timed out after {timeout:g} s" if key in searches
                              else f"never reached: the {timeout:g} s budget ran out first")
