@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import IO, Any
 
@@ -98,7 +98,7 @@ def _plain(x: Any) -> Any:
 
     if isinstance(x, edn_format.Keyword):
         return x.name
-    if isinstance(x, list | tuple):
+    if isinstance(x, Sequence) and not isinstance(x, str):
         return tuple(_plain(v) for v in x)
     return x
 
@@ -110,7 +110,7 @@ def _edn_events(text: str) -> list[dict[str, Any]]:
         forms = edn_format.loads_all(text)
     except Exception as e:  # edn_format raises its own and ply's errors
         raise ValueError(f"not an EDN history: {e}") from None
-    if len(forms) == 1 and isinstance(forms[0], list | tuple):
+    if len(forms) == 1 and isinstance(forms[0], Sequence) and not isinstance(forms[0], str):
         forms = list(forms[0])                    # one vector of events
     events = []
     for n, form in enumerate(forms, start=1):
