@@ -122,3 +122,12 @@ def test_cli_unknown_and_bad_input(capsys, tmp_path):
         "{:process 0, :type :invoke, :f :cas, :value [1 2]}\n{:process 0, :type :ok, :f :cas, :value [1 2]}\n")
     assert main(["lincheck", str(mixed)]) == 2
     assert "fit neither" in capsys.readouterr().err
+
+
+def test_cli_writes_the_html_timeline(capsys, tmp_path):
+    """--html OUT: the checked history as a standalone page, with the register's labels."""
+    out = tmp_path / "report.html"
+    assert main(["lincheck", str(DATA / "register-bad.edn"), "--no-progress", "--html", str(out)]) == 1
+    page = out.read_text()
+    assert "NOT linearizable" in page and "cas(x,1-&gt;3)-&gt;ok" in page and "read(x)-&gt;1" in page
+    assert f"timeline written to {out}" in capsys.readouterr().out

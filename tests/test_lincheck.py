@@ -380,3 +380,39 @@ def test_draw_history_edge_cases():
     unknown = CheckResult("unknown", per_key={"x": "unknown"})
     assert "unknown" in draw_history(adversarial_history(3), unknown).axes[0].get_title()
     assert render(draw_history(random_history(300, 5, 3, seed=0)))
+
+
+def test_draw_failure_shows_the_stuck_key():
+    """draw_failure: only the illegal key's operations, the state after the prefix
+    and the blocked operation's reason under the plot; clear errors otherwise."""
+    from raftkit.viz.history import draw_failure
+
+    h = [put("x", "1", 0, 1), get("x", "", 2, 3, client=1), put("y", "1", 0, 1, client=2)]
+    r = check(h)
+    fig = draw_failure(h, r)
+    texts = " ".join(t.get_text() for t in fig.texts)
+    assert "state is '1'" in texts and "get(x)->'' [client 1]" in texts
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x · c0", "x · c1"]
+    assert render(fig).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="key 'y' is not illegal"):
+        draw_failure(h, r, "y")
+    with pytest.raises(ValueError, match="no illegal key"):
+        draw_failure(h[2:], check(h[2:]))
+
+
+def test_history_html_is_standalone_and_escaped(tmp_path):
+    """The HTML page: failing key first, its prefix, blocked op and reason; values
+    are escaped (a hostile value cannot inject markup); no external resources."""
+    from raftkit.viz.history_html import history_html, write_html
+
+    h = [put("b", "<script>alert(1)</script>", 0, 1), get("b", "", 2, 3, client=1),
+         put("a", "1", 0, 1, client=2)]
+    r = check(h)
+    page = history_html(h, r)
+    assert page.index("key &#x27;b&#x27;: NOT linearizable") < page.index("key &#x27;a&#x27;: linearizable")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "not possible when b = " in page and page.count("<svg") == 2
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    write_html(h, r, tmp_path / "out.html")
+    assert (tmp_path / "out.html").read_text() .startswith("<!DOCTYPE html>")
+    assert "not checked" in history_html(h)
