@@ -237,7 +237,11 @@ def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, None, _Out
             ok, new_state = step(state, ops[i])
             if ok:
                 new_linearized = linearized | bit[i]
-                seen = cache.get(new_state)
+                try:
+                    seen = cache.get(new_state)
+                except TypeError:
+                    raise TypeError(f"model states must be hashable, got {type(new_state).__name__}: "
+                                    f"{new_state!r}") from None
                 if seen is None:
                     seen = cache[new_state] = set()
                     memo_bytes += 100 + len(new_state) if isinstance(new_state, str) else 100
@@ -335,6 +339,10 @@ def check(history: Iterable[Operation], timeout: float | None = None, *,
     if any key is unknown, else "ok". ``progress(key, status)`` is called as
     each key is decided.
     """
+    if timeout is not None and not timeout >= 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0 (or None), got {timeout!r}")
+    if not max_memo_bytes > 0:
+        raise ValueError(f"max_memo_bytes must be > 0, got {max_memo_bytes!r}")
     start = time.monotonic()
     deadline = INF if timeout is None else start + timeout
     result = CheckResult("ok")

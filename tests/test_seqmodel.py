@@ -151,3 +151,26 @@ def test_a_model_without_the_optional_members():
     r = check(h, model=BareModel())
     assert r.status == "ok" and r.linearization["all"][-1] is h[2]
     assert check(h[1:2], model=BareModel()).status == "illegal"
+
+
+class ListState(BareModel):
+    """A clumsy model whose states are lists (unhashable)."""
+
+    def init(self):
+        return []
+
+    def step(self, state, op):
+        return True, state + [op.output]
+
+
+def test_clumsy_arguments_are_clear_errors():
+    """Unhashable model states, a negative timeout, a zero memo cap: clear errors."""
+    h = [Operation(0, "tick", "k", None, 1, 0, 1)]
+    with pytest.raises(TypeError, match="model states must be hashable, got list"):
+        check(h, model=ListState())
+    with pytest.raises(ValueError, match="timeout must be"):
+        check(h, timeout=-1)
+    with pytest.raises(ValueError, match="timeout must be"):
+        check(h, timeout=float("nan"))
+    with pytest.raises(ValueError, match="max_memo_bytes must be > 0"):
+        check(h, max_memo_bytes=0)
