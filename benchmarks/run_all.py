@@ -10,6 +10,7 @@ import class_speed
 import click_latency
 import clock_costs
 import grade_speed
+import lincheck_hard
 import lincheck_speed
 import real_latency
 import render_speed
@@ -23,6 +24,7 @@ if __name__ == "__main__":
     real_latency.main()
     suite_time.main()
     lincheck_speed.main()
+    lincheck_hard.main()
     chaos_speed.main()
     grade_speed.main()
     class_speed.main()
