@@ -12,6 +12,7 @@ import clock_costs
 import grade_speed
 import lincheck_hard
 import lincheck_speed
+import play_cost
 import real_latency
 import render_speed
 import suite_time
@@ -30,3 +31,4 @@ if __name__ == "__main__":
     class_speed.main()
     render_speed.main()
     click_latency.main()
+    play_cost.main()
