@@ -293,7 +293,7 @@ def _child(ex, cells, conn, memory_mb):
 def _child_main(ex_number, cells, conn, memory_mb):
     try:
         _child(battery.EXERCISES[ex_number], cells, conn, memory_mb)
-    except BaseException as e:  # noqa: BLE001 - whatever happens, the parent hears of it
+    except BaseException as e:  # whatever happens, the parent hears of it
         with contextlib.suppress(Exception):
             conn.send(("killed", "(loading)", None, type(e).__name__, str(e)[:200]))
     finally:
