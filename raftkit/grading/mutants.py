@@ -72,15 +72,86 @@ from . import battery
 from .release import BEGIN, END
 from .runner import GradeOptions, SubmissionError, load_cells, read_cells, run_scenario
 
-__all__ = ["Mutant", "mutate_source", "solution_lines", "mutants_of", "run_mutants", "EQUIVALENT", "main"]
+__all__ = ["Mutant", "mutate_source", "solution_lines", "mutants_of", "run_mutants", "EQUIVALENT", "equivalent_reason",
+           "main"]
 
 DISPLAY_ONLY_CALLS = {"emit"}          # self.emit(...): the trace the pictures read
 DISPLAY_ONLY_ATTRS = {"timeout"}       # self.timeout = ...: the timer the widget draws
 WATCHDOG = 2.0                         # wall seconds a node thread may run without yielding
 
-#: Mutants shown to be equivalent (no behaviour any grader could see
-#: changes), keyed by :attr:`Mutant.key`, with the reason.
-EQUIVALENT: dict[str, str] = {}
+_WAKE = "the receiver ignores the value: commit_ready and trigger_ae are wake-ups (run_applier, run_heartbeats)"
+_STEPPED = "become_follower() just made the node a follower, so the next check (state) returns anyway"
+
+#: Surviving mutants that are not bugs, with the reason: (exercise:method+offset,
+#: a piece of the mutated line, why). Most are equivalent (no run can tell them
+#: apart); those marked "permitted" behave differently but as Figure 2 allows
+#: (slower, never wrong).
+EQUIVALENT: tuple[tuple[str, str, str], ...] = (
+    ('1:run_election_timer+17', 'elapsed > timeout',
+     'elapsed and timeout_duration are random floats: they are equal with probability 0'),
+    ('1:run_election_timer+20', 'pass', "the loop's next tick returns anyway: start_election moved the term on"),
+    ('2:send_request_vote+10', 'pass', _STEPPED),
+    ('2:send_request_vote+14', 'votes[-1]', 'votes is a one-element list: votes[-1] is votes[0]'),
+    ('2:send_request_vote+15', 'votes[-1]', 'votes is a one-element list: votes[-1] is votes[0]'),
+    ('3:append_entries+22', 'index >= self',
+     'at our last entry with the same term, deleting it and appending args.entries[k:] puts back the same '
+     'entry (same index and term: Log Matching); the log ends the same'),
+    ('3:append_entries+26', 'pass',
+     'after the truncation every later entry of the request is in the log: none conflicts again'),
+    ('3:append_entries+30', 'leader_commit >=',
+     'with leader_commit == commit_index, min(leader_commit, last_new) is commit_index again'),
+    ('3:append_entries+30', 'last_new >=',
+     'with last_new == commit_index, min(leader_commit, last_new) is commit_index again'),
+    ('3:append_entries+33', 'try_send(False)', _WAKE),
+    ('3:conflict_hint+7', 'index >= 1',
+     'term_at(0) is 0 (exercise 3 has no snapshots) and no entry has term 0: the loop stops at 1'),
+    ('3:conflict_hint+7', 'index > 0',
+     'term_at(0) is 0 (exercise 3 has no snapshots) and no entry has term 0: the loop stops at 1'),
+    ('4:send_append_entries+10', 'pass', _STEPPED),
+    ('4:send_append_entries+15', 'match >=',
+     'permitted: an equal match sets next_index to match_index + 1, which Figure 2 allows (any next_index '
+     'above match_index is correct; only the amount resent changes)'),
+    ('4:send_append_entries+21', 'pass',
+     'permitted: the retry goes with the next heartbeat (50 ms) instead of at once; Figure 2 says only '
+     "'decrement nextIndex and retry'"),
+    ('4:send_append_entries+21', 'try_send(False)', _WAKE),
+    ('4:backup_index+3', 'conflict_term >= 0',
+     "conflict_term 0 means 'log too short': no leader entry has term 0, the search finds nothing and "
+     'conflict_index is returned as before'),
+    ('4:backup_index+3', 'conflict_term > -1',
+     "conflict_term 0 means 'log too short': no leader entry has term 0, the search finds nothing and "
+     'conflict_index is returned as before'),
+    ('4:backup_index+4', '-1, -1)', 'term_at(0) is 0 (exercise 4 has no snapshots), never a conflict term > 0'),
+    ('4:backup_index+7', 'max(0,',
+     'every refusal hints conflict_index >= 1 (a log length + 1), and the caller takes max(match_index + '
+     '1, ...) anyway'),
+    ('4:advance_commit_index+11', 'try_send(False)', _WAKE),
+    ('6:snapshot+4', 'index < self',
+     'snapshot(last_included_index) again keeps the same log (log[0:]), index and term'),
+    ('6:send_install_snapshot+10', 'pass', _STEPPED),
+    ('6:install_snapshot+4', 'args.term >= self',
+     'with args.term == current_term, become_follower(current_term) does what lines 64-65 do anyway (a '
+     'leader never gets InstallSnapshot of its own term: one leader per term)'),
+    ('6:install_snapshot+15', 'index < self',
+     'when index is our last entry, the entries after it are none: both branches empty the log'),
+    ('6:install_snapshot+22', 'None, 1, True',
+     'command_index is not read in a snapshot message (command_valid is False)'),
+    ('6:install_snapshot+22', 'None, -1, True',
+     'command_index is not read in a snapshot message (command_valid is False)'),
+    ('6:install_snapshot+25', 'try_send(False)', _WAKE),
+    ('7:request+4', '+= 2', 'sequence numbers only need to grow: the state machine compares them with <= and =='),
+    ('7:request+7', '<= deadline', 'clock.now() and deadline are floats: they are equal with probability 0'),
+    ('7:request+12', '- 1) % n', 'visits every server, in the other order'),
+    ('7:request+13', 'pass',
+     "permitted: a call to an unreachable server already takes simulated time (labrpc's timeout), so the "
+     'clerk does not spin; it only retries sooner'),
+)
+
+
+def equivalent_reason(m: Mutant) -> str | None:
+    """Why ``m`` is not a bug, if the table says so."""
+    where = f"{m.exercise}:{m.method}+{m.offset}"
+    return next((why for loc, piece, why in EQUIVALENT if loc == where and piece in m.after), None)
 
 
 # --------------------------------------------------------------------------
@@ -95,6 +166,7 @@ class Mutant:
     cell: int          # the notebook's cell number (1-based, as the grader counts)
     line: int          # the first changed line, within the cell
     method: str        # the function the change is in
+    offset: int        # the changed line's distance from the ``def`` line (stable when cells move)
     operator: str
     before: str        # the changed source, whitespace collapsed
     after: str
@@ -102,7 +174,7 @@ class Mutant:
 
     @property
     def key(self) -> str:
-        return f"{self.exercise}:{self.method}: {self.before} -> {self.after}"
+        return f"{self.exercise}:{self.method}+{self.offset}: {self.before} -> {self.after}"
 
     @property
     def where(self) -> str:
@@ -195,10 +267,10 @@ def _drop_kind(node) -> str:
 
 
 def _nodes(tree, allowed: set[int]):
-    """(node, enclosing function name) for every mutable node in the solution lines."""
+    """(node, enclosing function) for every mutable node in the solution lines."""
     def visit(node, func, skip):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            func = node.name
+            func = node
         skip = skip or _display_only(node) or isinstance(node, ast.JoinedStr)
         inside = (hasattr(node, "lineno") and node.lineno in allowed
                   and all(n in allowed for n in range(node.lineno, node.end_lineno + 1)))
@@ -206,7 +278,7 @@ def _nodes(tree, allowed: set[int]):
             yield node, func
         for child in ast.iter_child_nodes(node):
             yield from visit(child, func, skip)
-    yield from visit(tree, "?", False)
+    yield from visit(tree, None, False)
 
 
 def _replace(lines: list[str], node, text: str) -> tuple[list[str], str, str]:
@@ -239,7 +311,8 @@ def mutate_source(source: str, exercise: int = 0, cell: int = 0) -> list[Mutant]
             except SyntaxError:
                 continue
             seen.add(mutated)
-            out.append(Mutant(exercise, cell, node.lineno, func, operator, old, new, mutated))
+            name, offset = (func.name, node.lineno - func.lineno) if func else ("-", node.lineno)
+            out.append(Mutant(exercise, cell, node.lineno, name, offset, operator, old, new, mutated))
     out.sort(key=lambda m: (m.cell, m.line))
     return out
 
@@ -336,7 +409,7 @@ def run_mutants(exercise: int, cells, mutants, *, jobs: int = 2, timeout: float 
         job.conn.close()
         del active[job.conn]
         m = mutants[job.index]
-        equivalent = EQUIVALENT.get(m.key)
+        equivalent = equivalent_reason(m)
         if status == "survived" and equivalent:
             status = "equivalent"
         results[job.index] = dict(asdict(m), key=m.key, status=status, equivalent=equivalent,
@@ -371,7 +444,7 @@ def run_mutants(exercise: int, cells, mutants, *, jobs: int = 2, timeout: float 
 
 def baseline(exercise: int, cells, timeout: float | None = None) -> dict:
     """The unmutated solution through the same path: it must survive, or the battery is wrong."""
-    return run_mutants(exercise, cells, [Mutant(exercise, 0, 0, "-", "none", "", "", "")],
+    return run_mutants(exercise, cells, [Mutant(exercise, 0, 0, "-", 0, "none", "", "", "")],
                        jobs=1, timeout=timeout)[0]
 
 
