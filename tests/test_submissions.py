@@ -213,3 +213,50 @@ def test_feedback_page_escapes_student_text_and_survives_bad_events(tmp_path):
     text = open(page).read()
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert text.count("<svg") == 1 and "no diagram" in text and "seed 4" in text
+
+
+def _wrong_values(doc, path=()):
+    """Every (path, value) that puts a wrong kind of value somewhere in ``doc``."""
+    for value in (None, "3", 3, -1, 2.5, [], {}, [None], True):
+        yield path, value
+    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, child in children:
+        yield from _wrong_values(child, (*path, key))
+
+
+def _with(doc, path, value):
+    doc = json.loads(json.dumps(doc))
+    if not path:
+        return value
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return doc
+
+
+def test_any_malformed_notebook_is_a_clear_submission_error(tmp_path):
+    """Whatever wrong value sits anywhere in a notebook's JSON (the format as a
+    string, cells as a number, a source of None, ...), reading it either works
+    or raises SubmissionError with a message for the student: never another
+    exception, which would be a grader crash."""
+    from raftkit.grading.runner import SubmissionError, read_cells, which_exercise
+    base = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"raftkit": {"exercise": 2}},
+            "cells": [{"cell_type": "code", "metadata": {"tags": ["x"]}, "source": ["a = 1\n", "b = 2"],
+                       "outputs": [], "execution_count": None},
+                      {"cell_type": "markdown", "metadata": {}, "source": "text"}]}
+    path = tmp_path / "02-request-vote.ipynb"
+    tried = 0
+    for where, value in _wrong_values(base):
+        path.write_text(json.dumps(_with(base, where, value)))
+        tried += 1
+        try:
+            nb, _ = read_cells(str(path))
+            assert which_exercise(str(path), nb, None) in (2, 3)  # the metadata's (3 is one), else the name's
+        except SubmissionError as e:
+            assert "02-request-vote.ipynb" in str(e) and "Traceback" not in str(e), (where, value, e)
+    assert tried > 100
+    for raw in (b"", b"\xff\xfe", b"{", b'{"nbformat": "3", "worksheets": []}', b"[]", b"null"):
+        path.write_bytes(raw)
+        with pytest.raises(SubmissionError):
+            read_cells(str(path))

@@ -298,7 +298,8 @@ def read_cells(path: str):
         raise SubmissionError(f"{name} is not a readable Jupyter notebook ({type(e).__name__}: "
                               f"{str(e).strip()[:200]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        if isinstance(nb, dict) and nb.get("nbformat", 4) < 4:
+        version = nb.get("nbformat") if isinstance(nb, dict) else None
+        if type(version) is int and version < 4:
             raise SubmissionError(f"{name} is a Jupyter notebook of format {nb.get('nbformat')}: open it in "
                                   "Jupyter and save it again (format 4)")
         raise SubmissionError(f"{name} is not a readable Jupyter notebook (no list of cells in it)")
@@ -315,7 +316,7 @@ def read_cells(path: str):
             raise SubmissionError(f"{name} is not a readable Jupyter notebook (cell {number} has no source text)")
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
         tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
-        if set(tags) & SKIP_TAGS or source.lstrip().startswith("# raftkit: skip"):
+        if {t for t in tags if isinstance(t, str)} & SKIP_TAGS or source.lstrip().startswith("# raftkit: skip"):
             continue
         cells.append((number, source))
     return nb, cells
@@ -329,7 +330,7 @@ def which_exercise(path: str, nb, forced: int | None) -> int:
     meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
     meta = meta.get("raftkit") if isinstance(meta.get("raftkit"), dict) else {}
     number = meta.get("exercise")
-    if isinstance(number, int) and number in battery.EXERCISES:
+    if type(number) is int and number in battery.EXERCISES:  # not True, which equals 1
         return number
     m = re.match(r"\D*0*([1-9])\D", os.path.basename(path))
     if m and int(m.group(1)) in battery.EXERCISES:

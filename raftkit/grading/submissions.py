@@ -96,7 +96,7 @@ def exercise_named_by(path: str) -> int | None:
     file name (``03-append-entries.ipynb``); None when neither says."""
     meta = _metadata(path)
     number = meta.get("exercise") if isinstance(meta, dict) else None
-    if isinstance(number, int) and number in EXERCISES:
+    if type(number) is int and number in EXERCISES:  # not True, which equals 1
         return number
     stems = {ex.notebook: n for n, ex in EXERCISES.items()}
     stem = os.path.basename(path)[: -len(".ipynb")]
