@@ -44,10 +44,13 @@ undecided are "unknown", and ``CheckResult.reasons`` says why: timed out, never
 reached, stopped after another key was illegal, or the memo cap.
 
 **Bounded memory.** The memo is what grows. Its size is estimated as it grows
-(bitset bytes plus set slot, plus each new state); when all live memos together
-pass ``max_memo_bytes`` (default ``MAX_MEMO_BYTES``, 256 MiB), the key with the
-largest memo is given up as "unknown" (reason: the memo cap) and its memory
-freed, so the check ends with an answer instead of running out of memory.
+(bitset bytes plus set slot; for each new state, the state itself and its
+set), and checked at the end of each turn. When all live memos together pass
+``max_memo_bytes`` (default ``MAX_MEMO_BYTES``, 256 MiB; a search stopped there
+peaked at about 250 MB of process memory in ``benchmarks/lincheck_hard.py``),
+the key with the largest memo is given up as "unknown" (reason: the memo cap)
+and its memory freed, so the check ends with an answer instead of running out
+of memory.
 
 **Models.** The checker is generic in the sequential model
 (:mod:`raftkit.seqmodel`): the key/value store by default, a read/write/cas
@@ -84,6 +87,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from sys import getsizeof
 
 from .seqmodel import KV_MODEL, REGISTER_MODEL, KVModel, Model, Operation, RegisterModel, describe
 
@@ -94,6 +98,7 @@ KINDS = KV_MODEL.kinds
 INF = math.inf
 CLOCK_EVERY = 256  # search steps in one turn (between two looks at the clock)
 MAX_MEMO_BYTES = 256 * 2**20  # default cap on the (estimated) memo size of all live searches
+NEW_STATE_BYTES = getsizeof(set()) + 50  # a state's own set of bitsets and its dict slot
 
 
 # --------------------------------------------------------------------------- results
@@ -244,7 +249,7 @@ def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, None, _Out
                                     f"{new_state!r}") from None
                 if seen is None:
                     seen = cache[new_state] = set()
-                    memo_bytes += 100 + len(new_state) if isinstance(new_state, str) else 100
+                    memo_bytes += NEW_STATE_BYTES + getsizeof(new_state)
                 if new_linearized not in seen:     # Lowe: never enter a (set, state) twice
                     seen.add(new_linearized)
                     memo_bytes += entry
