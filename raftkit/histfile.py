@@ -88,6 +88,8 @@ def read_jsonl(source: Source) -> list[Operation]:
         row = {f: _hashable(row.get(f)) for f in FIELDS}
         if not isinstance(row["call"], int | float) or not isinstance(row["ret"], int | float | None):
             raise ValueError(f"line {n}: call and ret must be numbers (ret may be null)")
+        if not isinstance(row["client_id"], int) or isinstance(row["client_id"], bool):
+            raise ValueError(f"line {n}: client_id must be an integer, got {row['client_id']!r}")
         ops.append(Operation(**row))
     return ops
 

@@ -296,6 +296,9 @@ def _validate(history: Iterable[Operation], model: Model) -> list[Operation]:
     for op in ops:
         if not isinstance(op, Operation):
             raise TypeError(f"expected an Operation, got {type(op).__name__}: {op!r}")
+        if not (isinstance(op.call, int | float) and math.isfinite(op.call)
+                and (op.ret is None or isinstance(op.ret, int | float) and not math.isnan(op.ret))):
+            raise ValueError(f"call must be a finite number and ret a number or None: {op!r}")
         if op.ret is not None and op.ret < op.call:
             raise ValueError(f"operation returns before it is called: {op!r}")
         if validate is not None:
