@@ -147,3 +147,14 @@ def test_cli_hostile_files(capsys, tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     assert main(["lincheck", str(tmp_path / "empty.jsonl"), "--no-progress"]) == 0
     assert "0 operations" in capsys.readouterr().out
+
+
+def test_edn_independent_keys(capsys):
+    """jepsen.independent [key value] pairs: split into keys; a cas 6->8 succeeding on
+    key 2 (which holds 7) is illegal there, key 1 is fine."""
+    h = read_history(DATA / "independent.edn", independent=True)
+    assert [str(op) for op in h] == ["write(1,5)", "write(2,7)", "read(1)->5", "cas(2,6->8)->ok"]
+    assert check(h, model=REGISTER_MODEL).per_key == {1: "ok", 2: "illegal"}
+    assert main(["lincheck", str(DATA / "independent.edn"), "--independent", "--no-progress"]) == 1
+    with pytest.raises(ValueError, match="event 1: independent history, but :value is not a"):
+        read_history(DATA / "register-ok.edn", independent=True)
