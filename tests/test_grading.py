@@ -563,6 +563,7 @@ def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path, 
     scratch = tmp_path / "tmp"  # a temp folder of this test's own: other processes use the system's
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))  # and the workers' default, were it not their own
     results = {r["student"]: r for r in grade_notebooks(paths, GradeOptions(random_seeds=[]), jobs=JOBS)}
     expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)",
                 "kills-the-worker": "was killed by SIGKILL while the notebook's code ran"}
