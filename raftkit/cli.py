@@ -5,6 +5,7 @@
     raftkit grade submissions/*.ipynb --json out.json --csv class.csv -j 2
     raftkit release solutions/ exercises/
     raftkit lincheck history.edn --model register --html report.html
+    raftkit mutants --exercise 2 --json mutants.json     # how many wrong solutions the battery catches
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("grade", add_help=False, help="grade exercise notebooks (see `raftkit grade --help`)")
     sub.add_parser("release", add_help=False, help="write student versions of solution notebooks")
+    sub.add_parser("gradescope-autograder", add_help=False, help="build Gradescope's autograder zip")
+    sub.add_parser("mutants", add_help=False,
+                   help="mutation testing of the grading battery (see `raftkit mutants --help`)")
     c = sub.add_parser("chaos", help="random faults with KV clients; safety monitor and linearizability check")
     c.add_argument("--nodes", type=_positive_int, default=5, help="nodes per cluster (1-15, default 5)")
     c.add_argument("--seeds", type=_positive_int, default=100, help="how many seeds to run (default 100)")
@@ -105,9 +109,15 @@ def main(argv=None) -> int:
     if argv[:1] == ["grade"]:  # the grading commands have their own parsers
         from .grading.cli import grade_main
         return grade_main(argv[1:])
+    if argv[:1] == ["gradescope-autograder"]:
+        from .grading.cli import autograder_main
+        return autograder_main(argv[1:])
     if argv[:1] == ["release"]:
         from .grading.cli import release_main
         return release_main(argv[1:])
+    if argv[:1] == ["mutants"]:
+        from .grading.mutants import main as mutants_main
+        return mutants_main(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "chaos":
         if not 1 <= args.nodes <= 15:

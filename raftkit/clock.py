@@ -707,6 +707,7 @@ class RealClock(Clock):
         self._t0 = time.monotonic()
         self._local = threading.local()
         self._tasks: dict[int, _RealTask] = {}
+        self._owned: collections.Counter = collections.Counter()  # live tasks per id(owner)
         self._mu = threading.Lock()
         self._stopped = threading.Event()
         self.events = 0
@@ -730,12 +731,14 @@ class RealClock(Clock):
         task.thread = threading.Thread(target=self._run, args=(task, fn, args), daemon=True,
                                        name=f"raftkit-{task.name}")
         with self._mu:
-            mine = [t for t in self._tasks.values() if owner is not None and t.owner is owner]
-            if len(mine) >= MAX_THREADS_PER_NODE:
+            if owner is not None and self._owned[id(owner)] >= MAX_THREADS_PER_NODE:
+                mine = [t for t in self._tasks.values() if t.owner is owner]
                 error = _thread_bomb(mine, me.name if me else "the caller")
                 self.failure = self.failure or error  # kept even if node code catches it
                 raise error
             self._tasks[id(task)] = task
+            if owner is not None:
+                self._owned[id(owner)] += 1
         task.thread.start()
         return task
 
@@ -752,6 +755,10 @@ class RealClock(Clock):
         finally:
             with self._mu:
                 self._tasks.pop(id(task), None)
+                if task.owner is not None:
+                    self._owned[id(task.owner)] -= 1
+                    if not self._owned[id(task.owner)]:
+                        del self._owned[id(task.owner)]
 
     def _me(self, what):
         task = getattr(self._local, "task", None)
@@ -765,6 +772,8 @@ class RealClock(Clock):
         if not dt >= 0:
             _check_delay(dt)
         task = self._me("sleep")
+        if dt == 0:  # Go's time.Sleep(0): returns at once (no wait on a kill that is not there)
+            return
         if task.killed.wait(dt / self.speed):
             raise Killed()
 
