@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     lc.add_argument("--model", choices=["auto", "kv", "register"], default="auto",
                     help="sequential model: kv (get/put/append), register (read/write/cas); "
                          "default: from the operation kinds")
+    lc.add_argument("--independent", action="store_true",
+                    help="EDN values are [key value] pairs (jepsen.independent)")
     lc.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds of search (default 60)")
     lc.add_argument("--max-memo-mb", type=_positive_float, default=256.0,
                     help="cap on the search memo, MiB (default 256)")
@@ -83,7 +85,7 @@ def lincheck_main(args) -> int:
     from . import histfile, lincheck
 
     try:
-        history = histfile.read_history(args.file, args.format)
+        history = histfile.read_history(args.file, args.format, independent=args.independent)
         model = _pick_model(args.model, history)
         with tqdm(total=len(model.partition(history)), unit="key", desc="lincheck",
                   disable=args.no_progress, file=sys.stderr) as bar:

@@ -15,7 +15,9 @@ same ``:process``. ``:ok``: the operation returned; a read (``:get``/``:read``)
 returned the completion's ``:value``, a ``:cas`` swapped, other kinds return
 nothing to check. ``:fail``: it certainly did not happen, so it is left out.
 ``:info`` (or no completion at all): indeterminate, a timed-out operation.
-The key is ``:key`` if present (Porcupine's KV logs), else ``default_key``.
+The key is ``:key`` if present (Porcupine's KV logs), else ``default_key``;
+with ``independent=True`` every ``:value`` is a ``[key value]`` pair, as
+``jepsen.independent`` writes them, and the key is its first half.
 Times are ``:time`` if every event has one, else the event's position in the
 file (what Porcupine does): the order of events is all linearizability needs.
 Parsed with ``edn_format`` (https://github.com/swaroopch/edn_format).
@@ -88,6 +90,8 @@ def read_jsonl(source: Source) -> list[Operation]:
         row = {f: _hashable(row.get(f)) for f in FIELDS}
         if not isinstance(row["call"], int | float) or not isinstance(row["ret"], int | float | None):
             raise ValueError(f"line {n}: call and ret must be numbers (ret may be null)")
+        if not isinstance(row["client_id"], int) or isinstance(row["client_id"], bool):
+            raise ValueError(f"line {n}: client_id must be an integer, got {row['client_id']!r}")
         ops.append(Operation(**row))
     return ops
 
@@ -125,9 +129,11 @@ def _edn_events(text: str) -> list[dict[str, Any]]:
     return events
 
 
-def read_edn(source: Source, default_key: Hashable = "x") -> list[Operation]:
+def read_edn(source: Source, default_key: Hashable = "x", independent: bool = False) -> list[Operation]:
     """Read a Jepsen EDN history (see the module docstring for the rules)."""
     events = _edn_events(_text(source))
+    if independent:
+        events = [_split_key(n, e) for n, e in enumerate(events, start=1)]
     timed = all(isinstance(e.get("time"), int | float) for e in events)
     pending: dict[Any, tuple[dict[str, Any], float]] = {}
     ops: list[tuple[float, Operation | None]] = []
@@ -159,6 +165,16 @@ def read_edn(source: Source, default_key: Hashable = "x") -> list[Operation]:
     return [op for _, op in ops if op is not None]
 
 
+def _split_key(n: int, event: dict[str, Any]) -> dict[str, Any]:
+    """A jepsen.independent event: ``:value [key value]`` becomes ``:key``, ``:value``."""
+    if _plain(event["type"]) == "info" and not isinstance(event.get("value"), Sequence):
+        return event                                  # nemesis notes carry no pair
+    pair = _plain(event.get("value"))
+    if not (isinstance(pair, tuple) and len(pair) == 2):
+        raise ValueError(f"event {n}: independent history, but :value is not a [key value] pair: {pair!r}")
+    return {**event, "key": pair[0], "value": pair[1]}
+
+
 def _operation(inv: dict[str, Any], done: dict[str, Any] | None, call: float, ret: float | None,
                default_key: Hashable) -> Operation:
     """One operation from its :invoke and its :ok (``done``; None if indeterminate)."""
@@ -176,12 +192,12 @@ def _operation(inv: dict[str, Any], done: dict[str, Any] | None, call: float, re
 
 
 def read_history(path: str | os.PathLike, fmt: str | None = None,
-                 default_key: Hashable = "x") -> list[Operation]:
+                 default_key: Hashable = "x", independent: bool = False) -> list[Operation]:
     """Read a history file as ``fmt`` ("edn" or "jsonl"); by default ``.edn``
     files as Jepsen EDN and anything else as JSON lines."""
     fmt = fmt or ("edn" if str(path).endswith(".edn") else "jsonl")
     if fmt == "edn":
-        return read_edn(path, default_key)
+        return read_edn(path, default_key, independent)
     if fmt == "jsonl":
         return read_jsonl(path)
     raise ValueError(f"unknown history format {fmt!r} (expected edn or jsonl)")

@@ -44,10 +44,13 @@ undecided are "unknown", and ``CheckResult.reasons`` says why: timed out, never
 reached, stopped after another key was illegal, or the memo cap.
 
 **Bounded memory.** The memo is what grows. Its size is estimated as it grows
-(bitset bytes plus set slot, plus each new state); when all live memos together
-pass ``max_memo_bytes`` (default ``MAX_MEMO_BYTES``, 256 MiB), the key with the
-largest memo is given up as "unknown" (reason: the memo cap) and its memory
-freed, so the check ends with an answer instead of running out of memory.
+(bitset bytes plus set slot; for each new state, the state itself and its
+set), and checked at the end of each turn. When all live memos together pass
+``max_memo_bytes`` (default ``MAX_MEMO_BYTES``, 256 MiB; a search stopped there
+peaked at about 250 MB of process memory in ``benchmarks/lincheck_hard.py``),
+the key with the largest memo is given up as "unknown" (reason: the memo cap)
+and its memory freed, so the check ends with an answer instead of running out
+of memory.
 
 **Models.** The checker is generic in the sequential model
 (:mod:`raftkit.seqmodel`): the key/value store by default, a read/write/cas
@@ -84,6 +87,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from sys import getsizeof
 
 from .seqmodel import KV_MODEL, REGISTER_MODEL, KVModel, Model, Operation, RegisterModel, describe
 
@@ -94,6 +98,7 @@ KINDS = KV_MODEL.kinds
 INF = math.inf
 CLOCK_EVERY = 256  # search steps in one turn (between two looks at the clock)
 MAX_MEMO_BYTES = 256 * 2**20  # default cap on the (estimated) memo size of all live searches
+NEW_STATE_BYTES = getsizeof(set()) + 50  # a state's own set of bitsets and its dict slot
 
 
 # --------------------------------------------------------------------------- results
@@ -244,7 +249,7 @@ def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, None, _Out
                                     f"{new_state!r}") from None
                 if seen is None:
                     seen = cache[new_state] = set()
-                    memo_bytes += 100 + len(new_state) if isinstance(new_state, str) else 100
+                    memo_bytes += NEW_STATE_BYTES + getsizeof(new_state)
                 if new_linearized not in seen:     # Lowe: never enter a (set, state) twice
                     seen.add(new_linearized)
                     memo_bytes += entry
@@ -291,6 +296,9 @@ def _validate(history: Iterable[Operation], model: Model) -> list[Operation]:
     for op in ops:
         if not isinstance(op, Operation):
             raise TypeError(f"expected an Operation, got {type(op).__name__}: {op!r}")
+        if not (isinstance(op.call, int | float) and math.isfinite(op.call)
+                and (op.ret is None or isinstance(op.ret, int | float) and not math.isnan(op.ret))):
+            raise ValueError(f"call must be a finite number and ret a number or None: {op!r}")
         if op.ret is not None and op.ret < op.call:
             raise ValueError(f"operation returns before it is called: {op!r}")
         if validate is not None:
@@ -304,26 +312,68 @@ def _droppable(model: Model) -> Callable[[Operation], bool]:
 
 
 class _Turns:
-    """Round-robin scheduler over the partitions' searches, with the memo cap."""
+    """The partitions' searches taking turns round robin, within the time budget
+    and the memo cap; records each verdict in ``result``."""
 
-    def __init__(self, result: CheckResult, max_memo_bytes: float,
-                 progress: Callable[[Hashable, str], None] | None):
-        self.result, self.cap, self.progress = result, max_memo_bytes, progress
-        self.memo: dict[Hashable, int] = {}
+    def __init__(self, model: Model, parts: dict[Hashable, list[Operation]], result: CheckResult,
+                 max_memo_bytes: float, progress: Callable[[Hashable, str], None] | None):
+        droppable = _droppable(model)
+        self.model, self.result, self.cap, self.progress = model, result, max_memo_bytes, progress
+        self.searched = {k: [op for op in part if not droppable(op)] for k, part in parts.items()}
+        self.dropped = {k: [op for op in part if droppable(op)] for k, part in parts.items()}
+        self.ring = deque(parts)                 # undecided keys, next turn first
+        self.searches: dict[Hashable, Generator[int, None, _Outcome]] = {}
+        self.memo: dict[Hashable, int] = {}      # estimated memo bytes per live search
+        self.illegal = False
+        result.per_key.update(dict.fromkeys(parts, "unknown"))
+
+    def run(self, deadline: float, timeout: float | None) -> None:
+        while self.ring:
+            if time.monotonic() >= deadline:
+                self.give_up(lambda k: f"timed out after {timeout:g} s" if k in self.searches
+                             else f"never reached: the {timeout:g} s budget ran out first")
+                return
+            self.turn(self.ring.popleft())
+            if sum(self.memo.values()) > self.cap:
+                biggest = max(self.memo, key=self.memo.__getitem__)
+                self.ring.remove(biggest)
+                self.decide(biggest, "unknown", f"memo cap reached: the searches' memos passed "
+                            f"{self.cap / 2**20:g} MiB (max_memo_bytes)")
+            if self.illegal and len(self.searches) == len(self.ring):  # every key had a turn
+                self.give_up(lambda k: "stopped: another key is not linearizable")
+                return
+
+    def turn(self, key: Hashable) -> None:
+        """One turn of ``key``'s search (started on its first turn)."""
+        if key not in self.searches:
+            self.searches[key] = _search(self.model, self.searched[key])
+        try:
+            self.memo[key] = next(self.searches[key])
+            self.ring.append(key)
+        except StopIteration as stop:
+            outcome: _Outcome = stop.value
+            ops = self.searched[key]
+            if outcome.status == "ok":
+                self.result.linearization[key] = [ops[i] for i in outcome.order] + self.dropped[key]
+            else:
+                self.result.failure[key] = _explain(self.model, key, ops, outcome.order)
+                self.illegal = True
+            self.decide(key, outcome.status)
 
     def decide(self, key: Hashable, status: str, reason: str = "") -> None:
         self.result.per_key[key] = status
+        self.searches.pop(key, None)             # frees its memo
         self.memo.pop(key, None)
         if reason:
             self.result.reasons[key] = reason
         if self.progress is not None:
             self.progress(key, status)
 
-    def over_cap(self) -> Hashable | None:
-        """The key with the largest memo, if all memos together pass the cap."""
-        if sum(self.memo.values()) <= self.cap:
-            return None
-        return max(self.memo, key=self.memo.__getitem__)
+    def give_up(self, why: Callable[[Hashable], str]) -> None:
+        """Every undecided key is "unknown", for the reason ``why(key)``."""
+        for key in self.ring:
+            self.decide(key, "unknown", why(key))
+        self.ring.clear()
 
 
 def check(history: Iterable[Operation], timeout: float | None = None, *,
@@ -344,51 +394,10 @@ def check(history: Iterable[Operation], timeout: float | None = None, *,
     if not max_memo_bytes > 0:
         raise ValueError(f"max_memo_bytes must be > 0, got {max_memo_bytes!r}")
     start = time.monotonic()
-    deadline = INF if timeout is None else start + timeout
     result = CheckResult("ok")
-    turns = _Turns(result, max_memo_bytes, progress)
-    droppable = _droppable(model)
-    searched: dict[Hashable, list[Operation]] = {}
-    dropped: dict[Hashable, list[Operation]] = {}
-    for key, part in model.partition(_validate(history, model)).items():
-        result.per_key[key] = "unknown"
-        searched[key] = [op for op in part if not droppable(op)]
-        dropped[key] = [op for op in part if droppable(op)]
-    searches = {}
-    ring = deque(result.per_key)
-    illegal = False
-    while ring:
-        if time.monotonic() >= deadline:
-            for key in ring:
-                turns.decide(key, "unknown", f"timed out after {timeout:g} s" if key in searches
-                             else f"never reached: the {timeout:g} s budget ran out first")
-            break
-        key = ring.popleft()
-        if key not in searches:
-            searches[key] = _search(model, searched[key])
-        try:
-            turns.memo[key] = next(searches[key])
-            ring.append(key)
-        except StopIteration as stop:
-            outcome: _Outcome = stop.value
-            del searches[key]
-            ops = searched[key]
-            if outcome.status == "ok":
-                result.linearization[key] = [ops[i] for i in outcome.order] + dropped[key]
-            else:
-                result.failure[key] = _explain(model, key, ops, outcome.order)
-                illegal = True
-            turns.decide(key, outcome.status)
-        if (biggest := turns.over_cap()) is not None:
-            ring.remove(biggest)
-            del searches[biggest]
-            turns.decide(biggest, "unknown", f"memo cap reached: the searches' memos passed "
-                         f"{max_memo_bytes / 2**20:g} MiB (max_memo_bytes)")
-        if illegal and len(searches) == len(ring):    # every key has had a turn: stop
-            for other in ring:
-                turns.decide(other, "unknown", "stopped: another key is not linearizable"
-                             if other in searches else "never reached: another key is not linearizable")
-            break
+    parts = model.partition(_validate(history, model))
+    _Turns(model, parts, result, max_memo_bytes, progress).run(
+        INF if timeout is None else start + timeout, timeout)
     statuses = set(result.per_key.values())
     result.status = "illegal" if "illegal" in statuses else "unknown" if "unknown" in statuses else "ok"
     result.elapsed = time.monotonic() - start

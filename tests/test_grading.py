@@ -551,7 +551,7 @@ def test_broken_submissions_get_a_clear_message_and_zero(graded_broken):
 
 
 @pytest.mark.timeout(120)
-def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path):
+def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path, monkeypatch):
     """A notebook that kills its own process, exits it, or kills the grading
     worker above it gets an accurate message and a 0, never a GRADER ERROR
     or a timeout it did not take; no temporary folder outlives its worker."""
@@ -560,7 +560,10 @@ def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path):
              "exits": "import os\nos._exit(0)",
              "kills-the-worker": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"}
     paths = [submission(str(tmp_path / who), 2, extra_cells=[code]) for who, code in cells.items()]
-    before = {f for f in os.listdir(tempfile.gettempdir()) if f.startswith("raftkit-")}
+    scratch = tmp_path / "tmp"  # a temp folder of this test's own: other processes use the system's
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))  # and the workers' default, were it not their own
     results = {r["student"]: r for r in grade_notebooks(paths, GradeOptions(random_seeds=[]), jobs=JOBS)}
     expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)",
                 "kills-the-worker": "was killed by SIGKILL while the notebook's code ran"}
@@ -568,8 +571,7 @@ def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path):
         r = results[who]
         assert r["grader_error"] is None and r["score"] == 0, r
         assert phrase in r["error"] and "did not finish within" not in r["error"], r["error"]
-    after = {f for f in os.listdir(tempfile.gettempdir()) if f.startswith("raftkit-")}
-    assert after <= before, f"left behind: {sorted(after - before)}"
+    assert not os.listdir(scratch), f"left behind: {sorted(os.listdir(scratch))}"
 
 
 def test_grade_main_exits_nonzero_when_the_grader_breaks(monkeypatch, capsys):

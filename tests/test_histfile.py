@@ -40,6 +40,7 @@ def test_jsonl_file_checks(tmp_path):
     ('{"client_id": 0, "kind": "get", "key": "x", "call": 0, "ret": 1, "colour": "red"}',
      "unknown field"),
     ('{"client_id": 0, "kind": "get", "key": "x", "call": "soon", "ret": 1}', "must be numbers"),
+    ('{"client_id": "me", "kind": "get", "key": "x", "call": 0, "ret": 1}', "client_id must be an integer"),
 ])
 def test_jsonl_errors_name_the_line(line, message):
     """Bad input is a clear ValueError naming the line, never a half-read history."""
@@ -131,3 +132,29 @@ def test_cli_writes_the_html_timeline(capsys, tmp_path):
     page = out.read_text()
     assert "NOT linearizable" in page and "cas(x,1-&gt;3)-&gt;ok" in page and "read(x)-&gt;1" in page
     assert f"timeline written to {out}" in capsys.readouterr().out
+
+
+def test_cli_hostile_files(capsys, tmp_path):
+    """Garbage, a NaN time, a directory, an empty file: exit 2 with a message, or an empty ok."""
+    cases = {"garbage.jsonl": "\x00\x01 not json", "nan.jsonl":
+             '{"client_id": 0, "kind": "get", "key": "x", "call": NaN, "ret": 1}',
+             "garbage.edn": "{:process 0, :type"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["lincheck", str(tmp_path / name), "--no-progress"]) == 2, name
+        assert "raftkit lincheck:" in capsys.readouterr().err
+    assert main(["lincheck", str(tmp_path), "--format", "jsonl"]) == 2
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["lincheck", str(tmp_path / "empty.jsonl"), "--no-progress"]) == 0
+    assert "0 operations" in capsys.readouterr().out
+
+
+def test_edn_independent_keys(capsys):
+    """jepsen.independent [key value] pairs: split into keys; a cas 6->8 succeeding on
+    key 2 (which holds 7) is illegal there, key 1 is fine."""
+    h = read_history(DATA / "independent.edn", independent=True)
+    assert [str(op) for op in h] == ["write(1,5)", "write(2,7)", "read(1)->5", "cas(2,6->8)->ok"]
+    assert check(h, model=REGISTER_MODEL).per_key == {1: "ok", 2: "illegal"}
+    assert main(["lincheck", str(DATA / "independent.edn"), "--independent", "--no-progress"]) == 1
+    with pytest.raises(ValueError, match="event 1: independent history, but :value is not a"):
+        read_history(DATA / "register-ok.edn", independent=True)

@@ -390,7 +390,7 @@ def test_draw_failure_shows_the_stuck_key():
     h = [put("x", "1", 0, 1), get("x", "", 2, 3, client=1), put("y", "1", 0, 1, client=2)]
     r = check(h)
     fig = draw_failure(h, r)
-    texts = " ".join(t.get_text() for t in fig.texts)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "state is '1'" in texts and "get(x)->'' [client 1]" in texts
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x · c0", "x · c1"]
     assert render(fig).startswith(b"\x89PNG")

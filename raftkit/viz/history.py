@@ -188,5 +188,8 @@ def draw_failure(history: Sequence[Operation], result: CheckResult, key: Hashabl
              f"had to be one of:"] + [f"  {show(op)} [client {op.client_id}]: {why}" for op, why in f.candidates[:6]]
     if len(f.candidates) > 6:
         lines.append(f"  ... and {len(f.candidates) - 6} more")
-    fig.text(0.01, 0.0, "\n".join(lines), fontsize=8, va="top", ha="left", color=DARK_RED, family="monospace")
+    fig.set_figheight(fig.get_figheight() + 0.16 * len(lines) + 0.2)
+    ax = fig.axes[0]                    # text on the axes, below it: the layout makes room
+    ax.text(0.0, -0.12 - 0.3 / fig.get_figheight(), "\n".join(lines), transform=ax.transAxes,
+            fontsize=8, va="top", ha="left", color=DARK_RED, family="monospace")
     return fig
