@@ -412,7 +412,8 @@ def run_mutants(exercise: int, cells, mutants, *, jobs: int = 2, timeout: float 
         equivalent = equivalent_reason(m)
         if status == "survived" and equivalent:
             status = "equivalent"
-        results[job.index] = dict(asdict(m), key=m.key, status=status, equivalent=equivalent,
+        results[job.index] = dict({k: v for k, v in asdict(m).items() if k != "source"}, key=m.key, status=status,
+                                  equivalent=equivalent,
                                   seconds=round(time.monotonic() - job.started, 2), **extra)
         if progress:
             progress(results[job.index])
@@ -498,9 +499,12 @@ def main(argv=None) -> int:
         print(f"raftkit mutants: there is no exercise {bad[0]}; exercises are {sorted(battery.EXERCISES)}",
               file=sys.stderr)
         return 2
-    if args.jobs < 1 or (args.budget is not None and args.budget < 1) or not args.timeout > 0:
-        print("raftkit mutants: --jobs and --budget must be >= 1 and --timeout > 0", file=sys.stderr)
-        return 2
+    for wrong, message in ((args.jobs < 1, "--jobs must be >= 1"),
+                           (args.budget is not None and args.budget < 1, "--budget must be >= 1"),
+                           (not args.timeout > 0, "--timeout must be > 0")):
+        if wrong:
+            print(f"raftkit mutants: {message}", file=sys.stderr)
+            return 2
     if not os.path.isdir(args.solutions):
         print(f"raftkit mutants: {args.solutions}: no such folder (pass --solutions DIR)", file=sys.stderr)
         return 2
