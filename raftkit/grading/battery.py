@@ -489,7 +489,7 @@ exercise(1, "Fix the seed: the election timer", "01-fix-the-seed",
          ClassSpec("MyNode", ConsensusModule, ("run_election_timer", "start_election")))
 
 
-@scenario(1, "initial election", 20, public=True, seeds=(1, 2, 3))
+@scenario(1, "initial election", 15, public=True, seeds=(1, 2, 3))
 def ex1_initial_election(node_class, seed):
     """MIT InitialElection: a leader within 5 s, terms agree, no needless elections."""
     mit_initial_election(node_class, seed)
@@ -603,6 +603,23 @@ def ex1_one_timer(node_class, seed):
         c.connect(leader)
         c.run_for(0.5)
         at_most_two("after a leader change")
+
+
+@scenario(1, "RPC counts", 5, seeds=(1, 2, 3))
+def ex1_rpc_counts(node_class, seed):
+    """MIT TestCount (its election and idle parts): at most 30 RPCs to elect
+    the first leader of 3, at most 3 * 20 = 60 in a second with nothing to
+    do. Elections that restart far too often (a timer that fires on every
+    tick, or is never reset) still elect a leader in the end: this counts them."""
+    c = cluster(3, seed, node_class)
+    c.check_one_leader()
+    total1 = c.rpc_count()
+    expect(1 <= total1 <= 30, f"too many or few RPCs ({total1}) to elect the first leader (seed={seed})")
+    c.run_for(0.5)
+    total2 = c.rpc_count()
+    c.run_for(ET)
+    total3 = c.rpc_count()
+    expect(total3 - total2 <= 3 * 20, f"too many RPCs ({total3 - total2}) for 1 second of idleness (seed={seed})")
 
 
 # ==========================================================================
