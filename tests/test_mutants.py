@@ -48,6 +48,8 @@ def test_the_mutator_makes_the_promised_mutants_inside_solution_regions_only():
         ("off by one", "if a > 2 and self.ok:"),
         ("off by one", "if a > 0 and self.ok:"),
         ("swap and/or", "if a > 1 or self.ok:"),
+        ("drop a condition", "if self.ok:"),
+        ("drop a condition", "if a > 1:"),
         ("drop persist()", "pass"),
         ("drop timer reset", "pass"),
         ("swap min/max", "return max(a, True)"),

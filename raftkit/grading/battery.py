@@ -1495,7 +1495,8 @@ def ex6_install_more(node_class, seed):
     carries our term; a follower that already has a snapshot keeps the
     entries after the new one (indexes translated); the service gets the
     snapshot at once (and only the snapshot); a newer term is adopted and
-    saved even when the snapshot itself is stale; a leader ignores a stale one."""
+    saved even when the snapshot itself is stale; a leader ignores a stale one;
+    a log that disagrees with the snapshot (another term at its last index) goes."""
     c = frozen(node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 2, 2, 2], term=2, commands=["e3", "e4", "e5", "e6"])
@@ -1535,6 +1536,13 @@ def ex6_install_more(node_class, seed):
     expect(node.state == LEADER and node.current_term == 3 and reply.term == 3,
            f"a leader of term 3 must ignore InstallSnapshot of term 2 and answer term 3; it is {node.state} of "
            f"term {node.current_term}")
+    node = c.nodes[2]
+    set_log(node, [1, 1, 1, 1], term=2)
+    node.commit_index = node.last_applied = 1
+    node.install_snapshot(InstallSnapshotArgs(2, 1, 3, 2, data))
+    expect(node.last_included_index == 3 and node.log == [],
+           f"log terms [1, 1, 1, 1], a snapshot up to 3 of term 2: our entry 3 has term 1, so our log disagrees "
+           f"with the snapshot and all of it goes (entry 4 too); the log is {show_log(node)}")
 
 
 @scenario(6, "InstallSnapshot replies (leader)", 10, public=True, seeds=(1,))

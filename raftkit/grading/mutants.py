@@ -22,7 +22,8 @@ ones of Offutt et al., plus three that are Raft's own classic bugs):
 
 * flip a comparison (``<`` to ``<=`` and ``>=``, ``==`` to ``!=``, ``in`` to ``not in``, ...);
 * off by one: an integer constant ``k`` becomes ``k + 1`` and ``k - 1``; ``+`` and ``-`` swap;
-* ``min``/``max``, ``and``/``or``, ``True``/``False`` swap; a ``not`` is dropped;
+* ``min``/``max``, ``and``/``or``, ``True``/``False`` swap; a ``not`` is dropped; one
+  operand of an ``and``/``or`` is dropped (a forgotten condition);
 * drop a statement (it becomes ``pass``); dropping ``self.persist(...)`` and
   ``self.election_reset_event = ...`` are reported as operators of their own.
 
@@ -241,6 +242,9 @@ def _variants(node):
         m = copy.deepcopy(node)
         m.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
         yield "swap and/or", ast.unparse(m)
+        for i in range(len(node.values)):  # a condition forgotten
+            rest = node.values[:i] + node.values[i + 1:]
+            yield "drop a condition", ast.unparse(rest[0] if len(rest) == 1 else ast.BoolOp(node.op, rest))
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         yield "drop not", ast.unparse(node.operand)
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _SWAP_NAMES:
