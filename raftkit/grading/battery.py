@@ -799,7 +799,8 @@ def ex2_rejoin(node_class, seed):
 @scenario(2, "a majority of 4 and of 5", 10, public=True, seeds=(1,))
 def ex2_majority(node_class, seed):
     """White-box: a candidate needs more than half of all the nodes,
-    itself included: 3 of 4, 3 of 5 (2 of 4 is a tie, not a majority)."""
+    itself included: 3 of 4, 3 of 5 (2 of 4 is a tie, not a majority); a
+    vote that arrives after it won changes nothing."""
     for n in (4, 5):
         c = frozen(node_class, seed, n=n)
         cand = c.nodes[0]
@@ -818,6 +819,12 @@ def ex2_majority(node_class, seed):
             expect(cand.state == want,
                    f"{n} nodes: with {granted} votes (its own included) candidate 0 must be {want}, it is "
                    f"{cand.state} (votes={votes})")
+        cand.go(cand.send_request_vote, 3, RequestVoteArgs(5, 0, 0, 0), votes)
+        c.run_for(0.015)
+        loops = sum(1 for t in c.clock.live_tasks() if t.owner is cand and t.name.endswith(": run_heartbeats"))
+        expect(loops == 1, f"{n} nodes: candidate 0 became leader, then one more vote arrived and it started "
+                           f"{loops} heartbeat loops: a vote for an election already won must not make it "
+                           "leader again (start_leader() resets next_index and match_index)")
         c.stop()
 
 
@@ -963,7 +970,7 @@ def ex3_commit_rule(node_class, seed):
     expect(node.commit_index == 3, f"commit_index must never go backwards (3), got {node.commit_index}")
 
 
-@scenario(3, "basic agreement", 10, public=True, seeds=(1, 2, 3))
+@scenario(3, "basic agreement", 5, public=True, seeds=(1, 2, 3))
 def ex3_basic_agree(node_class, seed):
     """MIT BasicAgree."""
     mit_basic_agree(node_class, seed)
@@ -1025,6 +1032,23 @@ def ex3_saved(node_class, seed):
     expect(show_log(c.nodes[0]) == "[4:x, 4:y]",
            f"node 0 appended [4:x, 4:y] and crashed: it came back with {show_log(c.nodes[0])}: persist() after "
            "changing the log, before the reply")
+
+
+@scenario(3, "commit index never goes back", 5, public=True, seeds=(1,))
+def ex3_commit_back(node_class, seed):
+    """White-box, Figure 2 step 5: a late request that checked fewer entries
+    than we have committed must not lower commit_index, even when its
+    leader_commit is higher than ours."""
+    c = frozen(node_class, seed)
+    node = c.nodes[0]
+    set_log(node, [1, 1, 1, 1], term=1)
+    node.append_entries(ae(1, 4, 1, [], commit=3))
+    expect(node.commit_index == 3, f"leader_commit=3 with 4 entries checked: commit_index must be 3, got "
+                                   f"{node.commit_index}")
+    node.append_entries(ae(1, 1, 1, [], commit=4))
+    expect(node.commit_index == 3,
+           f"a late heartbeat (prev_log_index=1, leader_commit=4) checked entry 1 only: commit_index must stay 3, "
+           f"not go back to min(4, 1) = 1; got {node.commit_index}")
 
 
 # ==========================================================================
