@@ -45,12 +45,14 @@ function of a file into trampolined variants selected at run time and runs
 them under pytest; ``cosmic-ray`` rewrites the module file per mutant and runs
 a test command in a subprocess. Neither can be limited to the solution
 regions of a notebook cell without writing the cells out as a package and
-marking every other line ``# pragma: no mutate``; neither has a
-drop-a-statement operator (so neither makes the forgotten ``persist()`` or
-timer reset, the bugs students write most); and a process (pytest, or a
-fresh interpreter) per mutant costs more than the fork of an already warm
-grader. The small mutator here is ~150 lines and uses the grader's own code
-path.
+marking every other line ``# pragma: no mutate``; neither removes a
+statement (cosmic-ray's core operators replace operators, numbers, booleans,
+break/continue and exceptions, remove decorators and zero loops; mutmut
+changes expressions, assignments and call arguments), so neither makes the
+forgotten ``persist()`` or timer reset, the bugs students write most; and a
+process (pytest, or a fresh interpreter) per mutant costs more than the fork
+of an already warm grader. The small mutator here is ~150 lines and uses the
+grader's own code path.
 """
 
 from __future__ import annotations
