@@ -133,7 +133,30 @@ def test_cli_on_one_exercise_with_a_budget_prints_the_table(tmp_path, capsys):
     (["--exercise", "9"], "there is no exercise 9"),
     (["--budget", "0"], "--budget must be >= 1"),
     (["--solutions", "/nonexistent-folder"], "no such folder"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--timeout", "0"], "--timeout must be > 0"),
+    (["--json", "/nonexistent-folder/out.json"], "its folder does not exist"),
 ])
 def test_cli_refuses_bad_arguments_clearly(args, phrase, capsys):
     assert raftkit_main(["mutants", *args]) == 2
     assert phrase in capsys.readouterr().err
+
+
+def test_a_solution_that_fails_its_own_battery_is_reported_not_scored(tmp_path, capsys):
+    """A broken reference would make every mutant look killed: the tool
+    grades the unmutated solution first and stops with the failing scenario."""
+    nb = json.loads(open(os.path.join(SOLUTIONS, "05-persistence.ipynb"), encoding="utf-8").read())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "### BEGIN SOLUTION" in "".join(c["source"]))
+    cell["source"] = "".join(cell["source"]).replace("self.storage.save(state, snapshot)", "pass")
+    assert "self.storage.save" not in cell["source"]
+    (tmp_path / "05-persistence.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    assert raftkit_main(["mutants", "--exercise", "5", "--solutions", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "the solution of exercise 5 itself fails 'state survives a restart'" in err
+
+
+def test_list_shows_every_mutant_without_grading(capsys):
+    assert raftkit_main(["mutants", "--exercise", "5", "--solutions", SOLUTIONS, "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(mutants_of(5, SOLUTIONS)[1]) == 6
+    assert all(line.startswith("exercise 5  cell ") for line in lines)

@@ -520,6 +520,9 @@ def main(argv=None) -> int:
     if not os.path.isdir(args.solutions):
         print(f"raftkit mutants: {args.solutions}: no such folder (pass --solutions DIR)", file=sys.stderr)
         return 2
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        print(f"raftkit mutants: cannot write {args.json}: its folder does not exist", file=sys.stderr)
+        return 2
     doc = {"command": "raftkit mutants " + " ".join(argv if argv is not None else sys.argv[1:]),
            "seed": args.seed, "budget": args.budget, "exercises": []}
     t0 = time.monotonic()
