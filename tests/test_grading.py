@@ -353,6 +353,27 @@ BUGS = [
     ("dedup-table-not-in-snapshot", 7, "dedup table", [],
      {"dump": "return pickle.dumps(self.data)",
       "load": "self.data, self.last = (pickle.loads(data) if data else {}), {}"}, "part of the snapshot"),
+    # the classes that once slipped through (only a number grows, or only random seeds caught them)
+    ("leaks-election-timers", 1, "one election timer per node",
+     [("if term_started != self.current_term:\n                    return",
+       "if term_started != self.current_term:\n                    pass")], {}, "election timers"),
+    ("two-of-four-is-a-majority", 2, "a majority of 4 and of 5",
+     [("if 2 * votes[0] > len(self.peer_ids) + 1:", "if 2 * votes[0] >= len(self.peer_ids) + 1:")], {},
+     "4 nodes: with 2 votes"),
+    ("persists-beside-storage", 5, "persistence goes through Storage", [],
+     {"persist": """
+          stash = type(self).__dict__.get("stash") or {}
+          type(self).stash = stash
+          stash[self.id] = pickle.dumps((self.current_term, self.voted_for, self.log))
+      """,
+      "restore": """
+          stash = type(self).__dict__.get("stash") or {}
+          if self.id in stash:
+              self.current_term, self.voted_for, self.log = pickle.loads(stash[self.id])
+      """}, "self.storage holds no state"),
+    ("keeps-entries-after-a-disagreeing-snapshot", 6, "install snapshot: more follower rules",
+     [("if index <= self.last_log_index() and self.term_at(index) == args.last_included_term:",
+       "if index <= self.last_log_index():")], {}, "disagrees with the snapshot"),
 ]
 
 

@@ -22,7 +22,8 @@ ones of Offutt et al., plus three that are Raft's own classic bugs):
 
 * flip a comparison (``<`` to ``<=`` and ``>=``, ``==`` to ``!=``, ``in`` to ``not in``, ...);
 * off by one: an integer constant ``k`` becomes ``k + 1`` and ``k - 1``; ``+`` and ``-`` swap;
-* ``min``/``max``, ``and``/``or``, ``True``/``False`` swap; a ``not`` is dropped;
+* ``min``/``max``, ``and``/``or``, ``True``/``False`` swap; a ``not`` is dropped; one
+  operand of an ``and``/``or`` is dropped (a forgotten condition);
 * drop a statement (it becomes ``pass``); dropping ``self.persist(...)`` and
   ``self.election_reset_event = ...`` are reported as operators of their own.
 
@@ -34,7 +35,9 @@ cells are executed with :func:`runner.load_cells` and every scenario runs
 through :func:`runner.run_scenario`, exactly as ``check()`` and the grader do,
 but in-process (these are the instructor's own mutants, not student code).
 Scenarios run white-box first, then in the battery's order, and a mutant
-stops at its first failure. A run that exceeds the grader's per-run time
+stops at its first failure. Unlike the grader (a fresh process per run),
+one process runs all of a mutant's runs: the mutator never adds module or
+class state, so one run cannot leak into the next. A run that exceeds the grader's per-run time
 limit is killed and the mutant counts as killed by that timeout (the grader
 would score that scenario 0 too).
 
@@ -44,12 +47,14 @@ function of a file into trampolined variants selected at run time and runs
 them under pytest; ``cosmic-ray`` rewrites the module file per mutant and runs
 a test command in a subprocess. Neither can be limited to the solution
 regions of a notebook cell without writing the cells out as a package and
-marking every other line ``# pragma: no mutate``; neither has a
-drop-a-statement operator (so neither makes the forgotten ``persist()`` or
-timer reset, the bugs students write most); and a process (pytest, or a
-fresh interpreter) per mutant costs more than the fork of an already warm
-grader. The small mutator here is ~150 lines and uses the grader's own code
-path.
+marking every other line ``# pragma: no mutate``; neither removes a
+statement (cosmic-ray's core operators replace operators, numbers, booleans,
+break/continue and exceptions, remove decorators and zero loops; mutmut
+changes expressions, assignments and call arguments), so neither makes the
+forgotten ``persist()`` or timer reset, the bugs students write most; and a
+process (pytest, or a fresh interpreter) per mutant costs more than the fork
+of an already warm grader. The small mutator here is ~150 lines and uses the
+grader's own code path.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ WATCHDOG = 2.0                         # wall seconds a node thread may run with
 
 _WAKE = "the receiver ignores the value: commit_ready and trigger_ae are wake-ups (run_applier, run_heartbeats)"
 _STEPPED = "become_follower() just made the node a follower, so the next check (state) returns anyway"
+_LEADER_TERM = ("a leader stops leading only for a newer term (or a crash, which ends its threads): in the "
+                "term it sent the request in, it is still the leader")
 
 #: Surviving mutants that are not bugs, with the reason: (exercise:method+offset,
 #: a piece of the mutated line, why). Most are equivalent (no run can tell them
@@ -107,7 +114,10 @@ EQUIVALENT: tuple[tuple[str, str, str], ...] = (
      'term_at(0) is 0 (exercise 3 has no snapshots) and no entry has term 0: the loop stops at 1'),
     ('3:conflict_hint+7', 'index > 0',
      'term_at(0) is 0 (exercise 3 has no snapshots) and no entry has term 0: the loop stops at 1'),
+    ('3:conflict_hint+7', 'while self.term_at',
+     'term_at(0) is 0 (exercise 3 has no snapshots) and no entry has term 0: the loop stops at 1'),
     ('4:send_append_entries+10', 'pass', _STEPPED),
+    ('4:send_append_entries+11', 'if self.current_term != args.term:', _LEADER_TERM),
     ('4:send_append_entries+15', 'match >=',
      'permitted: an equal match sets next_index to match_index + 1, which Figure 2 allows (any next_index '
      'above match_index is correct; only the amount resent changes)'),
@@ -129,6 +139,7 @@ EQUIVALENT: tuple[tuple[str, str, str], ...] = (
     ('6:snapshot+4', 'index < self',
      'snapshot(last_included_index) again keeps the same log (log[0:]), index and term'),
     ('6:send_install_snapshot+10', 'pass', _STEPPED),
+    ('6:send_install_snapshot+11', 'if self.current_term != args.term:', _LEADER_TERM),
     ('6:install_snapshot+4', 'args.term >= self',
      'with args.term == current_term, become_follower(current_term) does what lines 64-65 do anyway (a '
      'leader never gets InstallSnapshot of its own term: one leader per term)'),
@@ -241,6 +252,9 @@ def _variants(node):
         m = copy.deepcopy(node)
         m.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
         yield "swap and/or", ast.unparse(m)
+        for i in range(len(node.values)):  # a condition forgotten
+            rest = node.values[:i] + node.values[i + 1:]
+            yield "drop a condition", ast.unparse(rest[0] if len(rest) == 1 else ast.BoolOp(node.op, rest))
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         yield "drop not", ast.unparse(node.operand)
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _SWAP_NAMES:
@@ -412,7 +426,8 @@ def run_mutants(exercise: int, cells, mutants, *, jobs: int = 2, timeout: float 
         equivalent = equivalent_reason(m)
         if status == "survived" and equivalent:
             status = "equivalent"
-        results[job.index] = dict(asdict(m), key=m.key, status=status, equivalent=equivalent,
+        results[job.index] = dict({k: v for k, v in asdict(m).items() if k != "source"}, key=m.key, status=status,
+                                  equivalent=equivalent,
                                   seconds=round(time.monotonic() - job.started, 2), **extra)
         if progress:
             progress(results[job.index])
@@ -498,11 +513,17 @@ def main(argv=None) -> int:
         print(f"raftkit mutants: there is no exercise {bad[0]}; exercises are {sorted(battery.EXERCISES)}",
               file=sys.stderr)
         return 2
-    if args.jobs < 1 or (args.budget is not None and args.budget < 1) or not args.timeout > 0:
-        print("raftkit mutants: --jobs and --budget must be >= 1 and --timeout > 0", file=sys.stderr)
-        return 2
+    for wrong, message in ((args.jobs < 1, "--jobs must be >= 1"),
+                           (args.budget is not None and args.budget < 1, "--budget must be >= 1"),
+                           (not args.timeout > 0, "--timeout must be > 0")):
+        if wrong:
+            print(f"raftkit mutants: {message}", file=sys.stderr)
+            return 2
     if not os.path.isdir(args.solutions):
         print(f"raftkit mutants: {args.solutions}: no such folder (pass --solutions DIR)", file=sys.stderr)
+        return 2
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        print(f"raftkit mutants: cannot write {args.json}: its folder does not exist", file=sys.stderr)
         return 2
     doc = {"command": "raftkit mutants " + " ".join(argv if argv is not None else sys.argv[1:]),
            "seed": args.seed, "budget": args.budget, "exercises": []}
