@@ -815,6 +815,8 @@ class _RealChannel:
         return len(self._items)
 
     def try_send(self, value) -> bool:
+        if self._capacity is not None and len(self._items) >= self._capacity:
+            return False  # full (read without the lock: only a receiver makes room, and it runs after)
         with self._cond:
             if self._capacity is not None and len(self._items) >= self._capacity:
                 return False
