@@ -713,8 +713,8 @@ class RealClock(Clock):
         self.events = 0
         self.failure: BaseException | None = None  # first error raised in a node thread
 
-    def now(self):
-        return (time.monotonic() - self._t0) * self.speed
+    def now(self, _monotonic=time.monotonic):
+        return (_monotonic() - self._t0) * self.speed
 
     def in_node_thread(self):
         return getattr(self._local, "task", None) is not None

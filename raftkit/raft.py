@@ -542,7 +542,7 @@ class ConsensusModule:
             else:
                 self.persist()
             index = self.last_log_index()
-            self.emit("append", detail=f"index={index} term={self.current_term} command={command!r:.40}")
+            self.emit("append", detail=f"index={index} term={self.current_term} command={repr(command)[:40]}")
             if not self.peer_ids:
                 self.advance_commit_index()
             term = self.current_term

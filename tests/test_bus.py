@@ -852,11 +852,11 @@ def test_cluster_threads_end_with_the_block():
     assert not leaked, f"threads still running: {leaked}"
 
 
-@pytest.mark.parametrize("cls", [LogEntry, ApplyMsg])
+@pytest.mark.parametrize("cls", [LogEntry, ApplyMsg, raftkit.cluster.Action])
 def test_written_out_init_agrees_with_the_dataclass(cls):
-    """LogEntry's and ApplyMsg's hand-written __init__ takes exactly the
+    """LogEntry's, ApplyMsg's and Action's hand-written __init__ takes exactly the
     dataclass fields, with their defaults; the instances stay frozen,
-    comparable, hashable and picklable."""
+    comparable, hashable and picklable, and have slots, no dict."""
     import dataclasses
     import inspect
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
@@ -870,6 +870,7 @@ def test_written_out_init_agrees_with_the_dataclass(cls):
     assert dataclasses.astuple(a) == tuple(values) and repr(a).startswith(f"{cls.__name__}({fields[0].name}=0")
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(a, fields[0].name, 1)
+    assert not hasattr(a, "__dict__")
     assert dataclasses.replace(a, **{fields[0].name: 9}) != a
     with pytest.raises(TypeError):
         cls()
