@@ -52,6 +52,7 @@ TURN_WAIT = 60.0  # wall seconds a call waits while another thread runs the clus
 MAX_THREADS_PER_NODE = 1_000  # live threads one owner (a node, a clerk) may have at once
 _LOCKED = type(threading.Lock()).locked
 _NOTHING = object()
+_NO_OP = contextlib.nullcontext()  # reusable: every real-clock call enters it
 
 
 class Killed(BaseException):
@@ -126,7 +127,7 @@ class Clock:
     def driving(self):
         """A context in which the calling thread drives the cluster alone
         (see ``VirtualClock.driving``); under the real clock, no-op."""
-        return contextlib.nullcontext()
+        return _NO_OP
 
     def guard_lock(self, lock, name: str) -> None:
         """Register a node lock that must never be held across a blocking call."""
