@@ -1,5 +1,6 @@
 """Run every benchmark and print the figures (`make bench`)."""
 
+import importlib.util
 import os
 import sys
 
@@ -23,6 +24,11 @@ if __name__ == "__main__":
     virtual_speed.main()
     clock_costs.main()
     real_latency.main()
+    if importlib.util.find_spec("pysyncobj"):  # the optional `bench` extra
+        import real_vs_pysyncobj
+        real_vs_pysyncobj.main()
+    else:
+        print("real_vs_pysyncobj: skipped (pip install -e '.[bench]' installs PySyncObj)")
     suite_time.main()
     lincheck_speed.main()
     lincheck_hard.main()

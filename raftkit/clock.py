@@ -52,6 +52,7 @@ TURN_WAIT = 60.0  # wall seconds a call waits while another thread runs the clus
 MAX_THREADS_PER_NODE = 1_000  # live threads one owner (a node, a clerk) may have at once
 _LOCKED = type(threading.Lock()).locked
 _NOTHING = object()
+_NO_OP = contextlib.nullcontext()  # reusable: every real-clock call enters it
 
 
 class Killed(BaseException):
@@ -126,7 +127,7 @@ class Clock:
     def driving(self):
         """A context in which the calling thread drives the cluster alone
         (see ``VirtualClock.driving``); under the real clock, no-op."""
-        return contextlib.nullcontext()
+        return _NO_OP
 
     def guard_lock(self, lock, name: str) -> None:
         """Register a node lock that must never be held across a blocking call."""
@@ -713,8 +714,8 @@ class RealClock(Clock):
         self.events = 0
         self.failure: BaseException | None = None  # first error raised in a node thread
 
-    def now(self):
-        return (time.monotonic() - self._t0) * self.speed
+    def now(self, _monotonic=time.monotonic):
+        return (_monotonic() - self._t0) * self.speed
 
     def in_node_thread(self):
         return getattr(self._local, "task", None) is not None
@@ -815,6 +816,8 @@ class _RealChannel:
         return len(self._items)
 
     def try_send(self, value) -> bool:
+        if self._capacity is not None and len(self._items) >= self._capacity:
+            return False  # full (read without the lock: only a receiver makes room, and it runs after)
         with self._cond:
             if self._capacity is not None and len(self._items) >= self._capacity:
                 return False

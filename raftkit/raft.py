@@ -40,6 +40,7 @@ Go                          Python
 
 from __future__ import annotations
 
+import array
 import io
 import pickle
 import random
@@ -123,7 +124,7 @@ class ConsensusModule:
         self.match_index: dict[int, int] = {}
 
         self._encoded_entries: list[LogEntry] = []  # persist() cache, see _encoded_log
-        self._encoded_ends: list[int] = []
+        self._encoded_ends = array.array("q")  # 8 bytes per entry (a list of ints: about 36)
         self._encoded = bytearray()
         self.snapshot_data = b""
         self.pending_snapshot: ApplyMsg | None = None
@@ -542,7 +543,7 @@ class ConsensusModule:
             else:
                 self.persist()
             index = self.last_log_index()
-            self.emit("append", detail=f"index={index} term={self.current_term} command={command!r:.40}")
+            self.emit("append", detail=f"index={index} term={self.current_term} command={repr(command)[:40]}")
             if not self.peer_ids:
                 self.advance_commit_index()
             term = self.current_term
