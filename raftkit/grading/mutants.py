@@ -569,8 +569,7 @@ def print_exercise(s: dict, results: list[dict]) -> None:
     for r in results:
         if r["status"] == "survived":
             print(f"  SURVIVED  cell {r['cell']}, line {r['line']}, {r['method']}() [{r['operator']}]")
-            print(f"            - {r['before']}")
-            print(f"            + {r['after']}")
+            print(f"            - {r['before']}  + {r['after']}")
 
 
 def print_table(rows: list[dict]) -> None:
