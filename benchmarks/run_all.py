@@ -1,16 +1,20 @@
 """Run every benchmark and print the figures (`make bench`)."""
 
+import importlib.util
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import chaos_speed
+import class_speed
 import click_latency
 import clock_costs
 import grade_speed
 import isolation_speed
+import lincheck_hard
 import lincheck_speed
+import play_cost
 import real_latency
 import render_speed
 import suite_time
@@ -21,11 +25,19 @@ if __name__ == "__main__":
     virtual_speed.main()
     clock_costs.main()
     real_latency.main()
+    if importlib.util.find_spec("pysyncobj"):  # the optional `bench` extra
+        import real_vs_pysyncobj
+        real_vs_pysyncobj.main()
+    else:
+        print("real_vs_pysyncobj: skipped (pip install -e '.[bench]' installs PySyncObj)")
     suite_time.main()
     lincheck_speed.main()
+    lincheck_hard.main()
     chaos_speed.main()
     grade_speed.main(2, isolation="none")
     grade_speed.main(2)
     isolation_speed.main()
+    class_speed.main()
     render_speed.main()
     click_latency.main()
+    play_cost.main()

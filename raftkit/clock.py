@@ -52,6 +52,7 @@ TURN_WAIT = 60.0  # wall seconds a call waits while another thread runs the clus
 MAX_THREADS_PER_NODE = 1_000  # live threads one owner (a node, a clerk) may have at once
 _LOCKED = type(threading.Lock()).locked
 _NOTHING = object()
+_NO_OP = contextlib.nullcontext()  # reusable: every real-clock call enters it
 
 
 class Killed(BaseException):
@@ -126,7 +127,7 @@ class Clock:
     def driving(self):
         """A context in which the calling thread drives the cluster alone
         (see ``VirtualClock.driving``); under the real clock, no-op."""
-        return contextlib.nullcontext()
+        return _NO_OP
 
     def guard_lock(self, lock, name: str) -> None:
         """Register a node lock that must never be held across a blocking call."""
@@ -707,13 +708,14 @@ class RealClock(Clock):
         self._t0 = time.monotonic()
         self._local = threading.local()
         self._tasks: dict[int, _RealTask] = {}
+        self._owned: collections.Counter = collections.Counter()  # live tasks per id(owner)
         self._mu = threading.Lock()
         self._stopped = threading.Event()
         self.events = 0
         self.failure: BaseException | None = None  # first error raised in a node thread
 
-    def now(self):
-        return (time.monotonic() - self._t0) * self.speed
+    def now(self, _monotonic=time.monotonic):
+        return (_monotonic() - self._t0) * self.speed
 
     def in_node_thread(self):
         return getattr(self._local, "task", None) is not None
@@ -730,12 +732,14 @@ class RealClock(Clock):
         task.thread = threading.Thread(target=self._run, args=(task, fn, args), daemon=True,
                                        name=f"raftkit-{task.name}")
         with self._mu:
-            mine = [t for t in self._tasks.values() if owner is not None and t.owner is owner]
-            if len(mine) >= MAX_THREADS_PER_NODE:
+            if owner is not None and self._owned[id(owner)] >= MAX_THREADS_PER_NODE:
+                mine = [t for t in self._tasks.values() if t.owner is owner]
                 error = _thread_bomb(mine, me.name if me else "the caller")
                 self.failure = self.failure or error  # kept even if node code catches it
                 raise error
             self._tasks[id(task)] = task
+            if owner is not None:
+                self._owned[id(owner)] += 1
         task.thread.start()
         return task
 
@@ -752,6 +756,10 @@ class RealClock(Clock):
         finally:
             with self._mu:
                 self._tasks.pop(id(task), None)
+                if task.owner is not None:
+                    self._owned[id(task.owner)] -= 1
+                    if not self._owned[id(task.owner)]:
+                        del self._owned[id(task.owner)]
 
     def _me(self, what):
         task = getattr(self._local, "task", None)
@@ -765,6 +773,8 @@ class RealClock(Clock):
         if not dt >= 0:
             _check_delay(dt)
         task = self._me("sleep")
+        if dt == 0:  # Go's time.Sleep(0): returns at once (no wait on a kill that is not there)
+            return
         if task.killed.wait(dt / self.speed):
             raise Killed()
 
@@ -806,6 +816,8 @@ class _RealChannel:
         return len(self._items)
 
     def try_send(self, value) -> bool:
+        if self._capacity is not None and len(self._items) >= self._capacity:
+            return False  # full (read without the lock: only a receiver makes room, and it runs after)
         with self._cond:
             if self._capacity is not None and len(self._items) >= self._capacity:
                 return False

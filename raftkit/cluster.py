@@ -80,7 +80,7 @@ class _Watcher:
 
     def on_apply(self, node_id, msg: ApplyMsg):
         self.recorder.record("apply", node_id, None,
-                             f"index={msg.command_index} command={msg.command!r:.40}" if msg.command_valid
+                             f"index={msg.command_index} command={repr(msg.command)[:40]}" if msg.command_valid
                              else f"snapshot up to {msg.snapshot_index}")
         if self.monitor is not None and msg.command_valid:
             self.monitor.check_apply(node_id, msg.command_index, msg.command)
@@ -93,7 +93,7 @@ def _stop_dropped_clusters() -> None:
         _DROPPED.pop().stop()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """A call that changed the cluster: when (scheduler events run so far,
     cluster time), which method, with which arguments."""
@@ -103,6 +103,15 @@ class Action:
     method: str
     args: tuple = ()
     kwargs: tuple = ()
+
+    def __init__(self, events: int, time: float, method: str, args: tuple = (), kwargs: tuple = ()):
+        # one per submit: written out, as LogEntry's in messages.py
+        _setattr = object.__setattr__
+        _setattr(self, "events", events)
+        _setattr(self, "time", time)
+        _setattr(self, "method", method)
+        _setattr(self, "args", args)
+        _setattr(self, "kwargs", kwargs)
 
 
 def _check_int(name, value, lo=None, hi=None):
@@ -338,6 +347,34 @@ class Cluster:
         self.recorder.record("connect" if flag else "disconnect", i)
 
     @takes_turns
+    def timeout_now(self, i: int) -> None:
+        """Node i's election timer runs out: it starts an election at its
+        timer's next check (RaftScope's "time out"), as if no leader had been
+        heard from for the longest configured timeout. Only a live follower
+        or candidate has a running timer; for others this raises ValueError."""
+        self._node_id(i)
+        self._usable()
+        if not self._alive[i]:
+            raise ValueError(f"node {i} is crashed: restart it first")
+        node = self.nodes[i]
+        with node.mu:
+            if str(node.state) == "Leader":
+                raise ValueError(f"node {i} is the leader: only followers and candidates have an election timer")
+            self._record("timeout_now", i)
+            self.recorder.record("timeout_now", i)
+            node.election_reset_event = self.clock.now() - self.config.election_timeout[1]
+
+    @takes_turns
+    def drop_message(self, message_id: int) -> None:
+        """Drop the message in flight with this id (see ``snapshot_state().messages``):
+        its caller sees it lost when it would have arrived. ValueError if no
+        such message is in flight."""
+        _check_int("message_id", message_id, 1)
+        self._usable()
+        self.bus.cancel(message_id)
+        self._record("drop_message", message_id)
+
+    @takes_turns
     def partition(self, *groups) -> None:
         """``c.partition([0, 1], [2, 3, 4])``: links only inside a group;
         nodes in no group are isolated."""
@@ -416,7 +453,7 @@ class Cluster:
                 return -1, max(self.get_state(i)[0] for i in range(self.n)), False
         self._node_id(node)
         self._record("submit", command, node=node)
-        self.recorder.record("submit", node, None, f"{command!r:.40}")
+        self.recorder.record("submit", node, None, repr(command)[:40])
         if not self._alive[node]:
             return -1, self.nodes[node].current_term, False
         return self.nodes[node].submit(command)

@@ -28,13 +28,25 @@ class CMState(enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+# LogEntry and ApplyMsg are made for every command on every node: they have
+# slots (less than half the memory of an instance dict) and a written-out
+# ``__init__`` (the generated one of a frozen dataclass looks object.__setattr__
+# up again for every field). Fields, defaults, repr, equality, hashing,
+# pickling and immutability stay the dataclass's; tests/test_bus.py checks it.
+_setattr = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True)
 class LogEntry:
     term: int
     command: Any
 
+    def __init__(self, term: int, command: Any):
+        _setattr(self, "term", term)
+        _setattr(self, "command", command)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class ApplyMsg:
     command_valid: bool
     command: Any
@@ -43,6 +55,16 @@ class ApplyMsg:
     snapshot: bytes | None = None
     snapshot_term: int = 0
     snapshot_index: int = 0
+
+    def __init__(self, command_valid: bool, command: Any, command_index: int, snapshot_valid: bool = False,
+                 snapshot: bytes | None = None, snapshot_term: int = 0, snapshot_index: int = 0):
+        _setattr(self, "command_valid", command_valid)
+        _setattr(self, "command", command)
+        _setattr(self, "command_index", command_index)
+        _setattr(self, "snapshot_valid", snapshot_valid)
+        _setattr(self, "snapshot", snapshot)
+        _setattr(self, "snapshot_term", snapshot_term)
+        _setattr(self, "snapshot_index", snapshot_index)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from raftkit.clock import VirtualClock
 from raftkit.messages import (
     AppendEntriesArgs,
     AppendEntriesReply,
+    ApplyMsg,
     InstallSnapshotArgs,
     InstallSnapshotReply,
     LogEntry,
@@ -849,3 +850,27 @@ def test_cluster_threads_end_with_the_block():
         c.run_for(1.0)
     leaked = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not leaked, f"threads still running: {leaked}"
+
+
+@pytest.mark.parametrize("cls", [LogEntry, ApplyMsg, raftkit.cluster.Action])
+def test_written_out_init_agrees_with_the_dataclass(cls):
+    """LogEntry's, ApplyMsg's and Action's hand-written __init__ takes exactly the
+    dataclass fields, with their defaults; the instances stay frozen,
+    comparable, hashable and picklable, and have slots, no dict."""
+    import dataclasses
+    import inspect
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [inspect.Parameter.empty if f.default is dataclasses.MISSING
+                                          else f.default for f in fields]
+    values = list(range(len(fields)))
+    a, b = cls(*values), cls(**{f.name: v for f, v in zip(fields, values)})
+    assert a == b and hash(a) == hash(b) and pickle.loads(pickle.dumps(a)) == a
+    assert dataclasses.astuple(a) == tuple(values) and repr(a).startswith(f"{cls.__name__}({fields[0].name}=0")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(a, fields[0].name, 1)
+    assert not hasattr(a, "__dict__")
+    assert dataclasses.replace(a, **{fields[0].name: 9}) != a
+    with pytest.raises(TypeError):
+        cls()
