@@ -588,8 +588,9 @@ def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path, 
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("TMPDIR", str(scratch))  # and the workers' default, were it not their own
     results = {r["student"]: r for r in grade_notebooks(paths, GradeOptions(random_seeds=[]), jobs=JOBS)}
-    expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)",
-                "kills-the-worker": "was killed by SIGKILL while the notebook's code ran"}
+    expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)"}
+    worker = results.pop("kills-the-worker")  # its cells run in a sandbox: what they kill is their own
+    assert worker["grader_error"] is None and worker["score"] == worker["max"], worker
     for who, phrase in expected.items():
         r = results[who]
         assert r["grader_error"] is None and r["score"] == 0, r

@@ -10,7 +10,7 @@ so nothing the student writes can reach the checks or the verdict.
 from __future__ import annotations
 
 from ..errors import NodeError
-from ..isolation.process import LoadRefused, LoadTimeout, hosted_class, template_for
+from ..isolation.process import LoadEnded, LoadRefused, LoadTimeout, hosted_class, template_for
 from ..isolation.sandbox import Sandbox, bwrap_problem
 from .kitview import build_student_kit, same_as_reference
 
@@ -40,6 +40,10 @@ def load_isolated(cells, ex, options, folder, tmp):
         template = template_for(spec, sandbox, load_timeout=options.load_timeout, kit=None if sandbox else kit)
     except LoadRefused as e:
         return dict(e.info, ok=False, error=e.info.get("error") or str(e)), None, None
+    except LoadEnded as e:
+        where = f" (it was running cell {e.cell})" if e.cell else ""
+        return {"ok": False, "error": f"the notebook's process ended ({e.ended}) before its cells finished{where}: "
+                                      "graded cells should only define code", "warnings": []}, None, None
     except LoadTimeout as e:
         where = f" (it was running cell {e.cell})" if e.cell else ""
         return {"ok": False, "error": f"the notebook's cells did not finish within {options.load_timeout:.0f} s"

@@ -87,6 +87,7 @@ class Host:
         self.node = None
         self.locks: list = []                  # (lock, name) that must not be held across a block
         self._sent_log: list = []
+        self.shared: dict = {}                 # the harness's lists and dicts, see wire.Shared
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
@@ -152,7 +153,8 @@ class Host:
             return ("bad", "self.log holds something that is not a LogEntry")
         state = g("state")
         return (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
-                dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new)
+                dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new,
+                {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in self.shared.items()} or None)
 
     # -- the reader ------------------------------------------------------------
     # The trusted side answers one frame with one frame, so exactly one host
@@ -264,7 +266,8 @@ class Host:
                     getattr(reply, "vote_granted", getattr(reply, "success", None)))
         if what == "call":
             path, args, kwargs = payload
-            args = [self._resolve(a) if isinstance(a, wire.Ref) else a for a in args]
+            args = [self._resolve(a) if isinstance(a, wire.Ref) else self._shared(a) if isinstance(a, wire.Shared)
+                    else a for a in args]
             return self._resolve(path)(*args, **kwargs)
         if what == "setattr":
             name, value = payload
@@ -294,6 +297,10 @@ class Host:
             (self.node.mu.acquire if payload else self.node.mu.release)()
             return None
         raise ValueError(f"unknown job {what!r}")
+
+    def _shared(self, shared):
+        key, value = shared
+        return self.shared.setdefault(key, value)
 
     def _resolve(self, path, default=None):
         obj = self.node

@@ -38,7 +38,7 @@ from . import wire
 from .host import FIELDS
 
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
-           "LoadTimeout", "template_for"]
+           "LoadTimeout", "LoadEnded", "template_for"]
 
 _STARTUP = 30.0            # wall seconds a template may take to start, before its own load time limit
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
@@ -80,6 +80,15 @@ class LoadTimeout(NodeError):
     def __init__(self, message: str, cell: int | None = None):
         super().__init__(message)
         self.cell = cell
+
+
+class LoadEnded(NodeError):
+    """The template's process ended while it loaded the class (the
+    notebook's cells exited it, killed it, or ran out of memory)."""
+
+    def __init__(self, message: str, cell: int | None, ended: str):
+        super().__init__(message)
+        self.cell, self.ended = cell, ended
 
 
 class LoadRefused(Exception):
@@ -138,7 +147,12 @@ class Template:
             where = f" (it was running cell {self.last_cell})" if self.last_cell else ""
             raise LoadTimeout(f"loading the node class did not finish within {load_timeout:.0f} s{where}",
                               self.last_cell) from None
-        except (wire.HostGone, wire.ProtocolError, OSError) as e:
+        except wire.HostGone:
+            ended = self._ended()
+            self.close()
+            raise LoadEnded(f"its process ended ({ended}) while loading the node class", self.last_cell,
+                            ended) from None
+        except (wire.ProtocolError, OSError) as e:
             err = self._stderr()
             self.close()
             raise NodeError(f"the node class could not be loaded in a node process ({type(e).__name__}: {e})"
@@ -149,6 +163,21 @@ class Template:
         if kind != "ready":
             self.close()
             raise NodeError(f"the node class could not be loaded in a node process: {str(self.info)[:4000]}")
+
+    def _ended(self) -> str:
+        """How the template's process ended ("exit status 0", "killed by SIGKILL")."""
+        try:
+            rc = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "it stopped answering"
+        if self.sandbox is not None and rc > 128:  # bwrap passes on a signal as 128 + its number
+            rc = -(rc - 128)
+        if rc < 0:
+            import signal
+            sig = -rc
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+            return f"killed by {name}" + (" (out of memory?)" if sig in (9, 11, 6) else "")
+        return f"exit status {rc}"
 
     def _stderr(self) -> str:
         with contextlib.suppress(Exception):
@@ -347,6 +376,7 @@ class NodeHost:
         self.pid, self.sock = self.template.spawn(self.clock._cpu)
         self.fd = self.sock.fileno()
         self.channels: list = []
+        self.shared: dict = {}
         self.keys = itertools.count(1)
         self.last = "starting"
         self.dead: BaseException | None = None
@@ -368,8 +398,16 @@ class NodeHost:
         return self.call_path((name,), args, kwargs)
 
     def call_path(self, path: tuple, args, kwargs):
-        args = tuple(wire.Ref(a.path) if isinstance(a, _Remote) and a.host is self else a for a in args)
+        args = tuple(wire.Ref(a.path) if isinstance(a, _Remote) and a.host is self else
+                     self._share(a) if type(a) in (list, dict) else a for a in args)
         return self.job("call", (path, args, kwargs))
+
+    def _share(self, obj):
+        """A list or dict handed to node code: one object in the host for
+        this one here, its contents copied back with every report."""
+        key = id(obj)
+        self.shared[key] = obj  # kept alive: its id stays its key
+        return wire.Shared((key, obj))
 
     def get_path(self, path: tuple):
         """The value at ``node.<path>`` in the host, or a ``_Remote`` for a
@@ -575,8 +613,17 @@ class NodeHost:
         _check(isinstance(report, tuple), "a bad state report")
         if report and report[0] == "bad":
             raise NodeError(f"node {self.i}: {_text(report[1], 'a report')}")
-        _check(len(report) == 6, "a bad state report")
-        state, fields, next_index, match_index, keep, new = report
+        _check(len(report) == 7, "a bad state report")
+        state, fields, next_index, match_index, keep, new, shared = report
+        if shared is not None:
+            _check(type(shared) is dict, "a bad report of shared objects")
+            for key, value in shared.items():
+                obj = self.shared.get(key)
+                if type(obj) is list and type(value) is list:
+                    obj[:] = value
+                elif type(obj) is dict and type(value) is dict:
+                    obj.clear()
+                    obj.update(value)
         try:
             state = CMState(state)
         except ValueError:

@@ -19,7 +19,7 @@ import select
 import struct
 import time
 
-__all__ = ["Ref", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", "send", "recv", "safe_loads", "dumps"]
+__all__ = ["Ref", "Shared", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", "send", "recv", "safe_loads", "dumps"]
 
 MAX_FRAME = 64 << 20          # bytes in one frame, either way
 _HEADER = struct.Struct(">I")
@@ -37,6 +37,13 @@ _ALLOWED = {("raftkit.messages", name) for name in (
 class Ref(tuple):
     """Trusted to host: "the object at this attribute path of your node"
     (a method passed to ``node.go``, say)."""
+
+
+class Shared(tuple):
+    """Trusted to host: (key, value) of a list or dict the harness passes to
+    node code; the host keeps one object per key, so that two calls share it
+    as they would in one process (``votes`` handed to two reply threads),
+    and reports its contents back."""
 
 
 class Rebind(tuple):
