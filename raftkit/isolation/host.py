@@ -660,7 +660,7 @@ def _stacks(pid: int) -> str:
     import time
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGUSR1)
-    chunks, deadline = [], time.monotonic() + 0.5
+    chunks, deadline = [], time.monotonic() + 3.0  # a loaded machine: the dump may take a while to start
     while time.monotonic() < deadline and sum(map(len, chunks)) < 1 << 16:
         try:
             data = os.read(fd, 1 << 16)
@@ -670,6 +670,7 @@ def _stacks(pid: int) -> str:
         if not data:
             break
         chunks.append(data)
+        deadline = min(deadline, time.monotonic() + 0.2)  # started: the rest follows at once
     return b"".join(chunks).decode(errors="replace")[:1 << 16]
 
 

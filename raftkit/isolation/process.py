@@ -256,7 +256,7 @@ class Template:
         first, with the code lines this process can see)."""
         try:
             with self.mu:
-                kind, text = self._ask(("stacks", pid), timeout=3.0)
+                kind, text = self._ask(("stacks", pid), timeout=6.0)
         except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
             return {}
         return parse_faulthandler(text if isinstance(text, str) else "", self.sandbox)
@@ -473,8 +473,7 @@ class NodeHost:
                    "a frame that is not a request, a post or an end")
             return msg
         except TimeoutError:
-            self.clock._switches += 1  # tells the driver's watchdog this thread is reporting, not stuck
-            stacks = self.template.stacks(self.pid)
+            stacks = self._stacks()
             raise self._fail(DeadlockError(
                 f"node {self.i} ran for {self.timeout:.1f} s of wall time without reaching a kit primitive "
                 f"(its last request: {self.last}). A thread of it is stuck in an infinite loop, or waiting on "
@@ -483,6 +482,18 @@ class NodeHost:
             raise self._fail(None) from None
         except wire.ProtocolError as e:
             raise self._fail(NodeError(f"node {self.i}'s process broke the protocol: {e}")) from None
+
+    def _stacks(self) -> dict:
+        """The host's stacks. Asking takes a moment on a loaded machine: the
+        driver's watchdog is told meanwhile that this thread is reporting,
+        not stuck."""
+        got: dict = {}
+        asking = threading.Thread(target=lambda: got.update(self.template.stacks(self.pid)), daemon=True)
+        asking.start()
+        while asking.is_alive():
+            self.clock._switches += 1
+            asking.join(0.05)
+        return got
 
     def _fail(self, error):
         """The host is unusable: kill it, remember why."""
