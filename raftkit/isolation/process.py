@@ -825,7 +825,11 @@ class ProcessNodes:
         host = NodeHost(self, i, service, storage, proxy)
         proxy.__dict__["_host"] = host
         self.hosts[i] = host
-        host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot()))
+        host.timeout = max(self.timeout, _STARTUP)  # a new process on a loaded machine: its first answer
+        try:
+            host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot()))
+        finally:
+            host.timeout = self.timeout
         return proxy
 
     def kill(self, i: int) -> None:
