@@ -466,8 +466,20 @@ class NodeHost:
             except wire.HostGone:
                 raise self._fail(None) from None
 
+    def _wait(self) -> None:
+        """Wait for the host's next frame, at most ``timeout`` wall seconds.
+        Meanwhile the driver's watchdog is told that this thread waits on a
+        node process (whose silence this wait times itself), so it is that
+        node, with its stacks, that gets reported."""
+        deadline = time.monotonic() + self.timeout
+        while not select.select([self.fd], [], [], min(0.1, max(0.0, deadline - time.monotonic())))[0]:
+            if time.monotonic() >= deadline:
+                raise TimeoutError
+            self.clock._switches += 1
+
     def _recv(self):
         try:
+            self._wait()
             msg = wire.recv(self.fd, self.timeout)
             _check(isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in ("req", "post", "end"),
                    "a frame that is not a request, a post or an end")
@@ -813,7 +825,7 @@ class ProcessNodes:
         if not cluster.virtual:
             raise ValueError('isolation="process" needs the virtual clock')
         self.cluster = cluster
-        self.timeout = max(0.1, cluster.clock.watchdog * 0.8)
+        self.timeout = cluster.clock.watchdog  # a node process that stays silent this long is stuck
         self.template = template_for(class_spec(cluster.node_class), sandbox,
                                      kit=getattr(cluster.node_class, "raftkit_kit", None))
         self.hosts: list[NodeHost | None] = [None] * cluster.n
