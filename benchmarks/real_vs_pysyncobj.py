@@ -214,12 +214,14 @@ def memory(which: str, n_ops: int = 100_000) -> dict:
 
 
 def _memory_in_child(which: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--memory-of", which], capture_output=True, text=True,
-                         timeout=600, env=dict(os.environ, PYTHONPATH=os.getcwd()))
-    if out.returncode != 0:
+    """A fresh interpreter per attempt; one whose leader lost its term is tried again."""
+    for _attempt in range(ATTEMPTS):
+        out = subprocess.run([sys.executable, __file__, "--memory-of", which], capture_output=True, text=True,
+                             timeout=600, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+        if out.returncode == 0:
+            return json.loads(out.stdout)["mb_per_100k"]
         print(f"  memory run for {which} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
-        return float("nan")
-    return json.loads(out.stdout)["mb_per_100k"]
+    return float("nan")
 
 
 def main(rounds: int = 3, seq_ops: int = 500, ops: int = 20_000, with_memory: bool = True) -> dict:
