@@ -69,10 +69,14 @@ class _Signalled(Service):
                 self.cond.notify_all()
 
     def wait_applied(self, index: int) -> None:
+        deadline = time.monotonic() + TIMEOUT
         with self.cond:
             self.awaited = index
-            if not self.cond.wait_for(lambda: self.last_index >= index, TIMEOUT):
-                raise TimeoutError(f"index {index} not applied within {TIMEOUT} s")
+            while not self.cond.wait_for(lambda: self.last_index >= index, 1.0):
+                if not self.node.get_state()[1]:  # a new leader may never fill this index
+                    raise RuntimeError("the leader lost its leadership during the benchmark")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"index {index} not applied within {TIMEOUT} s")
 
 
 class Raftkit:
