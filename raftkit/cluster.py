@@ -403,7 +403,7 @@ class Cluster:
             if node is None:
                 return -1, max(self.get_state(i)[0] for i in range(self.n)), False
         self._node_id(node)
-        self.actions.append(Action(self.clock.events, self.clock.now(), "submit", (command,), (("node", node),)))
+        self._record("submit", command, node=node)
         self.recorder.record("submit", node, None, repr(command)[:40])
         if not self._alive[node]:
             return -1, self.nodes[node].current_term, False

@@ -578,10 +578,9 @@ class ConsensusModule:
                 if self.pending_snapshot is not None:
                     msgs.append(self.pending_snapshot)
                     self.pending_snapshot = None
-                first, last, log = self.last_applied + 1, self.commit_index, self.log
-                offset = self.last_included_index + 1  # entry(i) is log[i - offset]
-                msgs.extend(ApplyMsg(True, log[i - offset].command, i) for i in range(first, last + 1))
-                self.last_applied = max(self.last_applied, last)
+                while self.last_applied < self.commit_index:
+                    self.last_applied += 1
+                    msgs.append(ApplyMsg(True, self.entry(self.last_applied).command, self.last_applied))
             for msg in msgs:
                 self.apply(msg)
 
