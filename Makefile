@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # (e.g. in containers), so add it automatically only when uid is 0.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: all venv check lint test lab bench clean
+.PHONY: all venv check lint test lab bench notebooks clean
 
 all: test
 
@@ -37,6 +37,10 @@ check: lint
 # Everything: lint, every test, every notebook's outputs compared strictly (nbval).
 test: lint
 	$(BIN)/python -m pytest --nbval
+
+# Re-execute every notebook and solution in place (after a change to what they print).
+notebooks: $(STAMP)
+	$(BIN)/python -m tests.refresh_notebooks notebooks/*.ipynb solutions/*.ipynb
 
 # Opens the course at its first notebook; the file browser shows notebooks/, exercises/, solutions/.
 lab: $(STAMP)

@@ -7,10 +7,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import chaos_speed
+import class_speed
 import click_latency
 import clock_costs
 import grade_speed
+import lincheck_hard
 import lincheck_speed
+import play_cost
 import real_latency
 import render_speed
 import suite_time
@@ -28,7 +31,10 @@ if __name__ == "__main__":
         print("real_vs_pysyncobj: skipped (pip install -e '.[bench]' installs PySyncObj)")
     suite_time.main()
     lincheck_speed.main()
+    lincheck_hard.main()
     chaos_speed.main()
     grade_speed.main()
+    class_speed.main()
     render_speed.main()
     click_latency.main()
+    play_cost.main()

@@ -106,6 +106,7 @@ class Bus:
         self.handled = [0] * n         # RPCs that reached node i's handler
         self.bytes = 0
         self.in_flight: dict[int, Message] = {}
+        self.cancelled: set[int] = set()   # ids dropped by hand (cancel), until their arrival time
         self._ids = itertools.count(1)
 
     # -- topology ----------------------------------------------------------
@@ -162,6 +163,8 @@ class Bus:
             msg.arrive = clock.now() + self._delay()
             self.in_flight[msg.id] = msg
             clock.sleep_until(msg.arrive, label="deliver")
+            if msg.id in self.cancelled:
+                return None
             if not self.reachable(src, dst) or self.endpoints[dst] is not target:
                 return self._drop(msg, "request lost: link down or node crashed")
             if net.request_drop and rng.random() < net.request_drop:
@@ -175,6 +178,8 @@ class Bus:
             msg.success = getattr(reply, "vote_granted", getattr(reply, "success", None))
             msg.sent, msg.arrive = clock.now(), clock.now() + self._delay(reply_leg=True)
             clock.sleep_until(msg.arrive, label="reply")
+            if msg.id in self.cancelled:
+                return None
             if (not self.reachable(src, dst) or self.endpoints[dst] is not target
                     or self.endpoints[src] is not caller):
                 return self._drop(msg, "reply lost: link down or node crashed")
@@ -185,6 +190,20 @@ class Bus:
             return decode(*rpacket)
         finally:
             self.in_flight.pop(msg.id, None)  # also when the caller is killed mid-call
+            self.cancelled.discard(msg.id)
+
+    def cancel(self, message_id: int) -> Message:
+        """Drop the message in flight with this id (a request, or the reply
+        to it) now: it leaves ``in_flight`` and its caller gets ``None`` at
+        the time it would have arrived, as for any lost message. Raises
+        ValueError if no message with this id is in flight."""
+        msg = self.in_flight.pop(message_id, None)
+        if msg is None:
+            raise ValueError(f"no message {message_id!r} in flight (delivered, answered or lost already)")
+        self.cancelled.add(message_id)
+        src, dst = (msg.src, msg.dst) if msg.phase == "request" else (msg.dst, msg.src)
+        self.trace.record("drop", src, dst, f"{msg.method} {msg.phase}: dropped by hand")
+        return msg
 
     def _handle(self, dst, target, method, packet, summary, src):
         self.handled[dst] += 1
@@ -217,7 +236,7 @@ class Bus:
         msg.arrive = self.clock.now() + after
         self.in_flight[msg.id] = msg
         self.clock.sleep(after, label="fail")
-        return self._drop(msg, why)
+        return None if msg.id in self.cancelled else self._drop(msg, why)
 
     def _drop(self, msg, why):
         self.trace.record("drop", msg.src, msg.dst, f"{msg.method}: {why}")

@@ -51,7 +51,7 @@ class ChaosResult:
         if self.violation:
             return self.violation.splitlines()[0]
         if self.linearizable != "ok":
-            bad = [k for k, s in self.lincheck.per_key.items() if s != "ok"] if self.lincheck else []
+            bad = [k for k, s in self.lincheck.per_key.items() if s == self.linearizable] if self.lincheck else []
             return f"history {self.linearizable} (keys {bad})"
         return ""
 

@@ -326,6 +326,34 @@ class Cluster:
         self.recorder.record("connect" if flag else "disconnect", i)
 
     @takes_turns
+    def timeout_now(self, i: int) -> None:
+        """Node i's election timer runs out: it starts an election at its
+        timer's next check (RaftScope's "time out"), as if no leader had been
+        heard from for the longest configured timeout. Only a live follower
+        or candidate has a running timer; for others this raises ValueError."""
+        self._node_id(i)
+        self._usable()
+        if not self._alive[i]:
+            raise ValueError(f"node {i} is crashed: restart it first")
+        node = self.nodes[i]
+        with node.mu:
+            if str(node.state) == "Leader":
+                raise ValueError(f"node {i} is the leader: only followers and candidates have an election timer")
+            self._record("timeout_now", i)
+            self.recorder.record("timeout_now", i)
+            node.election_reset_event = self.clock.now() - self.config.election_timeout[1]
+
+    @takes_turns
+    def drop_message(self, message_id: int) -> None:
+        """Drop the message in flight with this id (see ``snapshot_state().messages``):
+        its caller sees it lost when it would have arrived. ValueError if no
+        such message is in flight."""
+        _check_int("message_id", message_id, 1)
+        self._usable()
+        self.bus.cancel(message_id)
+        self._record("drop_message", message_id)
+
+    @takes_turns
     def partition(self, *groups) -> None:
         """``c.partition([0, 1], [2, 3, 4])``: links only inside a group;
         nodes in no group are isolated."""

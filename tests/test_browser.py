@@ -1,9 +1,11 @@
 """A real browser test of the live cluster widget.
 
 Starts JupyterLab headless on a free port, opens ``tests/browser_demo.ipynb``
-in Debian's Chromium through Playwright, runs it, clicks the widget's Step and
-Crash buttons and checks that the rendered graph image and the state table
-change. A screenshot of the widget is saved to
+in Debian's Chromium through Playwright, runs it, and checks the SVG live
+view: Step moves the picture, clicking a message drops it, clicking a node
+and Crash in its menu crashes it (picture, status line and node table), Play
+animates the picture between kernel frames (the animation frame rate is
+measured and printed), and the space key pauses. A screenshot of the widget is saved to
 ``test-artifacts/browser-widget.png`` (git-ignored).
 
 Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package; ``.ci/run``
@@ -18,9 +20,7 @@ browser, the server and its kernels are shut down in ``finally`` blocks.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -187,21 +187,6 @@ class _Lab:
         self._log.close()
 
 
-def _png_bytes(img) -> bytes:
-    """The bytes behind an <img> (a blob: or data: URL), read in the page."""
-    data_url = img.evaluate(
-        """async (el) => {
-            const blob = await (await fetch(el.src)).blob();
-            return await new Promise((ok, bad) => {
-                const r = new FileReader();
-                r.onload = () => ok(r.result);
-                r.onerror = () => bad(r.error);
-                r.readAsDataURL(blob);
-            });
-        }""")
-    return base64.b64decode(data_url.split(",", 1)[1])
-
-
 @pytest.mark.timeout(180)
 def test_widget_in_real_browser(tmp_path):
     _chromium_and_playwright()
@@ -235,7 +220,7 @@ def test_widget_in_real_browser(tmp_path):
             context = pw.chromium.launch_persistent_context(
                 str(tmp_path / "chromium-profile"),  # a new, empty profile
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1600, "height": 2200}, timeout=60_000)  # tall: the whole widget shows
+                viewport={"width": 1366, "height": 1400}, timeout=60_000)  # a laptop's width
             mark("chromium started")
             try:
                 page = context.new_page()
@@ -278,11 +263,12 @@ def _drive(page, mark):
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
 
-    out = page.locator(".jp-NotebookPanel .jp-OutputArea-output")
+    cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
+    out = cells.nth(0).locator(".jp-OutputArea-output")
     step = out.get_by_role("button", name="Step", exact=True)
-    crash = out.get_by_role("button", name="Crash", exact=True)
-    img = out.locator("img.widget-image")
-    state = out.locator("pre", has_text="Cluster(n=5")
+    play = out.locator("button.widget-toggle-button", has_text=re.compile(r"Play|Pause"))
+    view = out.locator(".raftkit-liveview")
+    status = out.locator(".raftkit-status")
     try:
         step.wait_for(state="visible")
     except PlaywrightTimeout:
@@ -290,61 +276,127 @@ def _drive(page, mark):
         hint = (" (the output is the widget's text repr: the ipywidgets lab extension did not load)"
                 if any("ClusterWidget(" in t for t in shown) else "")
         raise AssertionError(f"the widget's Step button never showed{hint}; cell output: {shown!r}") from None
-    img.wait_for(state="visible")
-    state.wait_for(state="visible")
+    view.wait_for(state="visible")
+    nodes = view.locator("g.rk-node")
+    _wait_until(lambda: nodes.count() == 5, CHANGE_TIMEOUT, "the SVG view to draw 5 nodes")
     mark("widget rendered")
-    src = img.get_attribute("src") or ""
-    assert src.startswith(("blob:", "data:image/png")), f"the graph image has no PNG source: {src[:80]!r}"
+    assert view.locator("g.rk-node.rk-Leader").count() == 1, "seed 1 has one leader at t=1"
 
-    def picture():
-        return img.get_attribute("src"), hashlib.sha256(_png_bytes(img)).hexdigest()
+    def shown_time():
+        return float(view.get_attribute("data-time") or "nan")
 
-    def natural_width():
-        return img.evaluate("el => el.complete ? el.naturalWidth : 0")
+    def title():
+        return view.locator("text.rk-title").text_content()
 
-    _wait_until(natural_width, CHANGE_TIMEOUT, "the graph image to load")
-    first_src, first_png = picture()
-    first_text = state.inner_text()
-    assert re.search(r"^\s*0\s+Leader\b", first_text, re.M), f"unexpected state table:\n{first_text}"
-    assert "crashed" not in first_text
+    # The widget fits a laptop screen: measured at the browser's width of 1366 px.
+    widget = out.filter(has=page.get_by_role("button", name="Step", exact=True)).first
+    height = widget.evaluate("el => el.getBoundingClientRect().height")
+    print(f"widget height at 1366 px wide: {height:.0f} px")
+    assert height < 640, f"the widget is {height:.0f} px tall: it does not fit 1366x768 with JupyterLab around it"
 
-    def changed_since(src0, png0):
-        def check():
-            src1 = img.get_attribute("src")
-            if src1 == src0:
-                return None
-            now = picture()
-            return now if now[1] != png0 else None
-        return check
-
-    # Step: each click redraws the graph (seed 1 is deterministic: by the
-    # second step the time and the leader's view in the table have moved).
-    src0, png0 = first_src, first_png
+    # Step: each click goes to the next visible event and the picture follows.
+    t0, title0 = shown_time(), title()
     for i in range(3):
+        before = shown_time()
         step.click()
-        src0, png0 = _wait_until(changed_since(src0, png0), CHANGE_TIMEOUT,
-                                 f"the graph image to change after Step click {i + 1}")
-    _wait_until(lambda: state.inner_text() != first_text, CHANGE_TIMEOUT,
-                "the state text to change after 3 Steps")
-    stepped_text = state.inner_text()
-    assert png0 != first_png
+        _wait_until(lambda: shown_time() > before, CHANGE_TIMEOUT,
+                    f"the picture's time to move after Step click {i + 1}")
+    assert shown_time() > t0 and title() != title0
     mark("3 steps drawn")
 
-    # Crash node 2, chosen in the dropdown.
-    picker = out.locator(".widget-dropdown").filter(has=page.locator("label", has_text=re.compile(r"^node$")))
-    picker.locator("select").select_option(label="node 2")
-    crash.click()
-    crashed_row = re.compile(r"^\s*2\s+crashed\b", re.M)
-    _wait_until(lambda: crashed_row.search(state.inner_text()), CHANGE_TIMEOUT,
-                "the state table to show node 2 crashed")
-    _wait_until(changed_since(src0, png0), CHANGE_TIMEOUT, "the graph image to change after Crash")
-    crashed_text = state.inner_text()
-    assert crashed_text != stepped_text
-    assert re.search(r"^\s*0\s+Leader\b", crashed_text, re.M), crashed_text  # only node 2 went down
-    mark("crash drawn")
+    # A message in flight: click it to drop it.
+    msgs = view.locator("g.rk-message")
+    for _ in range(20):
+        if msgs.count():
+            break
+        before = shown_time()
+        step.click()
+        _wait_until(lambda: shown_time() > before, CHANGE_TIMEOUT, "the picture to move after Step")
+    assert msgs.count() > 0, "no message in flight after 20 steps"
+    ident = msgs.first.get_attribute("data-message")
+    msgs.first.locator("circle").click(force=True)
+    _wait_until(lambda: f"message {ident} dropped" in status.inner_text(), CHANGE_TIMEOUT,
+                f"the status line to say message {ident} was dropped")
+    _wait_until(lambda: view.locator(f'g.rk-message[data-message="{ident}"]').count() == 0, CHANGE_TIMEOUT,
+                "the dropped message to leave the picture")
+    mark("message dropped by a click")
 
-    # The widget, as the user sees it.
-    widget = out.filter(has=page.get_by_role("button", name="Step", exact=True)).first
+    # Click node 2, then Crash in its menu.
+    nodes.nth(2).locator("circle").nth(1).click(force=True)
+    menu = view.locator(".rk-menu")
+    menu.wait_for(state="visible")
+    menu.locator("button.rk-crash").click()
+    _wait_until(lambda: "rk-Dead" in (view.locator('g.rk-node[data-node="2"]').get_attribute("class") or ""),
+                CHANGE_TIMEOUT, "node 2 to be drawn crashed after the click")
+    _wait_until(lambda: "node 2 crashed" in status.inner_text(), CHANGE_TIMEOUT, "the status line to say so")
+    assert view.locator("g.rk-node.rk-Dead").count() == 1  # only node 2 went down
+    out.get_by_text("nodes and events", exact=True).click()   # unfold the table (an accordion title)
+    table = out.locator("pre", has_text="Cluster(n=5")
+    _wait_until(lambda: re.search(r"^\s*2\s+crashed\b.*-$", table.inner_text(), re.M), CHANGE_TIMEOUT,
+                "the node table to show node 2 crashed")
+    mark("crash by a click drawn")
+
+    # Drag a box around node 0: it and the others become two partition groups.
+    bb = nodes.nth(0).bounding_box()
+    page.mouse.move(bb["x"] - 4, bb["y"] - 4)
+    page.mouse.down()
+    page.mouse.move(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2, steps=4)
+    page.mouse.move(bb["x"] + bb["width"] + 4, bb["y"] + bb["height"] + 4, steps=4)
+    page.mouse.up()
+    _wait_until(lambda: "partitioned: 0 | 1 2 3 4" in status.inner_text(), CHANGE_TIMEOUT,
+                "the status line to say the drag partitioned node 0 off")
+    _wait_until(lambda: view.locator("line.rk-cut").count() == 4, CHANGE_TIMEOUT, "node 0's 4 links drawn cut")
+    mark("partition by a drag drawn")
+
+    # Play: the display time moves at the display's frame rate, messages glide.
+    play.click()
+    _wait_until(lambda: view.evaluate("el => el.rk.animated") > 30, CHANGE_TIMEOUT, "the view to animate")
+    stats = view.evaluate("""el => new Promise(done => {
+        const t0 = performance.now(), a0 = el.rk.animated, f0 = el.rk.frames;
+        const times = new Set();
+        const sample = () => {
+            times.add(el.dataset.time);
+            if (performance.now() - t0 < 2000) requestAnimationFrame(sample);
+            else done({fps: (el.rk.animated - a0) / 2, kernel_fps: (el.rk.frames - f0) / 2,
+                       distinct: times.size});
+        };
+        requestAnimationFrame(sample);
+    })""")
+    print(f"while playing: {stats['fps']:.0f} animation frames/s, {stats['kernel_fps']:.1f} kernel frames/s, "
+          f"{stats['distinct']} distinct display times in 2 s")
+    assert stats["distinct"] > 2 * stats["kernel_fps"], f"the view only moves when the kernel sends: {stats}"
+    # Space pauses (the view has focus), space plays again, space pauses.
+    view.focus()
+    page.keyboard.press("Space")
+    _wait_until(lambda: play.inner_text().strip() == "Play", CHANGE_TIMEOUT, "space to pause")
+    mark(f"played: {stats}")
+
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=SCREENSHOT)
     assert os.path.getsize(SCREENSHOT) > 10_000
+
+    # The second view: 9 nodes, about 20 messages in flight. Play it and count.
+    out9 = cells.nth(1).locator(".jp-OutputArea-output")
+    view9 = out9.locator(".raftkit-liveview")
+    view9.wait_for(state="visible")
+    _wait_until(lambda: view9.locator("g.rk-node").count() == 9, CHANGE_TIMEOUT, "the 9-node view")
+    view9.scroll_into_view_if_needed()
+    out9.locator("button.widget-toggle-button", has_text="Play").click()
+    _wait_until(lambda: view9.evaluate("el => el.rk.animated") > 30, CHANGE_TIMEOUT, "the 9-node view to animate")
+    stats9 = view9.evaluate("""el => new Promise(done => {
+        const t0 = performance.now(), a0 = el.rk.animated, f0 = el.rk.frames;
+        let dots = 0, samples = 0;
+        const sample = () => {
+            dots += el.querySelectorAll("g.rk-message").length; samples += 1;
+            if (performance.now() - t0 < 3000) requestAnimationFrame(sample);
+            else done({fps: (el.rk.animated - a0) / 3, kernel_fps: (el.rk.frames - f0) / 3,
+                       messages: dots / samples});
+        };
+        requestAnimationFrame(sample);
+    })""")
+    print(f"9 nodes playing: {stats9['fps']:.0f} animation frames/s, {stats9['kernel_fps']:.1f} kernel "
+          f"frames/s, {stats9['messages']:.1f} messages drawn on average")
+    assert stats9["messages"] > 5, f"the 9-node view drew almost no messages: {stats9}"
+    out9.locator("button.widget-toggle-button", has_text="Pause").click()
+    view9.screenshot(path=os.path.join(ARTIFACTS, "browser-widget-9-nodes.png"))
+    mark(f"9 nodes played: {stats9}")

@@ -395,3 +395,54 @@ def test_cell_and_widget_threads_can_drive_one_cluster():
         player.join()
         assert errors == []
         c.one("after", 3, True)
+
+
+def test_timeout_now_starts_an_election_at_the_next_tick_and_reruns():
+    """timeout_now(i): a follower becomes candidate within one ticker
+    interval; recorded, so a rerun does the same; leaders and crashed nodes
+    are refused with a clear message."""
+    with raftkit.Cluster(5, seed=1) as c:
+        leader = c.check_one_leader()
+        term = c.get_state(leader)[0]
+        follower = (leader + 1) % 5
+        c.timeout_now(follower)
+        assert c.trace[-1].kind == "timeout_now" and c.trace[-1].node == follower
+        start = c.now
+        assert c.run_until(lambda c: c.nodes[follower].current_term > term, c.config.ticker_interval + 0.001)
+        assert any(e.kind == "timeout" and e.node == follower and e.time >= start for e in c.trace)
+        with pytest.raises(ValueError, match="leader"):
+            c.timeout_now(c.check_one_leader())
+        c.crash(0)
+        with pytest.raises(ValueError, match="crashed"):
+            c.timeout_now(0)
+        with pytest.raises(ValueError, match="node must be between"):
+            c.timeout_now(5)
+        c.run_for(0.5)
+        assert c.rerun().trace_digest() == c.trace_digest()
+
+
+def test_drop_message_loses_it_and_reruns():
+    """drop_message(id): the message leaves the air at once; its caller sees
+    it lost (no deliver of it, a 'drop' event now); recorded, so a rerun does
+    the same; an id not in flight is a ValueError."""
+    with raftkit.Cluster(3, seed=1) as c:
+        c.check_one_leader()
+        c.run_for(0.02)
+        while not any(m.phase == "request" for m in c.snapshot_state().messages):
+            c.step()
+        m = next(m for m in c.snapshot_state().messages if m.phase == "request")
+        before = len(c.trace)
+        c.drop_message(m.id)
+        assert m.id not in {x.id for x in c.snapshot_state().messages}
+        assert c.trace[before].kind == "drop" and "dropped by hand" in c.trace[before].detail
+        c.run_for(0.05)
+        delivered = [e for e in c.trace[before:] if e.kind == "deliver" and e.node == m.dst and e.peer == m.src
+                     and e.detail == m.summary and e.time <= m.arrive]
+        assert not delivered
+        assert not c.bus.cancelled  # forgotten once its arrival time passed
+        with pytest.raises(ValueError, match="no message"):
+            c.drop_message(m.id)
+        with pytest.raises(TypeError):
+            c.drop_message("7")
+        c.run_for(0.3)
+        assert c.rerun().trace_digest() == c.trace_digest()

@@ -26,6 +26,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 import textwrap
 
 import nbformat
@@ -169,6 +171,28 @@ def test_exercises_are_exactly_what_release_writes(tmp_path):
     for name in names:
         with open(tmp_path / name, "rb") as a, open(os.path.join(EXERCISE_DIR, name), "rb") as b:
             assert a.read() == b.read(), f"exercises/{name} is stale: run `raftkit release solutions/ exercises/`"
+
+
+@pytest.mark.timeout(120)
+def test_nbgrader_generate_assignment_writes_the_same_exercises(tmp_path):
+    """An nbgrader course adopts the kit unchanged: the solution cells carry
+    nbgrader's metadata, and with docs/nbgrader_config.py `nbgrader
+    generate_assignment` gives every cell the source `raftkit release` gives it."""
+    import shutil
+    course = tmp_path / "course"
+    shutil.copytree(SOLUTIONS, course / "source" / "raft")
+    shutil.copy(os.path.join(ROOT, "docs", "nbgrader_config.py"), course)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    nbgrader = os.path.join(os.path.dirname(sys.executable), "nbgrader")
+    proc = subprocess.run([nbgrader, "generate_assignment", "raft", "--force"], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stem in STEMS.values():
+        ours = nbformat.read(os.path.join(EXERCISE_DIR, stem + ".ipynb"), as_version=4)
+        theirs = nbformat.read(course / "release" / "raft" / (stem + ".ipynb"), as_version=4)
+        assert [(c.cell_type, c.source) for c in theirs.cells] == [(c.cell_type, c.source) for c in ours.cells], stem
+        solution_cells = [c for c in ours.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        assert solution_cells and all("raise NotImplementedError" in c.source for c in solution_cells), stem
 
 
 def test_release_is_deterministic_and_strips_solutions(tmp_path):
@@ -329,6 +353,27 @@ BUGS = [
     ("dedup-table-not-in-snapshot", 7, "dedup table", [],
      {"dump": "return pickle.dumps(self.data)",
       "load": "self.data, self.last = (pickle.loads(data) if data else {}), {}"}, "part of the snapshot"),
+    # the classes that once slipped through (only a number grows, or only random seeds caught them)
+    ("leaks-election-timers", 1, "one election timer per node",
+     [("if term_started != self.current_term:\n                    return",
+       "if term_started != self.current_term:\n                    pass")], {}, "election timers"),
+    ("two-of-four-is-a-majority", 2, "a majority of 4 and of 5",
+     [("if 2 * votes[0] > len(self.peer_ids) + 1:", "if 2 * votes[0] >= len(self.peer_ids) + 1:")], {},
+     "4 nodes: with 2 votes"),
+    ("persists-beside-storage", 5, "persistence goes through Storage", [],
+     {"persist": """
+          stash = type(self).__dict__.get("stash") or {}
+          type(self).stash = stash
+          stash[self.id] = pickle.dumps((self.current_term, self.voted_for, self.log))
+      """,
+      "restore": """
+          stash = type(self).__dict__.get("stash") or {}
+          if self.id in stash:
+              self.current_term, self.voted_for, self.log = pickle.loads(stash[self.id])
+      """}, "self.storage holds no state"),
+    ("keeps-entries-after-a-disagreeing-snapshot", 6, "install snapshot: more follower rules",
+     [("if index <= self.last_log_index() and self.term_at(index) == args.last_included_term:",
+       "if index <= self.last_log_index():")], {}, "disagrees with the snapshot"),
 ]
 
 
@@ -356,6 +401,18 @@ def test_classic_bug_costs_the_right_scenario(graded_bugs, name, exercise, scena
     assert not s["passed"] and s["points"] == 0, f"{name}: scenario {scenario!r} passed"
     assert phrase in s["message"] + s["where"], f"{name}: {s['message']}\n{s['where']}"
     assert s["seed"] is not None and f"replay({exercise}, \"{scenario}\", seed={s['seed']})" in s["replay"]
+
+
+def test_feedback_pages_show_each_failure_with_its_last_events(graded_bugs, tmp_path):
+    """A failing scenario carries the run's last events (checked when read back
+    from the run's process), and the student's page draws them."""
+    from raftkit.grading.feedback_page import write_feedback_pages
+    name = BUGS[0][0]
+    failed = [s for s in graded_bugs[name]["scenarios"] if not s["passed"]]
+    assert failed and all(len(s["events"]) > 0 for s in failed if s["message"]), failed
+    [page] = write_feedback_pages([graded_bugs[name]], str(tmp_path))
+    text = open(page).read()
+    assert "<svg" in text and failed[0]["replay"].replace('"', "&quot;") in text
 
 
 # --------------------------------------------------------------------------
@@ -514,6 +571,30 @@ def test_broken_submissions_get_a_clear_message_and_zero(graded_broken):
     assert any("syntax error" in w for w in r["warnings"]), r["warnings"]
 
 
+@pytest.mark.timeout(120)
+def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path, monkeypatch):
+    """A notebook that kills its own process, exits it, or kills the grading
+    worker above it gets an accurate message and a 0, never a GRADER ERROR
+    or a timeout it did not take; no temporary folder outlives its worker."""
+    import tempfile
+    cells = {"kills-itself": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+             "exits": "import os\nos._exit(0)",
+             "kills-the-worker": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"}
+    paths = [submission(str(tmp_path / who), 2, extra_cells=[code]) for who, code in cells.items()]
+    scratch = tmp_path / "tmp"  # a temp folder of this test's own: other processes use the system's
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))  # and the workers' default, were it not their own
+    results = {r["student"]: r for r in grade_notebooks(paths, GradeOptions(random_seeds=[]), jobs=JOBS)}
+    expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)",
+                "kills-the-worker": "was killed by SIGKILL while the notebook's code ran"}
+    for who, phrase in expected.items():
+        r = results[who]
+        assert r["grader_error"] is None and r["score"] == 0, r
+        assert phrase in r["error"] and "did not finish within" not in r["error"], r["error"]
+    assert not os.listdir(scratch), f"left behind: {sorted(os.listdir(scratch))}"
+
+
 def test_grade_main_exits_nonzero_when_the_grader_breaks(monkeypatch, capsys):
     """A worker that cannot run is the grader's failure: status 2, and the
     table says GRADER ERROR (not a 0 for the student)."""
@@ -579,3 +660,43 @@ def test_scenario_names_and_points():
         assert len(names) == len(set(names))
         assert any(s.public for s in ex.scenarios)
         assert all(s.doc for s in ex.scenarios), "every scenario says what must hold"
+
+
+# --------------------------------------------------------------------------
+# Gradescope: the autograder bundle, run against a fake /autograder tree
+# --------------------------------------------------------------------------
+
+@pytest.mark.timeout(240)
+def test_gradescope_autograder_bundle_grades_a_submission(tmp_path, capsys):
+    """`raftkit gradescope-autograder` writes a zip whose run_autograder grades
+    /autograder/submission into /autograder/results/results.json; when the
+    grader cannot run at all, results.json still says so."""
+    import stat
+    import zipfile
+
+    from raftkit.cli import main
+    bundle = tmp_path / "autograder.zip"
+    assert main(["gradescope-autograder", str(bundle), "--", "--only", "vote counting",
+                 "--random-seeds", "0", "-j", "1"]) == 0
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        names = z.namelist()
+        z.extractall(root)
+    assert {"setup.sh", "run_autograder", "raftkit-src/pyproject.toml"} <= set(names)
+    assert not any(n.startswith(("raftkit-src/solutions", "raftkit-src/tests")) for n in names)
+    run = root / "run_autograder"
+    run.chmod(run.stat().st_mode | stat.S_IXUSR)
+    (root / "submission").mkdir()
+    submission(str(root / "submission"), 2)
+    raftkit_bin = os.path.join(os.path.dirname(sys.executable), "raftkit")
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), RAFTKIT=raftkit_bin)
+    subprocess.run(["bash", str(run)], env=env, check=True, capture_output=True, timeout=200)
+    results = json.loads((root / "results" / "results.json").read_text())
+    [test] = results["tests"]
+    assert test["name"].endswith("vote counting") and test["score"] == test["max_score"] > 0, test
+    assert results["score"] == test["score"]
+
+    (root / "results" / "results.json").unlink()
+    subprocess.run(["bash", str(run)], env=dict(env, RAFTKIT="/bin/false"), check=True, timeout=60)
+    broken = json.loads((root / "results" / "results.json").read_text())
+    assert broken["score"] == 0 and "could not run" in broken["output"]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from raftkit.lincheck import KV_MODEL, CheckResult, Operation, check, describe, random_history
+from raftkit.lincheck import KV_MODEL, CheckResult, Operation, check, describe, hard_history, random_history
 
 
 def put(key, value, call, ret, client=0):
@@ -229,6 +229,69 @@ def test_illegal_wins_over_unknown():
     assert r.per_key == {"y": "illegal", "x": "unknown"} and r.status == "illegal"
 
 
+# ---------------------------------------------------------------- fair turns, bounded memory
+
+def hopeless(key: str, n: int = 24) -> list[Operation]:
+    """adversarial_history on ``key``: undecidable within a short budget."""
+    return [dataclasses.replace(op, key=key) for op in adversarial_history(n)]
+
+
+@pytest.mark.timeout(30)
+def test_a_hard_key_does_not_starve_an_illegal_one():
+    """The hopeless key comes first, yet the illegal key behind it is found: keys take
+    turns, and an illegal key ends the check (the hopeless one is stopped, not timed out)."""
+    h = hopeless("a") + [put("b", "1", 0, 1, client=30), get("b", "", 2, 3, client=30)]
+    r = check(h, timeout=20)
+    assert r.status == "illegal" and r.per_key == {"a": "unknown", "b": "illegal"}
+    assert r.undecided("stopped") == ["a"] and "another key" in r.reasons["a"]
+
+
+@pytest.mark.timeout(30)
+def test_every_key_gets_a_turn_before_the_budget_runs_out():
+    """Two hopeless keys and a tiny budget: both were searched (timed out), none
+    was left unreached; the easy key in between was decided."""
+    h = hopeless("a") + [put("m", "1", 0, 1, client=40)] + hopeless("z")
+    r = check(h, timeout=0.05)
+    assert r.status == "unknown" and r.per_key["m"] == "ok"
+    assert sorted(r.undecided("timed out")) == ["a", "z"] and r.undecided("never reached") == []
+    assert "key 'a' unknown: timed out" in str(r)
+
+
+def test_zero_budget_reaches_no_key():
+    """timeout=0: no key is searched, each says it was never reached."""
+    r = check([put("x", "1", 0, 1), put("y", "1", 0, 1)], timeout=0)
+    assert r.status == "unknown" and sorted(r.undecided("never reached")) == ["x", "y"]
+
+
+@pytest.mark.timeout(60)
+def test_memo_cap_gives_unknown_with_the_reason():
+    """A search whose memo outgrows max_memo_bytes is given up ("unknown", memo cap)
+    while the other keys are still decided; no budget needed to end it."""
+    h = hopeless("a", 16) + [put("b", "1", 0, 1, client=30), get("b", "1", 2, 3, client=30)]
+    r = check(h, max_memo_bytes=200_000)
+    assert r.status == "unknown" and r.per_key == {"a": "unknown", "b": "ok"}
+    assert r.undecided("memo cap") == ["a"] and "max_memo_bytes" in r.reasons["a"]
+    assert check(adversarial_history(4), max_memo_bytes=200_000).status == "illegal"
+
+
+def test_progress_reports_each_key_once():
+    """progress(key, status) is called once per key, with its verdict."""
+    seen = []
+    r = check(random_history(200, 5, 4, seed=3), progress=lambda k, s: seen.append((k, s)))
+    assert sorted(seen) == sorted(r.per_key.items()) and len(seen) == 4
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hard_history_has_exactly_its_bad_key(seed):
+    """The benchmark's generator: 2,000 ops, 50 clients, 10 keys; one bad key is
+    illegal (and only it), the all-linearizable variant is ok."""
+    h = hard_history(seed=seed)
+    assert len(h) == 2000 and len({op.client_id for op in h}) == 50 and len({op.key for op in h}) == 10
+    r = check(h, timeout=60)
+    assert r.status == "illegal" and list(r.failure) == ["a"]
+    assert check(hard_history(bad_keys=0, seed=seed), timeout=60).status == "ok"
+
+
 # ---------------------------------------------------------------- randomized
 
 @pytest.mark.parametrize("seed", range(40))
@@ -317,3 +380,39 @@ def test_draw_history_edge_cases():
     unknown = CheckResult("unknown", per_key={"x": "unknown"})
     assert "unknown" in draw_history(adversarial_history(3), unknown).axes[0].get_title()
     assert render(draw_history(random_history(300, 5, 3, seed=0)))
+
+
+def test_draw_failure_shows_the_stuck_key():
+    """draw_failure: only the illegal key's operations, the state after the prefix
+    and the blocked operation's reason under the plot; clear errors otherwise."""
+    from raftkit.viz.history import draw_failure
+
+    h = [put("x", "1", 0, 1), get("x", "", 2, 3, client=1), put("y", "1", 0, 1, client=2)]
+    r = check(h)
+    fig = draw_failure(h, r)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "state is '1'" in texts and "get(x)->'' [client 1]" in texts
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x · c0", "x · c1"]
+    assert render(fig).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="key 'y' is not illegal"):
+        draw_failure(h, r, "y")
+    with pytest.raises(ValueError, match="no illegal key"):
+        draw_failure(h[2:], check(h[2:]))
+
+
+def test_history_html_is_standalone_and_escaped(tmp_path):
+    """The HTML page: failing key first, its prefix, blocked op and reason; values
+    are escaped (a hostile value cannot inject markup); no external resources."""
+    from raftkit.viz.history_html import history_html, write_html
+
+    h = [put("b", "<script>alert(1)</script>", 0, 1), get("b", "", 2, 3, client=1),
+         put("a", "1", 0, 1, client=2)]
+    r = check(h)
+    page = history_html(h, r)
+    assert page.index("key &#x27;b&#x27;: NOT linearizable") < page.index("key &#x27;a&#x27;: linearizable")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "not possible when b = " in page and page.count("<svg") == 2
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    write_html(h, r, tmp_path / "out.html")
+    assert (tmp_path / "out.html").read_text() .startswith("<!DOCTYPE html>")
+    assert "not checked" in history_html(h)

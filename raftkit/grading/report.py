@@ -199,7 +199,7 @@ def _indent(text, prefix):
 
 def format_submission(r: dict) -> str:
     """One notebook's result as a table with a line per scenario."""
-    name = os.path.basename(r.get("notebook", "?"))
+    name = os.path.basename(r["notebook"]) if r.get("notebook") else "(not handed in)"
     if r.get("grader_error"):
         return f"{name}: GRADER ERROR: {r['grader_error']}"
     ex = r.get("exercise")
@@ -259,8 +259,10 @@ def write_json(results: list[dict], path: str, meta: dict | None = None) -> None
     if path == "-":
         sys.stdout.write(text + "\n")
         return
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:  # replaced whole: a reader never sees half a file
         f.write(text + "\n")
+    os.replace(tmp, path)
 
 
 def write_csv(results: list[dict], path: str) -> None:

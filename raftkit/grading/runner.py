@@ -116,7 +116,6 @@ def grade_notebook(path: str, options: GradeOptions) -> dict:
     bad submission; a result with ``grader_error`` means grading broke."""
     path = os.path.abspath(path)
     read_fd, write_fd = os.pipe()
-    env = dict(os.environ, MALLOC_ARENA_MAX="2", PYTHONDONTWRITEBYTECODE="1")
     cmd = [sys.executable, "-m", "raftkit.grading.runner", "--result-fd", str(write_fd),
            "--options", json.dumps(asdict(options)), path]
     t0 = time.monotonic()
@@ -124,7 +123,10 @@ def grade_notebook(path: str, options: GradeOptions) -> dict:
     import subprocess
     # An empty folder as the worker's working directory: `python -m` puts it first on sys.path,
     # so nothing next to the submission (a json.py, a raftkit/ folder) can shadow the grader's modules.
+    # It is also the worker's TMPDIR, so removing it here removes every temporary file of the
+    # worker and its children, even after they were killed.
     home = tempfile.mkdtemp(prefix="raftkit-worker-")
+    env = dict(os.environ, MALLOC_ARENA_MAX="2", PYTHONDONTWRITEBYTECODE="1", TMPDIR=home)
     try:
         proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True, env=env, cwd=home)
@@ -179,15 +181,19 @@ def _collect(proc, path, read_fd, write_fd, options, t0) -> dict:
         result = json.loads(b"".join(chunks).decode())
     except ValueError:
         tail = err.decode(errors="replace").strip()[-2000:]
+        if proc.returncode < 0 and "Traceback" not in tail:  # a signal the grader did not send
+            return _killed_by_the_notebook(path, -proc.returncode)
         return _grader_error(path, f"the grading worker exited with status {proc.returncode} without a "
                                    f"result{': ' + tail if tail else ''}")
     result["time"] = round(time.monotonic() - t0, 3)
     return result
 
 
-def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool = False) -> list[dict]:
+def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool = False,
+                    on_result=None) -> list[dict]:
     """Grade notebooks, ``jobs`` at a time, in the order given. Ctrl-C
-    kills every worker (and what they started) before it propagates."""
+    kills every worker (and what they started) before it propagates.
+    ``on_result(k, result)`` is called as each notebook finishes (to save it)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
     results: list = [None] * len(paths)
     bar = _progress(len(paths), progress)
@@ -200,6 +206,8 @@ def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool 
                 results[k] = fut.result()
             except Exception as e:  # a bug of the grader itself
                 results[k] = _grader_error(paths[k], f"{type(e).__name__}: {e}")
+            if on_result is not None:
+                on_result(k, results[k])
             bar.update(1)
             r = results[k]
             bar.set_postfix_str(f"{os.path.basename(paths[k])} {r.get('score', 0)}/{r.get('max', 0)}")
@@ -247,6 +255,16 @@ def _grader_error(path, message):
             "score": 0, "max": 0, "error": None, "grader_error": message, "warnings": [], "scenarios": []}
 
 
+def _killed_by_the_notebook(path, sig):
+    """The worker died of a signal the grader did not send: the notebook's
+    code (which runs in the worker's children) sent it, or a memory limit did."""
+    name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+    return {"notebook": os.path.abspath(path), "student": student_of(path), "exercise": None, "title": "",
+            "score": 0, "max": 0, "grader_error": None, "warnings": [], "scenarios": [],
+            "error": f"the process grading this notebook was killed by {name} while the notebook's code ran "
+                     f"(code that kills processes, or more memory than allowed)"}
+
+
 def _progress(total, enabled):
     from tqdm import tqdm
     return tqdm(total=total, desc="grading", unit="notebook", file=sys.stderr, disable=not enabled)
@@ -280,7 +298,8 @@ def read_cells(path: str):
         raise SubmissionError(f"{name} is not a readable Jupyter notebook ({type(e).__name__}: "
                               f"{str(e).strip()[:200]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        if isinstance(nb, dict) and nb.get("nbformat", 4) < 4:
+        version = nb.get("nbformat") if isinstance(nb, dict) else None
+        if type(version) is int and version < 4:
             raise SubmissionError(f"{name} is a Jupyter notebook of format {nb.get('nbformat')}: open it in "
                                   "Jupyter and save it again (format 4)")
         raise SubmissionError(f"{name} is not a readable Jupyter notebook (no list of cells in it)")
@@ -297,7 +316,7 @@ def read_cells(path: str):
             raise SubmissionError(f"{name} is not a readable Jupyter notebook (cell {number} has no source text)")
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
         tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
-        if set(tags) & SKIP_TAGS or source.lstrip().startswith("# raftkit: skip"):
+        if {t for t in tags if isinstance(t, str)} & SKIP_TAGS or source.lstrip().startswith("# raftkit: skip"):
             continue
         cells.append((number, source))
     return nb, cells
@@ -311,7 +330,7 @@ def which_exercise(path: str, nb, forced: int | None) -> int:
     meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
     meta = meta.get("raftkit") if isinstance(meta.get("raftkit"), dict) else {}
     number = meta.get("exercise")
-    if isinstance(number, int) and number in battery.EXERCISES:
+    if type(number) is int and number in battery.EXERCISES:  # not True, which equals 1
         return number
     m = re.match(r"\D*0*([1-9])\D", os.path.basename(path))
     if m and int(m.group(1)) in battery.EXERCISES:
@@ -376,7 +395,7 @@ def _grade_scenario(loader, ex, sc, options, deadline) -> dict:
         entry["runs"].append({k: run.get(k) for k in ("seed", "ok", "time", "error_type", "message")})
         if not run["ok"] and entry["seed"] is None:
             entry.update(seed=seed, message=run["message"], where=run.get("where", ""),
-                         replay=replay_call(ex.number, sc.name, seed))
+                         replay=replay_call(ex.number, sc.name, seed), events=run.get("events") or [])
             if not options.keep_going:
                 break
     entry["passed"] = all(r["ok"] for r in entry["runs"]) and bool(entry["runs"])
@@ -422,14 +441,18 @@ class _Loader:
         self.pid, self.req_w, self.res_r = pid, req_w, res_r
         msg = self._expect(lambda m: m.get("type") == "loaded", timeout)
         if msg is None:
-            cell = self._last_cell
+            cell, ended = self._last_cell, self.ended
             self.stop()
             where = f" (it was running cell {cell})" if cell else ""
+            if ended:
+                return {"ok": False, "error": f"the notebook's process ended ({ended}) before its cells "
+                                              f"finished{where}: graded cells should only define code"}
             return {"ok": False, "error": f"the notebook's cells did not finish within {timeout:.0f} s{where}: "
                                           "graded cells should only define code (tag experiments raftkit-skip)"}
         return msg
 
     _last_cell = None
+    ended = None  # how the loader ended, if it did (exit status or signal)
 
     def run(self, name: str, seed: int, timeout: float) -> dict:
         """One (scenario, seed) run in a fresh process; always returns a run dict."""
@@ -464,6 +487,7 @@ class _Loader:
             else:
                 out = {k: result.get(k, base[k]) for k in base}
                 out["ok"] = result.get("ok") is True
+                out["events"] = event_rows(result.get("events"))
             self._expect(lambda m: m.get("type") == "exited", 5.0)
         elif dump or result is None:  # the time limit: our watchdog, faulthandler, or the kill above
             out = dict(base, error_type="Timeout",
@@ -518,12 +542,28 @@ class _Loader:
             if not ready:
                 return None
             data = os.read(self.res_r, 1 << 16)
-            if not data:  # the loader is gone
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(self.pid, os.WNOHANG)
+            if not data:  # the loader closed its end: it is gone (or closed it itself)
+                self.ended = _reap(self.pid)
                 self.pid = None
                 return None
             self.buffer += data
+
+
+def _reap(pid, wait: float = 2.0) -> str | None:
+    """How child ``pid`` ended ("exit status 0", "killed by SIGKILL ..."),
+    waiting at most ``wait`` seconds; None if it still runs (it is then killed)."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return _status_text(status)
+        if time.monotonic() > end:
+            _kill_group(pid)
+            return None
+        time.sleep(0.01)
 
 
 def _read(path):
@@ -684,9 +724,32 @@ def run_scenario(sc, impl, seed: int, *, watchdog: float | None = None, stop: bo
            "where": ""}
     if error is not None:
         out.update(describe_error(error))
+        if clusters:  # for the feedback page's diagram of the moments before the failure
+            out["events"] = last_events(clusters[-1])
     if keep:
         out["error"], out["clusters"] = error, clusters
     return out
+
+
+FEEDBACK_EVENTS = 60  # events kept from a failing run, for the feedback page
+
+
+def last_events(cluster, n: int = FEEDBACK_EVENTS) -> list[list]:
+    """The cluster's last ``n`` events as plain rows (time, kind, node, peer, detail)."""
+    with contextlib.suppress(Exception):  # a cluster broken by the student's code may not answer
+        return [[e.time, e.kind, e.node, e.peer, e.detail] for e in cluster.trace[-n:]]
+    return []
+
+
+def event_rows(rows) -> list[list]:
+    """Event rows read back from a run's process, checked: at most
+    ``FEEDBACK_EVENTS`` rows of (number, str, int|None, int|None, str)."""
+    if not isinstance(rows, list):
+        return []
+    ok = [r for r in rows[-FEEDBACK_EVENTS:]
+          if isinstance(r, list) and len(r) == 5 and isinstance(r[0], (int, float)) and isinstance(r[1], str)
+          and all(x is None or type(x) is int for x in r[2:4])]
+    return [[float(t), k[:40], n, p, str(d)[:300]] for t, k, n, p, d in ok]
 
 
 # -- executing the notebook's cells ------------------------------------------

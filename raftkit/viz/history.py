@@ -21,11 +21,13 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 
 from ..lincheck import CheckResult, Operation, describe
+from ..seqmodel import Model
 from .figure import Figure
 
 RED = "#d62728"
 LIGHT_RED = "#f4a3a3"
 DARK_RED = "#8b0000"
+NOT_RED = (0, 1, 2, 4, 5, 6, 7, 8, 9)  # tab10 colours for clients
 AUTO_LABEL_LIMIT = 150  # above this many operations, bar labels are off unless asked for
 
 Lane = tuple[Hashable, int]  # (key, client id or sub-row number)
@@ -69,7 +71,7 @@ def _title(result: CheckResult | None, n_ops: int) -> str:
         return f"linearizable: {n_ops} operations (numbers = linearization order)"
     if result.status == "illegal":
         bad = ", ".join(repr(k) for k, s in result.per_key.items() if s == "illegal")
-        return f"NOT linearizable: key {bad} fails (red; numbers = longest linearizable prefix)"
+        return f"NOT linearizable: key {bad} fails (numbers = longest linearizable prefix; red = not placed)"
     undecided = ", ".join(repr(k) for k, s in result.per_key.items() if s == "unknown")
     return f"unknown (time budget ran out) for key {undecided}"
 
@@ -98,16 +100,20 @@ def _draw_op(ax: Axes, op: Operation, y: float, right: float, style: dict,
 
 def draw_history(history: Sequence[Operation], result: CheckResult | None = None, *,
                  lanes: str = "client", labels: bool | None = None,
-                 width: float = 11.0) -> Figure:
+                 width: float = 11.0, model: Model | None = None) -> Figure:
     """Timeline of ``history``: one lane per (key, client), one bar per operation.
 
     Bars run from call to return, coloured by client; timed-out operations run
     dashed and faded to the right edge. With a :class:`CheckResult`, ok keys are
-    numbered in linearization order; illegal keys are drawn in red (numbered by
-    the longest linearizable prefix found, with the operations that could not be
-    placed next outlined thickly), and the title names the failing key.
+    numbered in linearization order; illegal keys are shaded red, their longest
+    linearizable prefix numbered, the operations not placed drawn in red (those
+    that could not be placed next outlined thickly), and the title names the
+    failing key.
     ``lanes="key"`` packs each key's operations into as few rows as possible.
-    ``labels`` defaults to on for up to 150 operations.
+    ``labels`` defaults to on for up to 150 operations; ``model`` labels the
+    operations its way (default: by kind, see :func:`raftkit.seqmodel.describe`).
+    A dashed red line marks, for each illegal key, the first return among the
+    operations not placed: the search could not get past it.
     """
     ops = list(history)
     lane_of = _lanes(ops, "key" if lanes == "key" else "client")
@@ -124,7 +130,10 @@ def draw_history(history: Sequence[Operation], result: CheckResult | None = None
 
     fig = Figure(figsize=(width, 1.2 + 0.5 * max(len(rows), 1)), layout="constrained")
     ax = fig.add_subplot()
-    cmap = colormaps["tab10"]
+    tab10 = colormaps["tab10"]
+
+    def cmap(client: int):               # tab10 without its red, kept for "not placed"
+        return tab10(NOT_RED[client % len(NOT_RED)])
     drawn_in_lane: dict[Lane, int] = {}
     for op in sorted(ops, key=lambda o: o.call):
         lane = lane_of[id(op)]
@@ -132,10 +141,15 @@ def draw_history(history: Sequence[Operation], result: CheckResult | None = None
         label = None
         if show_labels:
             n = numbers.get(id(op))
-            label = (f"{n}: " if n else "") + describe(op)
-        style = _style(op, cmap(op.client_id % 10), op.key in illegal_keys, id(op) in blocking)
+            label = (f"{n}: " if n else "") + (model.describe(op) if model else describe(op))
+        unplaced = op.key in illegal_keys and id(op) not in numbers
+        style = _style(op, cmap(op.client_id), unplaced, id(op) in blocking)
         _draw_op(ax, op, row_y[lane], right, style, label, above=drawn_in_lane[lane] % 2 == 1)
 
+    for f in (result.failure.values() if result else ()):   # where each failing search got stuck
+        ends = [op.end for op in f.unplaced if math.isfinite(op.end)]
+        if ends:
+            ax.axvline(min(ends), color=RED, linestyle="--", linewidth=0.8, zorder=0)
     for i, (key, _) in enumerate(rows):       # shade failing keys, separate key groups
         if key in illegal_keys:
             ax.axhspan(i - 0.5, i + 0.5, color=RED, alpha=0.07, linewidth=0)
@@ -148,7 +162,34 @@ def draw_history(history: Sequence[Operation], result: CheckResult | None = None
     ax.set_xlabel("time")
     ax.set_title(_title(result, len(ops)), fontsize=10, color=RED if illegal_keys else "black")
     clients = sorted({op.client_id for op in ops})
-    if clients and len(clients) <= 10:
-        ax.legend(handles=[Patch(color=cmap(c % 10), label=f"client {c}") for c in clients],
+    if clients and len(clients) <= len(NOT_RED):
+        ax.legend(handles=[Patch(color=cmap(c), label=f"client {c}") for c in clients],
                   fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def draw_failure(history: Sequence[Operation], result: CheckResult, key: Hashable | None = None, *,
+                 model: Model | None = None, width: float = 11.0) -> Figure:
+    """The operations of one illegal key (default: the first), one lane per client:
+    the longest linearizable prefix numbered, the operations that could not be
+    placed next outlined in red, and below the plot the state after the prefix
+    and why each of those operations fails there."""
+    if not result.failure:
+        raise ValueError(f"no illegal key to draw (status {result.status!r})")
+    key = next(iter(result.failure)) if key is None else key
+    if key not in result.failure:
+        raise ValueError(f"key {key!r} is not illegal; illegal: {', '.join(map(repr, result.failure))}")
+    f = result.failure[key]
+    ops = [op for op in history if op.key == key]
+    fig = draw_history(ops, result, width=width, model=model)
+    show = model.describe if model else describe
+    state = model.describe_state(f.state) if model else repr(f.state)
+    lines = [f"after the {len(f.prefix)}-operation prefix the state is {state}; the next operation "
+             f"had to be one of:"] + [f"  {show(op)} [client {op.client_id}]: {why}" for op, why in f.candidates[:6]]
+    if len(f.candidates) > 6:
+        lines.append(f"  ... and {len(f.candidates) - 6} more")
+    fig.set_figheight(fig.get_figheight() + 0.16 * len(lines) + 0.2)
+    ax = fig.axes[0]                    # text on the axes, below it: the layout makes room
+    ax.text(0.0, -0.12 - 0.3 / fig.get_figheight(), "\n".join(lines), transform=ax.transAxes,
+            fontsize=8, va="top", ha="left", color=DARK_RED, family="monospace")
     return fig

@@ -4,9 +4,12 @@
 >>> from raftkit.viz.widget import show
 >>> c = raftkit.Cluster(5, seed=1)
 >>> w = show(c)             # in a notebook, the last expression displays it
->>> w.step_button.click()   # what the "Step" button does
+>>> w.tick_button.click()   # what the "Tick" button does: one scheduler event
 >>> c.clock.events
 1
+>>> w.step_button.click()   # "Step": on to the next event the picture shows
+>>> c.trace[-1].kind
+'state'
 >>> w.close(); c.stop()
 
 Theory of operation
@@ -20,10 +23,16 @@ are only processed while the kernel is idle. So:
   runs it before letting go (``_do``/``_drain``). A click never waits.
 * Play is one background thread: each frame it runs ``cluster.run_for(speed)``
   (virtual clock; a real-clock cluster runs by itself, so it only redraws),
-  takes ``snapshot_state()`` under the lock, then renders the PNG outside it.
-* Rendering (matplotlib object API, one Agg figure per frame) and publishing
-  to the widgets happen under a second lock, so at most one thread draws;
-  frames carry a sequence number and an older frame never replaces a newer.
+  takes ``snapshot_state()`` under the lock, then builds the state frame
+  (``frames.state_frame``) outside it and sends it to the picture
+  (``liveview.LiveView``), which draws SVG and animates between frames in
+  the browser at the display's frame rate.
+* Publishing to the widgets happens under a second lock, so at most one
+  thread publishes; frames carry a sequence number and an older frame never
+  replaces a newer.
+* Clicks on the picture (a node, a message) and its keys (space, right
+  arrow) arrive as messages on the kernel's main thread, like button clicks,
+  and take the same path.
 * Dragging the time slider rewinds on a short-lived background thread:
   ``furthest.rerun(until=t)`` re-runs the seed and the recorded user actions.
   The widget keeps the cluster that got furthest, so the slider can also go
@@ -50,18 +59,22 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import CheckFailed, RaftkitError, SafetyViolation
+from .frames import node_table, state_frame
 
-__all__ = ["ClusterWidget", "show", "parse_groups", "EVENTS_SHOWN"]
+__all__ = ["ClusterWidget", "show", "parse_groups", "EVENTS_SHOWN", "VISIBLE_STEP_EVENTS"]
 
 EVENTS_SHOWN = 15          # trace events listed under the picture
-WIDTH_PX, HEIGHT_PX = 900, 450
+VISIBLE_STEP_EVENTS = 100_000  # scheduler events one visible Step runs at most
+VISIBLE_STEP_SECONDS = 5.0     # cluster seconds one visible Step runs at most
+DEFAULT_RATE = 0.0025      # sim s per frame: at 8 fps, 1/50 of real time, so a 1-5 ms message flies 50-250 ms
 JOIN_TIMEOUT = 5.0         # wall seconds to wait for a background thread to end
 LOCK_TIMEOUT = 30.0        # wall seconds a blocking call() waits for the cluster
 SLIDER_STEP = 0.001        # time slider resolution (seconds of cluster time)
 
 _OK_STYLE = "background:#2ca02c;color:white;padding:2px 10px;border-radius:4px;font-weight:bold"
 _BAD_STYLE = "background:#d62728;color:white;padding:2px 10px;border-radius:4px;font-weight:bold"
-_PRE = "margin:0;font-size:12px;line-height:1.3;white-space:pre"  # tables and events never wrap
+_PRE = "margin:0;font-size:12px;line-height:1.3;white-space:pre"  # the node table keeps its columns
+_WRAP = "margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap;overflow-wrap:break-word"  # events wrap
 
 
 def parse_groups(text: str) -> list[list[int]]:
@@ -146,8 +159,11 @@ class ClusterWidget(widgets.VBox):
 
     ``fps``: frames per second while playing; ``rate``: initial simulated
     seconds per frame (the ``speed`` slider). See the module docstring for
-    the threading rules. Public parts: ``image``, ``state_text``, ``events``,
-    ``badge``, ``status``, the controls (``play``, ``step_button``, ``speed``,
+    the threading rules. Public parts: ``view`` (the SVG picture, a
+    :class:`~raftkit.viz.liveview.LiveView`; ``view.frame`` is the last
+    state frame), ``state_text``, ``events``,
+    ``badge``, ``status``, the controls (``play``, ``step_button`` (to the next
+    visible event), ``tick_button`` (one scheduler event), ``speed``,
     ``time_slider``, ``node_picker``, ``crash_button``, ``restart_button``,
     ``disconnect_button``, ``connect_button``, ``partition_text``,
     ``partition_button``, ``heal_button``, ``command_text``, ``submit_button``,
@@ -156,7 +172,7 @@ class ClusterWidget(widgets.VBox):
     (the current cluster: it changes on rewind and reset).
     """
 
-    def __init__(self, cluster, *, fps: float = 8, rate: float = 0.05):
+    def __init__(self, cluster, *, fps: float = 8, rate: float = DEFAULT_RATE):
         if not hasattr(cluster, "snapshot_state") or not hasattr(cluster, "run_for"):
             raise TypeError(f"ClusterWidget needs a raftkit.Cluster, got {type(cluster).__name__}")
         if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not 0 < fps <= 60:
@@ -189,22 +205,27 @@ class ClusterWidget(widgets.VBox):
         W = widgets
         self.badge = W.HTML()
         self.status = W.HTML(layout=W.Layout(margin="0 0 0 12px"))
-        self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
-        self.state_text = W.HTML(layout=W.Layout(min_width="560px", overflow="auto"))
-        self.events = W.HTML(layout=W.Layout(flex="1 1 auto", overflow="auto"))
+        self.status.add_class("raftkit-status")
+        from .liveview import LiveView
+        self.view = LiveView(cluster.n, on_action=self._on_view_action,
+                             on_error=lambda message: self._note(message, error=True))
+        self.state_text = W.HTML(layout=W.Layout(min_width="480px", overflow="auto"))
+        self.events = W.HTML(layout=W.Layout(flex="1 1 300px", max_height="260px", overflow="auto"))
 
         self.play = W.ToggleButton(value=False, description="Play", icon="play", tooltip="play / pause",
                                    layout=W.Layout(width="90px"))
-        self.step_button = W.Button(description="Step", tooltip="run one scheduler event",
-                                    layout=W.Layout(width="70px"))
+        self.step_button = W.Button(description="Step", tooltip="run to the next visible event (key: right arrow)",
+                                    layout=W.Layout(width="60px"))
+        self.tick_button = W.Button(description="Tick", tooltip="run one scheduler event (key: shift + right arrow)",
+                                    layout=W.Layout(width="55px"))
         lo = min(-3.0, _log10(rate))
         hi = max(0.3, _log10(rate))
         self.speed = W.FloatLogSlider(value=rate, base=10, min=lo, max=hi, step=0.05,
-                                      description="sim s/frame", readout_format=".3f",
+                                      description="sim s/frame", readout_format=".4f",
                                       style={"description_width": "initial"})
         self.time_slider = W.FloatSlider(value=0.0, min=0.0, max=0.0, step=SLIDER_STEP, description="time",
                                          readout_format=".3f", continuous_update=False,
-                                         layout=W.Layout(width="420px"),
+                                         layout=W.Layout(width="360px"),
                                          tooltip="drag back to rewind, forward to replay")
 
         ids = list(range(cluster.n))
@@ -222,7 +243,8 @@ class ClusterWidget(widgets.VBox):
 
         self.command_text = W.Text(value="x=1", placeholder="command", description="command",
                                    layout=W.Layout(width="240px"), style={"description_width": "70px"})
-        self.submit_button = W.Button(description="Submit", tooltip="submit to the current leader",
+        self.submit_button = W.Button(description="Submit",
+                                      tooltip="submit to the current leader (click a node to submit to it)",
                                       layout=W.Layout(width="80px"))
         self.seed = W.IntText(value=getattr(cluster, "seed", 0), description="seed",
                               layout=W.Layout(width="140px"), style={"description_width": "40px"})
@@ -242,11 +264,12 @@ class ClusterWidget(widgets.VBox):
         self.inspector_html = W.HTML()
 
         if not cluster.virtual:
-            for w in (self.step_button, self.speed, self.time_slider):
+            for w in (self.step_button, self.tick_button, self.speed, self.time_slider):
                 w.disabled = True
 
         self.play.observe(self._on_play, "value")
         self.step_button.on_click(self._on_step)
+        self.tick_button.on_click(self._on_tick)
         self.time_slider.observe(self._on_time, "value")
         self.crash_button.on_click(lambda _: self._node_action("crash"))
         self.restart_button.on_click(lambda _: self._node_action("restart"))
@@ -264,18 +287,25 @@ class ClusterWidget(widgets.VBox):
 
         H, V = W.HBox, W.VBox
         row = dict(layout=W.Layout(align_items="center", flex_flow="row wrap"))
+        # What a laptop screen shows without scrolling: the picture and three
+        # rows of controls; the table, events, network knobs and inspector fold.
+        self.panels = W.Accordion(children=[
+            H([self.state_text, self.events], layout=W.Layout(align_items="flex-start", flex_flow="row wrap")),
+            H([self.drop, self.delay, self.duplicate, self.reorder], **row),
+            V([self.inspector, self.inspector_html]),
+        ], selected_index=None)
+        for k, name in enumerate(("nodes and events", "network faults", "inspector")):
+            self.panels.set_title(k, name)
         children = [
             H([self.badge, self.status], **row),
-            self.image,
-            H([self.play, self.step_button, self.speed, self.time_slider], **row),
+            self.view,
+            H([self.play, self.step_button, self.tick_button, self.speed, self.time_slider], **row),
             H([self.node_picker, self.crash_button, self.restart_button, self.disconnect_button,
                self.connect_button, W.HTML("&nbsp;&nbsp;partition"), self.partition_text,
                self.partition_button, self.heal_button], **row),
-            H([self.drop, self.delay, self.duplicate, self.reorder], **row),
             H([self.command_text, self.submit_button, W.HTML("&nbsp;&nbsp;"), self.seed, self.reset_button],
               **row),
-            H([self.state_text, self.events], layout=W.Layout(align_items="flex-start")),
-            V([self.inspector, self.inspector_html]),
+            self.panels,
         ]
         super().__init__(children=children)
         self.refresh()
@@ -442,16 +472,46 @@ class ClusterWidget(widgets.VBox):
         self.play.description = "Pause" if playing else "Play"
         self.play.icon = "pause" if playing else "play"
         if playing and not self._closed:
+            self._note("playing" + ("" if self.cluster is self._furthest else " the recorded run again"))
             self._start_play()
         else:
             self._stop_play(join=threading.current_thread() is not self._thread)
+            if self.status.value.endswith(">playing</span>") or "playing the recorded" in self.status.value:
+                self._note(f"paused at t={self.cluster.now:.4f}s")  # other notes (errors) stay
 
     def _on_step(self, _button=None):
+        self._do(self._step_visible_locked)
+
+    def _on_tick(self, _button=None):
         self._do(self._step_locked)
 
     def _step_locked(self):
         event = self._step_one()
-        self._note("nothing pending" if event is None else f"step: {event}")
+        self._note("nothing pending" if event is None else f"tick: {event}")
+
+    def _step_visible_locked(self):
+        event = self._next_visible()
+        self._note("nothing visible happened" if event is None else f"step: {event}")
+
+    def _next_visible(self):
+        """Caller holds the lock: run scheduler events until one that the
+        picture shows (a message sent, delivered, answered or lost, a state
+        change, a vote, a commit, an apply: anything but a timer's tick), at
+        most VISIBLE_STEP_EVENTS events or VISIBLE_STEP_SECONDS of cluster
+        time. Returns that event, or None."""
+        c = self.cluster
+        if not c.virtual:
+            raise RuntimeError('Step needs the virtual clock: Cluster(..., clock="virtual")')
+        deadline = c.now + VISIBLE_STEP_SECONDS
+        for _ in range(VISIBLE_STEP_EVENTS):
+            event = self._step_one()
+            if event is None:
+                return None
+            if event.kind != "tick":
+                return event
+            if self.cluster.now >= deadline:
+                return None
+        return None
 
     def _step_one(self):
         """Caller holds the lock: one scheduler event. On a rewound cluster,
@@ -484,11 +544,37 @@ class ClusterWidget(widgets.VBox):
         if target > c.now:
             c.run_for(target - c.now)
 
-    def _node_action(self, method):
-        i = self.node_picker.value
+    def _node_action(self, method, i=None):
+        i = self.node_picker.value if i is None else i
         done = {"crash": "crashed", "restart": "restarted", "disconnect": "disconnected",
-                "connect": "connected"}[method]
+                "connect": "connected", "timeout_now": "timed out: it starts an election at its next tick"}[method]
         self._act(lambda c: getattr(c, method)(i), f"node {i} {done}")
+
+    def _on_view_action(self, action, *args):
+        """A click or key on the picture (checked by ``liveview.parse_action``)."""
+        if action == "play":
+            self.play.value = not self.play.value
+        elif action == "step":
+            if self.cluster.virtual:
+                self._on_step()
+        elif action == "tick":
+            if self.cluster.virtual:
+                self._on_tick()
+        elif action == "drop":
+            (ident,) = args
+            self._act(lambda c: c.drop_message(ident), f"message {ident} dropped")
+        elif action == "submit":
+            self._submit(args[0])
+        elif action == "partition":
+            (groups,) = args
+            text = " | ".join(" ".join(map(str, g)) for g in groups)
+            with self._sync():
+                self.partition_text.value = text
+            self._act(lambda c: c.partition(*groups), f"partitioned: {text}")
+        else:
+            (node,) = args
+            self.node_picker.value = node
+            self._node_action("timeout_now" if action == "timeout" else action, node)
 
     def _on_partition(self, _=None):
         try:
@@ -499,12 +585,20 @@ class ClusterWidget(widgets.VBox):
         self._act(lambda c: c.partition(*groups), "partitioned: " + " | ".join(map(str, groups)))
 
     def _on_submit(self, _=None):
+        self._submit(None)
+
+    def _submit(self, node):
+        """Submit the command box's text to ``node`` (None: the current leader)."""
         command = self.command_text.value
 
         def submit(c):
-            index, term, ok = c.submit(command)
-            return (f"submitted {command!r}: index {index}, term {term}" if ok
-                    else f"{command!r} not accepted: no leader right now (term {term})")
+            index, term, ok = c.submit(command, node=node)
+            if ok:
+                return f"submitted {command!r}" + ("" if node is None else f" to node {node}") + \
+                    f": index {index}, term {term}"
+            if node is None:
+                return f"{command!r} not accepted: no leader right now (term {term})"
+            return f"{command!r} not accepted: node {node} is not a leader (term {term})"
         self._act(submit, None)
 
     def _on_drop(self, change):
@@ -754,7 +848,19 @@ class ClusterWidget(widgets.VBox):
                 except Exception:
                     pass
             if not self._closed:
-                self.refresh_inspector_options()
+                self._publish_paused()
+
+    def _publish_paused(self):
+        """The play thread's last frame: the picture stops animating there,
+        and the inspector lists the messages in flight again."""
+        if self._lock.acquire(timeout=1.0):
+            try:
+                view = self._capture(playing=False)
+            finally:
+                self._lock.release()
+            self._publish(view)
+        else:  # someone else is publishing a newer frame anyway
+            self.refresh_inspector_options()
 
     # ------------------------------------------------------------ drawing
     def _capture(self, playing=None) -> _View:
@@ -779,18 +885,18 @@ class ClusterWidget(widgets.VBox):
                 return
             self._published = view.seq
             self._last_view = view
-            png = None
+            frame, text = None, view.text
             if view.state is not None:
                 try:
-                    from .draw import render_png
-                    png = render_png(view.state, width_px=WIDTH_PX, height_px=HEIGHT_PX)
+                    frame = self._frame(view)
+                    text = node_table(view.state, head=view.text.splitlines()[0])
                 except Exception as e:  # a drawing bug must not kill the view
                     self._note(f"drawing failed: {_one_line(e)}", error=True)
             with self._sync():
                 try:
-                    if png is not None:
-                        self.image.value = png
-                    self.state_text.value = f'<pre style="{_PRE}">{html.escape(view.text, quote=False)}</pre>'
+                    if frame is not None:
+                        self.view.frame = frame
+                    self.state_text.value = f'<pre style="{_PRE}">{html.escape(text, quote=False)}</pre>'
                     self.events.value = self._events_html(view)
                     self.badge.value = self._badge_html(view)
                     self._sync_slider(view)
@@ -800,6 +906,14 @@ class ClusterWidget(widgets.VBox):
                     self.inspector_html.value = self._inspect_html(view, self.inspector.value)
                 except Exception as e:
                     self._note(f"display update failed: {_one_line(e)}", error=True)
+
+    def _frame(self, view):
+        c = view.cluster
+        config = getattr(c, "config", None)
+        frame = state_frame(view.state, election_timeout=config.election_timeout if config else (0.15, 0.3))
+        rate = float(self.speed.value) * self.fps if c.virtual else float(getattr(c.clock, "speed", 1.0))
+        frame.update(seq=view.seq, playing=bool(view.playing), rate=rate if view.playing else 0.0)
+        return frame
 
     def refresh_inspector_options(self):
         """List the messages in flight of the last frame in the inspector
@@ -873,7 +987,7 @@ class ClusterWidget(widgets.VBox):
     def _events_html(view):
         lines = "\n".join(str(e) for e in view.events) or "(no events yet)"
         return (f'<div style="font-size:12px;color:#555">last {EVENTS_SHOWN} events</div>'
-                f'<pre style="{_PRE}">{html.escape(lines, quote=False)}</pre>')
+                f'<pre style="{_WRAP}">{html.escape(lines, quote=False)}</pre>')
 
     @staticmethod
     def _inspect_html(view, key):
