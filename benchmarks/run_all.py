@@ -11,6 +11,7 @@ import class_speed
 import click_latency
 import clock_costs
 import grade_speed
+import isolation_speed
 import lincheck_hard
 import lincheck_speed
 import play_cost
@@ -33,7 +34,9 @@ if __name__ == "__main__":
     lincheck_speed.main()
     lincheck_hard.main()
     chaos_speed.main()
-    grade_speed.main()
+    grade_speed.main(2, isolation="none")
+    grade_speed.main(2)
+    isolation_speed.main()
     class_speed.main()
     render_speed.main()
     click_latency.main()

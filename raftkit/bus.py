@@ -149,11 +149,17 @@ class Bus:
         """Send ``args`` to ``dst``'s handler ``method``; returns a copy of the
         reply, or None if the request or reply was lost. Blocks the caller
         (in simulated time) for the round trip."""
+        reply = self.call_encoded(src, dst, method, encode(args), summarize(args))
+        return None if reply is None else decode(*reply)
+
+    def call_encoded(self, src: int, dst: int, method: str, packet: tuple, summary: str):
+        """``call`` for a request already serialized (``messages.encode``)
+        and summarized: returns the reply's packet, or None if lost. A node
+        in another process calls through here, so that its messages are
+        never decoded outside it."""
         clock, rng, net = self.clock, self.rng, self.net
-        packet = encode(args)
         self.bytes += len(packet[0])
         caller, target = self.endpoints[src], self.endpoints[dst]
-        summary = summarize(args)
         msg = Message(next(self._ids), src, dst, method, summary, clock.now(), 0.0)
         self.trace.record("send", src, dst, summary)
         try:
@@ -172,10 +178,8 @@ class Bus:
             if net.duplicate and rng.random() < net.duplicate:
                 clock.go(self._deliver_copy, src, dst, method, packet, target, summary,
                          owner=caller[0], name=f"node {src}: duplicate {method}")
-            reply = self._handle(dst, target, method, packet, summary, src)
-            rpacket = encode(reply)
-            msg.phase, msg.reply = "reply", summarize(reply) if reply is not None else "None"
-            msg.success = getattr(reply, "vote_granted", getattr(reply, "success", None))
+            rpacket, msg.reply, msg.success = self._handle(dst, target, method, packet, summary, src)
+            msg.phase = "reply"
             msg.sent, msg.arrive = clock.now(), clock.now() + self._delay(reply_leg=True)
             clock.sleep_until(msg.arrive, label="reply")
             if msg.id in self.cancelled:
@@ -187,7 +191,7 @@ class Bus:
                 return self._drop(msg, "reply dropped by the network")
             self.bytes += len(rpacket[0])
             self.trace.record("reply", dst, src, msg.reply)
-            return decode(*rpacket)
+            return rpacket
         finally:
             self.in_flight.pop(msg.id, None)  # also when the caller is killed mid-call
             self.cancelled.discard(msg.id)
@@ -206,16 +210,23 @@ class Bus:
         return msg
 
     def _handle(self, dst, target, method, packet, summary, src):
+        """Run the handler; returns (reply packet, reply summary, success)."""
         self.handled[dst] += 1
         self.trace.record("deliver", dst, src, summary)
-        handler = next((getattr(o, method) for o in target if hasattr(o, method)), None)
-        if handler is None:
-            raise TypeError(f"node {dst} ({', '.join(type(o).__name__ for o in target)}) "
-                            f"has no RPC handler {method!r}")
-        reply = handler(decode(*packet))
+        remote = getattr(target[0], "handle_encoded", None)  # a node in its own process
+        if remote is not None:
+            answer = remote(method, packet)
+        else:
+            handler = next((getattr(o, method) for o in target if hasattr(o, method)), None)
+            if handler is None:
+                raise TypeError(f"node {dst} ({', '.join(type(o).__name__ for o in target)}) "
+                                f"has no RPC handler {method!r}")
+            reply = handler(decode(*packet))
+            answer = (encode(reply), summarize(reply) if reply is not None else "None",
+                      getattr(reply, "vote_granted", getattr(reply, "success", None)))
         if self.on_handler is not None:
             self.on_handler(dst)
-        return reply
+        return answer
 
     def _deliver_copy(self, src, dst, method, packet, target, summary):
         self.clock.sleep(self._delay(), label="deliver")

@@ -133,7 +133,7 @@ class Cluster:
                  config: Config | None = None, node_class: type | None = None,
                  snapshot_interval: int | None = None, check_invariants: bool = True,
                  data_dir: str | os.PathLike | None = None, watchdog: float = 5.0,
-                 service_class: type = Service):
+                 service_class: type = Service, isolation: str | None = None):
         _check_int("n", n, 1, MAX_NODES)
         _check_int("seed", seed)
         if clock not in ("virtual", "real"):
@@ -141,7 +141,11 @@ class Cluster:
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"config must be a raftkit.Config, got {type(config).__name__}")
         node_class = ConsensusModule if node_class is None else node_class
-        if not (isinstance(node_class, type) and issubclass(node_class, ConsensusModule)):
+        if isolation not in (None, "process"):
+            raise ValueError(f'isolation must be None (nodes in this process) or "process", got {isolation!r}')
+        if getattr(node_class, "raftkit_spec", None) is not None:  # a class that exists only in node processes
+            isolation = "process"
+        elif not (isinstance(node_class, type) and issubclass(node_class, ConsensusModule)):
             raise TypeError(f"node_class must be a subclass of raftkit.ConsensusModule, got {node_class!r}")
         if snapshot_interval is not None:
             _check_int("snapshot_interval", snapshot_interval, 1)
@@ -151,6 +155,8 @@ class Cluster:
         self.options = dict(seed=seed, clock=clock, speed=speed, config=config, node_class=node_class,
                             snapshot_interval=snapshot_interval, check_invariants=check_invariants,
                             data_dir=data_dir, watchdog=watchdog, service_class=service_class)
+        if isolation is not None:
+            self.options["isolation"] = isolation
         self.actions: list[Action] = []  # what the user did, for rerun()
         self.n, self.seed, self.node_class = n, seed, node_class
         self.config = config or Config()
@@ -175,22 +181,35 @@ class Cluster:
         self._harness_rng = random.Random(f"{seed}/harness")
         self._started_empty = all(st.state_size() == 0 for st in self._storages)
         self._stopped = False
+        self._hosts = None
+        if isolation == "process":
+            from .isolation.process import ProcessNodes, safe_service  # only clusters that isolate load it
+            self.service_class = safe_service(service_class)
+            self._hosts = ProcessNodes(self)
         self._watcher = _Watcher(self)
         if self.virtual:
             self.clock.on_yield = self._watcher.after_event
-        for i in range(n):
-            self._make_node(i)
-        for i in range(n):  # every peer is wired before anyone can start an election
-            self.nodes[i].start()
+        try:
+            for i in range(n):
+                self._make_node(i)
+            for i in range(n):  # every peer is wired before anyone can start an election
+                self.nodes[i].start()
+        except BaseException:
+            self.stop()  # node processes, threads: nothing outlives a cluster that failed to start
+            raise
 
     # ------------------------------------------------------------ plumbing
     def _make_node(self, i):
         self._incarnations[i] += 1
         service = self.service_class(i, self.snapshot_interval, self._watcher.on_apply, self.clock)
-        node = self.node_class(
-            i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
-            storage=self._storages[i], apply=service.apply, config=self.config,
-            rng=random.Random(f"{self.seed}/node{i}/{self._incarnations[i]}"), emit=self.recorder.record)
+        rng_seed = f"{self.seed}/node{i}/{self._incarnations[i]}"
+        if self._hosts is not None:  # the node runs in a process of its own
+            node = self._hosts.make(i, service, self._storages[i], rng_seed)
+        else:
+            node = self.node_class(
+                i, [j for j in range(self.n) if j != i], clock=self.clock, bus=self.bus,
+                storage=self._storages[i], apply=service.apply, config=self.config,
+                rng=random.Random(rng_seed), emit=self.recorder.record)
         service.node = node
         self.nodes[i], self.services[i], self._alive[i] = node, service, True
         self.clock.guard_lock(node.mu, f"node {i}'s lock self.mu")
@@ -297,6 +316,8 @@ class Cluster:
         node.stop()
         self.clock.kill(node)
         self.clock.unguard_lock(node.mu)
+        if self._hosts is not None:
+            self._hosts.kill(i)  # its process really ends
 
     @takes_turns
     def restart(self, i: int) -> None:
@@ -677,6 +698,8 @@ class Cluster:
         self._stopped = True
         self._when_dropped.detach()
         self.clock.stop()
+        if self._hosts is not None:
+            self._hosts.close()
 
     def __enter__(self):
         return self

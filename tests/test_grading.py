@@ -390,7 +390,7 @@ def test_at_least_two_bugs_per_exercise():
     assert all(c >= 2 for c in counts.values()), counts
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(1200)  # 25 notebooks, every node in a sandboxed process of its own
 @pytest.mark.parametrize("name,exercise,scenario,edits,bodies,phrase", BUGS, ids=[b[0] for b in BUGS])
 def test_classic_bug_costs_the_right_scenario(graded_bugs, name, exercise, scenario, edits, bodies, phrase):
     r = graded_bugs[name]
@@ -479,8 +479,9 @@ def graded_misfits(tmp_path_factory):
 def test_deadlock_scores_zero_with_the_stacks(graded_misfits):
     r = graded_misfits["deadlock"]
     assert r["grader_error"] is None and r["score"] == 0, r
-    handler = by_name(r)["one vote per term"]     # the scenario's own thread blocks: time limit, stacks
-    assert handler["runs"][0]["error_type"] == "Timeout" and "did not finish within 4 s" in handler["message"]
+    handler = by_name(r)["one vote per term"]     # a handler the scenario calls blocks: the node's stacks
+    assert handler["runs"][0]["error_type"] == "DeadlockError", handler
+    assert "without reaching a kit primitive" in handler["message"], handler["message"]
     assert "cell 5" in handler["where"] and "self.get_state()" in handler["where"], handler["where"]
     node = by_name(r)["initial election"]         # a node thread blocks: the cluster watchdog
     assert node["runs"][0]["error_type"] == "DeadlockError", node
@@ -494,8 +495,8 @@ def test_infinite_loops_score_zero_and_say_where(graded_misfits):
     assert r["score"] == 0 and s["runs"][0]["error_type"] == "DeadlockError"
     assert "without reaching a kit primitive" in s["message"] and "run_election_timer" in s["where"], s
     r = graded_misfits["spin-in-a-handler"]
-    s = by_name(r)["term rules and the timer"]
-    assert r["score"] == 0 and s["runs"][0]["error_type"] == "Timeout", s
+    s = by_name(r)["term rules and the timer"]    # called by the scenario, run in the node's process
+    assert r["score"] == 0 and s["runs"][0]["error_type"] == "DeadlockError", s
     assert "append_entries" in s["where"], s["where"]
 
 
@@ -505,8 +506,9 @@ def test_printing_or_writing_fake_results_forges_nothing(graded_misfits):
         r = graded_misfits[student]
         assert r["grader_error"] is None and r["error"] is None, r
         assert r["score"] == 0 and all(not s["passed"] for s in r["scenarios"]), r
-    tampered = by_name(graded_misfits["forger-in-code"])["one vote per term"]
-    assert tampered["runs"][0]["error_type"] == "Tampered", tampered
+    forged = by_name(graded_misfits["forger-in-code"])["one vote per term"]
+    # its lines reach nothing that decides: on its own node's pipe they fail its own run
+    assert forged["runs"][0]["error_type"] in ("NodeError", "NotImplementedError"), forged
 
 
 @pytest.mark.timeout(120)
@@ -514,7 +516,7 @@ def test_memory_limit_exit_and_hung_cells_score_zero_with_a_reason(graded_misfit
     s = by_name(graded_misfits["memory-hog"])["one vote per term"]
     assert not s["passed"] and "memory limit" in s["message"], s
     s = by_name(graded_misfits["exits"])["one vote per term"]
-    assert not s["passed"] and s["runs"][0]["error_type"] == "Crash" and "exit()" in s["message"], s
+    assert not s["passed"] and "process exited with code 0" in s["message"], s
     r = graded_misfits["hangs-while-loading"]
     assert r["score"] == 0 and r["grader_error"] is None, r
     last = len(nbformat.read(r["notebook"], as_version=4).cells)  # the hung cell is the last one
@@ -586,8 +588,9 @@ def test_processes_that_die_are_the_students_error_and_leave_no_files(tmp_path, 
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("TMPDIR", str(scratch))  # and the workers' default, were it not their own
     results = {r["student"]: r for r in grade_notebooks(paths, GradeOptions(random_seeds=[]), jobs=JOBS)}
-    expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)",
-                "kills-the-worker": "was killed by SIGKILL while the notebook's code ran"}
+    expected = {"kills-itself": "ended (killed by SIGKILL", "exits": "ended (exit status 0)"}
+    worker = results.pop("kills-the-worker")  # its cells run in a sandbox: what they kill is their own
+    assert worker["grader_error"] is None and worker["score"] == worker["max"], worker
     for who, phrase in expected.items():
         r = results[who]
         assert r["grader_error"] is None and r["score"] == 0, r

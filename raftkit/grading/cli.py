@@ -75,6 +75,9 @@ def grade_parser() -> argparse.ArgumentParser:
     p.add_argument("--watchdog", type=_seconds, default=3.0, metavar="S",
                    help="wall seconds a node thread may run without yielding (default 3)")
     p.add_argument("--keep-going", action="store_true", help="run every seed even after a failure")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade even where bubblewrap cannot sandbox the student's code (not a grade for record: "
+                        "the report says so)")
     p.add_argument("--resume", action="store_true",
                    help="go on from the --json file of an interrupted run: skip notebooks it already graded "
                         "(with its random seeds)")
@@ -102,6 +105,14 @@ def grade_main(argv=None) -> int:
         if not found.submissions and not found.missing:
             print("raftkit grade: no notebooks to grade", file=sys.stderr)
         return 2
+    if not args.unsafe_no_sandbox:
+        from ..isolation.sandbox import bwrap_problem
+        problem = bwrap_problem()
+        if problem is not None:
+            print(f"raftkit grade: refusing to grade: {problem}. Student code must run in a sandbox for a grade "
+                  "to count; pass --unsafe-no-sandbox to grade anyway (the report will say it was unsandboxed)",
+                  file=sys.stderr)
+            return 2
     try:
         earlier_meta, earlier = _earlier_results(args.json) if args.resume else (None, {})
     except ValueError as e:
@@ -159,7 +170,7 @@ def _options(args, earlier_meta: dict | None):
     options = GradeOptions(scenario_timeout=args.scenario_timeout, notebook_timeout=args.notebook_timeout,
                            load_timeout=args.load_timeout, memory_mb=args.memory, watchdog=args.watchdog,
                            random_seeds=random_seeds, exercise=args.exercise, only=args.only, seeds=args.seeds,
-                           keep_going=args.keep_going)
+                           keep_going=args.keep_going, unsandboxed=args.unsafe_no_sandbox)
     meta = {"raftkit": __version__, "random_seeds": random_seeds, "options": dict(vars(options))}
     return options, meta
 

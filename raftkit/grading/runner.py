@@ -39,6 +39,14 @@ a *run* (forked from the loader)
     worker kills the run's process group at the deadline (and after every
     run, so nothing the student started survives).
 
+With nodes isolated (``GradeOptions.isolation="process"``, the default, for
+exercises 1-6) the loader and its runs execute only the kit: the notebook's
+cells run in a sandboxed *template* process that forks every node process of
+a run (``grading/isolated.py``, ``raftkit.isolation``), so the student's code
+never shares a process with the checks or the verdict. Exercise 7 (the KV
+service and its clerks) still loads the cells in the loader as described
+above.
+
 The result channel: a line is a verdict only if it is valid JSON, says
 ``"type": "result"``, carries the nonce that the worker drew for that
 request, and arrives while that run is the one in progress. Printing
@@ -95,6 +103,8 @@ class GradeOptions:
     only: list | None = None            # run only scenarios whose name contains one of these
     seeds: list | None = None           # run only these seeds (replaces fixed + random)
     keep_going: bool = False            # run every seed even after a failure
+    isolation: str = "process"          # "process": each node in its own process; "none": the old way
+    unsandboxed: bool = False           # the instructor allowed grading without bubblewrap (not for record)
 
 
 def pick_random_seeds(k: int) -> list[int]:
@@ -364,7 +374,8 @@ def grade_in_worker(path: str, options: GradeOptions) -> dict:
     with tempfile.TemporaryDirectory(prefix="raftkit-grade-") as tmp:
         loader = _Loader(cells, ex, options, tmp, os.path.dirname(os.path.abspath(path)))
         try:
-            loaded = loader.start(min(options.load_timeout, max(1.0, deadline - time.monotonic())))
+            startup = 40.0 if options.isolation == "process" else 0.0  # a sandboxed template starts first
+            loaded = loader.start(min(options.load_timeout + startup, max(1.0, deadline - time.monotonic())))
             result["warnings"] = loaded.get("warnings", [])
             if not loaded.get("ok"):
                 result["error"] = loaded.get("error") or "the notebook could not be loaded"
@@ -622,17 +633,25 @@ def _loader_main(cells, ex, options, tmp, folder, req_r, res_w):
     import threading
     with contextlib.suppress(ValueError, RuntimeError):
         threading.stack_size(2 * 1024 * 1024)  # many node threads fit under the memory limit
-    os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
-    _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
-    with contextlib.suppress(OSError):
-        os.chdir(folder)
-    sys.path.append(folder)
-    loaded = load_cells(cells, ex, progress=lambda n: _send(res_w, {"type": "cell", "cell": n}))
-    classes = loaded.pop("classes", None)
-    _send(res_w, dict(loaded, type="loaded"))
-    if not loaded["ok"]:
-        return
-    impl = ex.make_impl(*classes)
+    template = None
+    if options.isolation == "process" and len(ex.classes) == 1:  # nodes in processes: see grading/isolated.py
+        from .isolated import load_isolated
+        loaded, impl, template = load_isolated(cells, ex, options, folder, tmp)
+        _send(res_w, dict(loaded, type="loaded"))
+        if not loaded["ok"]:
+            return
+    else:
+        os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
+        _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
+        with contextlib.suppress(OSError):
+            os.chdir(folder)
+        sys.path.append(folder)
+        loaded = load_cells(cells, ex, progress=lambda n: _send(res_w, {"type": "cell", "cell": n}))
+        classes = loaded.pop("classes", None)
+        _send(res_w, dict(loaded, type="loaded"))
+        if not loaded["ok"]:
+            return
+        impl = ex.make_impl(*classes)
     reader = os.fdopen(req_r, "rb")
     for line in reader:
         request = json.loads(line)
@@ -644,6 +663,8 @@ def _loader_main(cells, ex, options, tmp, folder, req_r, res_w):
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
+        if template is not None:
+            template.kill_all()  # no node process of the run outlives it
         _send(res_w, {"type": "exited", "status": status, "status_text": _status_text(status)})
 
 

@@ -1,0 +1,29 @@
+"""Loading a student's node class from notebook cells: runs inside a node
+process template (``raftkit.isolation``), never in a process that grades."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+__all__ = ["run_cells"]
+
+
+def run_cells(cells, exercise: int, folder: str, memory_mb, progress=None):
+    """Execute ``cells`` as the notebook would and return ``(class, info)``:
+    the exercise's node class (None if the notebook does not define it
+    properly) and ``{"ok", "error", "warnings"}`` for the report."""
+    from . import battery
+    from .runner import _limit_memory, _make_shell, load_cells
+    _limit_memory(memory_mb)
+    os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="raftkit-ipython-")
+    _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
+    with contextlib.suppress(OSError):
+        os.chdir(folder)
+    sys.path.append(folder)
+    loaded = load_cells(list(cells), battery.EXERCISES[exercise], progress=progress)
+    classes = loaded.pop("classes", None)
+    info = {"ok": bool(loaded.get("ok")), "error": loaded.get("error"), "warnings": list(loaded.get("warnings", []))}
+    return (classes[0] if classes else None), info

@@ -1,0 +1,6 @@
+"""Nodes in processes of their own: the trust boundary of grading.
+
+``process`` is the trusted side (``Cluster(..., isolation="process")``),
+``host`` the node processes and their template, ``wire`` the frames between
+them, ``sandbox`` the bubblewrap sandbox around a template.
+"""

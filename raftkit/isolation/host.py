@@ -1,0 +1,700 @@
+"""The untrusted side: a template process, and the node hosts it forks.
+
+The *template* (``python -m raftkit.isolation.host FD``) imports the kit and
+the node class once, stays single-threaded, and forks one *host* per node
+incarnation when the trusted process asks (the host's end of a fresh socket
+pair arrives with the request, ``SCM_RIGHTS``). It also kills and reaps its
+hosts on request, and reports how one ended.
+
+A *host* runs one node: the node class, its threads, ``self.mu``. Its clock,
+bus, storage, apply and emit are proxies: every primitive is a frame to the
+trusted process, which owns the scheduler, and the calling thread waits for
+the answer. The main thread only reads frames: a ``job`` runs on a pool
+thread (a node thread's turn, an RPC handler, a call from the harness), a
+``reply`` wakes the thread that asked. Only one thread of all hosts runs at a
+time, exactly as in the in-process virtual clock, so runs replay the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pickle
+import random
+import signal
+import socket
+import sys
+import threading
+import traceback
+import types
+
+from ..clock import Clock, Killed, _check_capacity, _check_delay
+from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
+from ..messages import ApplyMsg, decode, encode, summarize
+from ..raft import extend_if_appended
+from . import wire
+
+__all__ = ["template_main"]
+
+_LOCKED = type(threading.Lock()).locked
+_MISSING = object()
+_ERRORS = {"NodeError": NodeError, "DeadlockError": DeadlockError, "ValueError": ValueError,
+           "TypeError": TypeError, "RuntimeError": RuntimeError}
+FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_included_index",
+          "last_included_term", "election_reset_event", "timeout")
+
+
+# --------------------------------------------------------------------------
+# The host's side of every primitive
+# --------------------------------------------------------------------------
+
+class _Job:
+    __slots__ = ("key", "in_node", "name")
+
+    def __init__(self, key, in_node):
+        self.key, self.in_node, self.name = key, in_node, "?"
+
+
+class _Worker:
+    """A host thread. It waits on ``sem`` for a job to run or for the answer
+    to its request."""
+
+    __slots__ = ("sem", "assigned", "answer")
+
+    def __init__(self):
+        self.sem = threading.Lock()
+        self.sem.acquire()
+        self.assigned = self.answer = None
+
+
+_HANDED_OFF = object()
+
+
+class Host:
+    """The connection to the trusted process, and what runs on it."""
+
+    def __init__(self, fd: int, cls: type):
+        self.fd, self.cls = fd, cls
+        self.now = 0.0
+        self.local = threading.local()
+        self.waiting: dict[int, _Worker] = {}  # threads waiting for an answer, by job
+        self.idle: list[_Worker] = []
+        self.tasks: dict[int, tuple] = {}      # local task id -> (fn, args)
+        self.values: dict[int, object] = {}    # channel values stay here; handles cross
+        self._ids = itertools.count(1)
+        self._send_mu = threading.Lock()
+        self.node = None
+        self.locks: list = []                  # (lock, name) that must not be held across a block
+        self._sent_log: list = []
+        self.shared: dict = {}                 # the harness's lists and dicts, see wire.Shared
+
+    # -- frames --------------------------------------------------------------
+    def send(self, msg) -> None:
+        with self._send_mu:
+            wire.send(self.fd, msg)
+
+    def request(self, op: str, *args, block: bool = False):
+        """Send a request for the current job and wait for its answer."""
+        job = getattr(self.local, "job", None)
+        if job is None:
+            raise RuntimeError(f"{op}: this thread was not started by the kit")
+        report = self.report() if block else None
+        me = self.local.worker
+        self.waiting[job.key] = me
+        self.send(("req", job.key, op, args, report))
+        answer = self._next(job.key)
+        if answer is _HANDED_OFF:
+            me.sem.acquire()
+            answer, me.answer = me.answer, None
+        value, error = answer
+        if error is not None:
+            if error == "killed":
+                raise Killed()
+            kind, text = error
+            raise (DeadlockError(text) if kind == "DeadlockError" else SafetyViolation(kind, text)
+                   if kind == "SafetyViolation" else _ERRORS.get(kind, NodeError)(text))
+        return value
+
+    def post(self, op: str, *args) -> None:
+        """A request that needs no answer (emit, save)."""
+        job = getattr(self.local, "job", None)
+        self.send(("post", job.key if job else 0, op, args))
+
+    def held(self, what: str):
+        """None, or (line, stack) if a guarded lock is held: the trusted side
+        decides whether this call blocks, and raises there if it does."""
+        for lock, name in self.locks:
+            if _LOCKED(lock):
+                frames = [f for f in traceback.extract_stack() if not f.filename.startswith(_KIT_INSIDE)]
+                line = traceback.format_list(frames[-1:])[0].strip() if frames else "?"
+                return name, line, "".join(traceback.format_list(frames))
+        return None
+
+    def report(self):
+        """What the trusted side mirrors of the node (for the safety monitor,
+        the harness and the drawings): plain values, and the log's change."""
+        node = self.node
+        if node is None:
+            return None
+        g = node.__dict__.get
+        log = g("log")
+        sent = self._sent_log
+        if not isinstance(log, list):
+            return ("bad", f"self.log is a {type(log).__name__}, not a list")
+        keep = len(sent)
+        if not extend_if_appended(sent, log):
+            keep = next((k for k, (a, b) in enumerate(zip(log, sent)) if a is not b), min(len(log), len(sent)))
+            del sent[keep:]
+            sent.extend(log[keep:])
+        try:
+            new = [(e.term, e.command) for e in log[keep:]] if keep < len(log) else ()
+        except AttributeError:
+            return ("bad", "self.log holds something that is not a LogEntry")
+        state = g("state")
+        return (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
+                dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new,
+                {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in self.shared.items()} or None)
+
+    # -- the reader ------------------------------------------------------------
+    # The trusted side answers one frame with one frame, so exactly one host
+    # thread may read at a time: the one that sent last. It reads the next
+    # frame itself: its own answer (no thread switch at all), a job that is
+    # not a node thread (run right here, nested), or something for another
+    # thread, which it hands over before it stops reading.
+    def serve(self) -> None:
+        self._loop(self._worker(), assigned=False)
+
+    def _worker(self) -> _Worker:
+        w = _Worker()
+        self.local.worker = w
+        return w
+
+    def _loop(self, w: _Worker, assigned: bool) -> None:
+        if assigned:
+            self.local.worker = w
+        while True:
+            if assigned:
+                self._run_job(*w.assigned)
+            self.idle.append(w)
+            self._next(None)
+            w.sem.acquire()
+            assigned = True
+
+    def _next(self, key):
+        """Read frames until the answer for ``key`` (returned), or until
+        another thread takes over reading (``_HANDED_OFF``)."""
+        while True:
+            try:
+                msg = wire.recv(self.fd, trusted=True)
+            except wire.HostGone:
+                os._exit(0)  # the trusted side is gone: so is this node
+            kind = msg[0]
+            self.now = msg[2]
+            if kind == "reply":
+                if msg[1] == key:
+                    del self.waiting[key]
+                    return msg[3], msg[4]
+                w = self.waiting.pop(msg[1])
+                w.answer = (msg[3], msg[4])
+                w.sem.release()
+                return _HANDED_OFF
+            if kind == "job":
+                _, jkey, _, in_node, what, payload = msg
+                if what != "run":
+                    self._run_job(jkey, in_node, what, payload)
+                    continue
+                if self.idle:
+                    w = self.idle.pop()
+                    w.assigned = (jkey, in_node, what, payload)
+                    w.sem.release()
+                else:
+                    w = _Worker()
+                    w.assigned = (jkey, in_node, what, payload)
+                    threading.Thread(target=self._loop, args=(w, True), daemon=True).start()
+                return _HANDED_OFF
+            if kind == "quit":
+                os._exit(0)
+
+    def _run_job(self, key, in_node, what, payload):
+        job = _Job(key, in_node)
+        outer, self.local.job = getattr(self.local, "job", None), job
+        try:
+            self._end(job, what, payload)
+        finally:
+            self.local.job = outer
+
+    def _end(self, job, what, payload):
+        key = job.key
+        result, error = None, None
+        try:
+            result = self._do_job(job, what, payload)
+        except Killed:
+            return  # the trusted side stopped waiting: this node is being crashed
+        except RaftkitError as e:
+            error = (type(e).__name__, str(e))
+        except BaseException as e:
+            name = job.name if what == "run" else f"node {getattr(self.node, 'id', '?')}: {_job_name(what, payload)}"
+            error = ("NodeError", f"{name} raised {type(e).__name__}: {e}\n" + _format_error(e))
+        report = self.report()
+        try:
+            wire.dumps(result)
+        except Exception as e:
+            result, error = None, ("NodeError", f"{what} returned something that cannot be sent: {e}")
+        self.send(("end", key, result, error, report))
+
+    def _do_job(self, job, what, payload):
+        if what == "run":
+            fn, args, job.name = self.tasks.pop(payload)
+            fn(*args)
+            for lock, name in self.locks:
+                if _LOCKED(lock):
+                    raise DeadlockError(
+                        f"node {self.node.id}: {job.name} returned while {name} was still held: every other "
+                        "thread that needs the lock would wait forever. Use `with self.mu:` so that every "
+                        "return releases it.")
+            return None
+        if what == "construct":
+            return self._construct(self.cls, *payload)
+        if what == "handle":
+            method, packet = payload
+            handler = getattr(self.node, method, None)
+            if handler is None or method.startswith("_"):
+                raise TypeError(f"node {self.node.id} ({type(self.node).__name__}) has no RPC handler {method!r}")
+            reply = handler(decode(*packet))
+            return (encode(reply), summarize(reply) if reply is not None else "None",
+                    getattr(reply, "vote_granted", getattr(reply, "success", None)))
+        if what == "call":
+            path, args, kwargs = payload
+            args = [self._resolve(a) if isinstance(a, wire.Ref) else self._shared(a) if isinstance(a, wire.Shared)
+                    else a for a in args]
+            return self._resolve(path)(*args, **kwargs)
+        if what == "setattr":
+            name, value = payload
+            if isinstance(value, wire.Rebind):
+                value = types.MethodType(_kit_function(*value), self.node)
+            setattr(self.node, name, value)
+            return None
+        if what == "getattr":
+            value = self._resolve(payload, _MISSING)
+            if value is _MISSING:
+                return ("missing", None)
+            if callable(value):
+                return ("method", None)
+            try:
+                wire.dumps(value)
+                return ("value", value)
+            except Exception:
+                return ("object", type(value).__name__)
+        if what in ("setitem", "delitem"):
+            target = getattr(self.node, payload[0])
+            if what == "setitem":
+                target[payload[1]] = payload[2]
+            else:
+                del target[payload[1]]
+            return None
+        if what == "lock":
+            (self.node.mu.acquire if payload else self.node.mu.release)()
+            return None
+        raise ValueError(f"unknown job {what!r}")
+
+    def _shared(self, shared):
+        key, value = shared
+        return self.shared.setdefault(key, value)
+
+    def _resolve(self, path, default=None):
+        obj = self.node
+        for name in path:
+            obj = getattr(obj, name) if default is None else getattr(obj, name, default)
+            if obj is _MISSING:
+                break
+        return obj
+
+    def _construct(self, cls, i, peers, config, rng_seed, state, snapshot):
+        clock, bus = HostClock(self), HostBus(self, i)
+        storage = HostStorage(self, state, snapshot)
+        node = cls(i, peers, clock=clock, bus=bus, storage=storage, apply=self._apply, config=config,
+                   rng=random.Random(rng_seed), emit=self._emit)
+        self.node = node
+        self.locks.append((node.mu, f"node {i}'s lock self.mu"))
+        return None
+
+    def _apply(self, msg) -> None:
+        self.request("apply", tuple(getattr(msg, f) for f in ApplyMsg.__dataclass_fields__), block=True)
+
+    def _emit(self, kind, node, peer=None, detail=""):
+        self.post("emit", kind, peer, detail)
+
+
+def _job_name(what, payload) -> str:
+    if what == "call":
+        return ".".join(payload[0])
+    return what if what != "handle" else f"handler {payload[0]}"
+
+
+def _format_error(e: BaseException) -> str:
+    """The traceback of ``e`` without this module's frames."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_HERE)]
+    return ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+            + "".join(traceback.format_exception_only(type(e), e)))
+
+
+def _kit_function(module: str, qualname: str, source: str):
+    """The kit's function, compiled from the source the harness sent (the
+    kit this process sees may have it stubbed out)."""
+    import importlib
+    scope = dict(vars(importlib.import_module(module)))
+    exec(compile(source, f"<raftkit's {qualname}>", "exec"), scope)
+    return scope[qualname.rpartition(".")[2]]
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_KIT_INSIDE = (_HERE, os.path.join(os.path.dirname(_HERE), "clock.py"))
+
+
+class HostClock(Clock):
+    """The clock node code sees inside a host: every primitive asks the
+    trusted scheduler."""
+
+    virtual = True
+
+    def __init__(self, host: Host):
+        self.host = host
+
+    def now(self):
+        return self.host.now
+
+    def in_node_thread(self):
+        job = getattr(self.host.local, "job", None)
+        return job is not None and job.in_node
+
+    def go(self, fn, *args, owner=None, name=None):
+        if not callable(fn):
+            raise TypeError(f"go() expects a callable, got {fn!r}")
+        tid = next(self.host._ids)
+        name = str(name or getattr(fn, "__name__", "thread"))
+        if getattr(self.host.local, "job", None) is None:
+            raise RuntimeError("go: this thread was not started by the kit")
+        self.host.tasks[tid] = (fn, args, name)
+        self.host.post("go", tid, name)  # no answer needed: an error comes back with the next one
+
+    def sleep(self, dt, label="sleep"):
+        if not dt >= 0:
+            _check_delay(dt)
+        self.host.request("sleep", float(dt), self.host.held("sleep"), block=True)
+
+    def channel(self, capacity=None):
+        _check_capacity(capacity)
+        return HostChannel(self.host, self.host.request("chan", capacity))
+
+    def kill(self, owner):
+        raise RuntimeError("a node cannot kill threads; the harness crashes nodes")
+
+    def stop(self):
+        raise RuntimeError("a node cannot stop the clock")
+
+    def guard_lock(self, lock, name):
+        self.host.locks.append((lock, name))
+
+    def unguard_lock(self, lock):
+        self.host.locks[:] = [(lk, n) for lk, n in self.host.locks if lk is not lock]
+
+
+class HostChannel:
+    def __init__(self, host: Host, cid: int):
+        self.host, self.cid = host, cid
+
+    def _handle(self, value) -> int:
+        h = next(self.host._ids)
+        self.host.values[h] = value
+        return h
+
+    def _value(self, h, ok):
+        return (self.host.values.pop(h, None), True) if ok else (None, False)
+
+    def __len__(self):
+        return self.host.request("len", self.cid)
+
+    def try_send(self, value) -> bool:
+        h = self._handle(value)
+        ok = self.host.request("try_send", self.cid, h)
+        if not ok:
+            self.host.values.pop(h, None)
+        return ok
+
+    def send(self, value) -> None:
+        self.host.request("send", self.cid, self._handle(value), self.host.held("send"), block=True)
+
+    def try_recv(self):
+        return self._value(*self.host.request("try_recv", self.cid))
+
+    def recv(self, timeout=None):
+        if timeout is not None:
+            _check_delay(timeout)
+        return self._value(*self.host.request("recv", self.cid, timeout, self.host.held("recv"), block=True))
+
+
+class HostBus:
+    """``bus.call`` inside a host: the message leaves encoded, the reply
+    comes back encoded."""
+
+    def __init__(self, host: Host, i: int):
+        self.host, self.id = host, i
+
+    def call(self, src, dst, method, args):
+        packet = encode(args)
+        rpacket = self.host.request("call", dst, method, packet, summarize(args), self.host.held("call"),
+                                    block=True)
+        return None if rpacket is None else decode(*rpacket)
+
+
+class HostStorage:
+    """What the node persisted: read locally, every save sent to the
+    trusted storage (a restarted node's fresh process gets only that)."""
+
+    def __init__(self, host, state: bytes, snapshot: bytes):
+        self.host, self._state, self._snapshot = host, state, snapshot
+
+    def save(self, state, snapshot=None):
+        for name, value in (("state", state), ("snapshot", snapshot)):
+            if value is not None and not isinstance(value, (bytes, bytearray)):
+                raise TypeError(f"{name} must be bytes or None, got {type(value).__name__}")
+        state, snapshot = bytes(state), None if snapshot is None else bytes(snapshot)
+        self.host.post("save", state, snapshot)
+        self._state = state
+        if snapshot is not None:
+            self._snapshot = snapshot
+
+    def read_state(self):
+        return self._state
+
+    def read_snapshot(self):
+        return self._snapshot
+
+    def state_size(self):
+        return len(self._state)
+
+    def snapshot_size(self):
+        return len(self._snapshot)
+
+    def __repr__(self):
+        return "<storage kept by the harness>"
+
+
+# --------------------------------------------------------------------------
+# The template
+# --------------------------------------------------------------------------
+
+def _load_class(spec, progress=None):
+    """The node class a spec names: ``("import", module, qualname, sys.path)``,
+    or ``("load", module, function, args)``: a loader of the kit (named,
+    not imported here, so the layers stay apart) that returns (class, info)."""
+    import importlib
+    kind = spec[0]
+    if kind == "import":
+        _, module, qualname, path = spec
+        sys.path[:0] = [p for p in path if p not in sys.path]
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj, None
+    if kind == "load" and spec[1].startswith("raftkit."):
+        _, module, function, args = spec
+        return getattr(importlib.import_module(module), function)(*args, progress=progress)
+    raise ValueError(f"unknown class spec {kind!r}")
+
+
+def _host_main(fd: int, cls, cpu) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if cpu is not None:  # the scheduler's core: a hand-off is a switch on one core, not a cross-core wake-up
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setaffinity(0, {cpu})
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    Host(fd, cls).serve()
+
+
+def template_main(ctl_fd: int) -> None:
+    """Load the class named on stdin, then serve spawn / kill / status
+    requests on the ``SOCK_SEQPACKET`` socket ``ctl_fd`` until it closes."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
+    ctl = socket.socket(fileno=ctl_fd)
+    from .sandbox import apply_limits
+    apply_limits()
+
+    def answer(number, kind, value):
+        ctl.send(wire.dumps((number, kind, value)))
+
+    try:
+        spec = wire.recv(0, trusted=True)
+        cls, info = _load_class(spec, progress=lambda n: answer(0, "cell", n))
+        if cls is None:
+            answer(0, "refused", info)
+            return
+        answer(0, "ready", info)
+    except BaseException as e:
+        answer(0, "error", f"{type(e).__name__}: {e}\n{traceback.format_exc()[-4000:]}")
+        return
+    while True:
+        data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 1)
+        if not data:
+            os._exit(0)
+        number, op, *args = pickle.loads(data)
+        if op == "spawn":
+            if not fds:
+                answer(number, "error", "no socket came with the spawn request")
+                continue
+            if threading.active_count() != 1:
+                answer(number, "error", "the node class started threads while it was loaded")
+                os.close(fds[0])
+                continue
+            stacks_r, stacks_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    ctl.close()
+                    keep = sorted((fds[0], stacks_w))
+                    os.closerange(3, keep[0])
+                    os.closerange(keep[0] + 1, keep[1])
+                    os.closerange(keep[1] + 1, 1 << 16)
+                    with contextlib.suppress(Exception):
+                        import ctypes
+                        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
+                    if os.environ.get("RAFTKIT_LIMITS"):  # in the sandbox: this node alone in its namespaces
+                        _private_namespaces()
+                    import faulthandler  # every thread's stack, on request (a node that stopped answering)
+                    faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
+                    _host_main(fds[0], cls, args[0])
+                finally:
+                    os._exit(70)
+            os.close(fds[0])
+            os.close(stacks_w)
+            os.set_blocking(stacks_r, False)
+            _HOSTS.add(pid)
+            _STACKS[pid] = stacks_r
+            answer(number, "spawned", pid)
+        elif op == "stacks":
+            answer(number, "stacks", _stacks(args[0]))
+        elif op == "kill":
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(args[0], signal.SIGKILL)
+                os.waitpid(args[0], 0)
+            _forget(args[0])
+            answer(number, "killed", None)
+        elif op == "killall":  # a grading run ended: none of its nodes outlives it
+            for pid in list(_HOSTS):
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                _forget(pid)
+            answer(number, "killed", None)
+        elif op == "status":
+            answer(number, "status", _status(*args))
+        _reap()
+
+
+_HOSTS: set = set()  # hosts forked and not known to be reaped
+_STACKS: dict = {}   # pid -> the read end of the pipe its faulthandler writes to
+_ENDED: dict = {}  # pid -> wait status of hosts reaped before anyone asked
+
+
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = (
+    0x00020000, 0x10000000, 0x08000000, 0x20000000, 0x40000000)
+
+
+def _private_namespaces() -> None:
+    """Give this node host namespaces of its own inside the sandbox: its
+    own network (no loopback shared with the other nodes), IPC, mounts (a
+    private ``/tmp`` and ``/dev/shm``) and PID namespace (it sees no other
+    node's process), so nodes reach each other only through the harness's
+    bus. The process that was forked stays behind as a shell that passes
+    on the stack request and the way its node ended."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID) != 0:
+        return  # the sandbox is still there; only the nodes are not apart from each other
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    for target in (b"/tmp", b"/dev/shm"):
+        libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=64m,mode=1777")
+    child = os.fork()
+    if child == 0:  # pid 1 of the new PID namespace: the node
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with its shell
+        if libc.mount(b"proc", b"/proc", b"proc", 0x2 | 0x4 | 0x8, None) != 0:  # nosuid, nodev, noexec
+            libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")  # refused: then no /proc at all
+        return
+    signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(child, signal.SIGUSR1))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
+
+
+def _reap() -> None:
+    """Collect hosts that ended by themselves (no zombies), keeping how."""
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if not pid:
+                break
+            _ENDED[pid] = status
+            _forget(pid)
+            while len(_ENDED) > 10_000:
+                _ENDED.pop(next(iter(_ENDED)))
+
+
+def _stacks(pid: int) -> str:
+    """Every thread's stack of host ``pid`` (faulthandler's format)."""
+    fd = _STACKS.get(pid)
+    if fd is None:
+        return ""
+    import time
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGUSR1)
+    chunks, deadline = [], time.monotonic() + 3.0  # a loaded machine: the dump may take a while to start
+    while time.monotonic() < deadline and sum(map(len, chunks)) < 1 << 16:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            time.sleep(0.02)
+            continue
+        if not data:
+            break
+        chunks.append(data)
+        deadline = min(deadline, time.monotonic() + 0.2)  # started: the rest follows at once
+    return b"".join(chunks).decode(errors="replace")[:1 << 16]
+
+
+def _forget(pid: int) -> None:
+    _HOSTS.discard(pid)
+    fd = _STACKS.pop(pid, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _status(pid: int, wait: float):
+    import time
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done, status = (pid, _ENDED.pop(pid)) if pid in _ENDED else os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return "has ended"
+        if done:
+            if os.WIFSIGNALED(status):
+                return f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+            return f"exited with code {os.waitstatus_to_exitcode(status)}"
+        if time.monotonic() > deadline:
+            return "stopped answering"
+        time.sleep(0.01)
+
+

@@ -1,0 +1,843 @@
+"""The trusted side of ``Cluster(..., isolation="process")``.
+
+Every node incarnation runs in a process of its own (a *host*, forked from a
+warm *template*, see ``host.py``). This side keeps everything that decides
+what happened: the scheduler, the bus, storage, the services, the safety
+monitor and the trace. Each node thread has a twin task here: when the host
+thread blocks in a primitive, its twin performs that primitive on the real
+``VirtualClock`` (sleeping, receiving, calling over the bus) and answers when
+it resumes. The scheduler therefore sees exactly the calls, in exactly the
+order, of an in-process run, and produces the same trace.
+
+Nothing a host sends is trusted: frames are bounded and decoded without
+running code (``wire.safe_loads``), every request is checked for kind, type
+and range, and a host that exits, is killed, sends garbage or stops answering
+fails that run with a message naming the node, never the process reading it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import math
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from ..clock import Killed, _check_capacity
+from ..errors import DeadlockError, NodeError
+from ..messages import ApplyMsg, CMState, LogEntry, decode, encode, summarize
+from ..service import Service
+from . import wire
+from .host import FIELDS
+
+__all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
+           "LoadTimeout", "LoadEnded", "template_for"]
+
+_STARTUP = 30.0            # wall seconds a template may take to start, before its own load time limit
+_MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
+_INT = int
+_KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def class_spec(node_class) -> tuple:
+    """How a template finds ``node_class``: its module and name. A class
+    defined in ``__main__`` or inside a function cannot be found by another
+    process."""
+    spec = getattr(node_class, "raftkit_spec", None)
+    if spec is not None:
+        return spec
+    module, qualname = node_class.__module__, node_class.__qualname__
+    if module == "__main__" or "<locals>" in qualname:
+        raise ValueError(
+            f'isolation="process" runs each node in a process of its own, which imports its class: '
+            f"{qualname} is defined in {'a notebook or script' if module == '__main__' else 'a function'}; "
+            "put it in a module (a .py file on sys.path)")
+    return ("import", module, qualname, tuple(p for p in sys.path if isinstance(p, str)))
+
+
+def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None, kit: str | None = None) -> type:
+    """A stand-in for a node class that exists only in node processes
+    (``spec`` says how a template gets it): ``Cluster(node_class=...)`` with
+    it runs every node isolated, and this process never loads the class."""
+    return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit, "__module__": __name__,
+                           "__doc__": f"{name}, loaded only in node processes"})
+
+
+# --------------------------------------------------------------------------
+# The template: one warm process per node class, that forks hosts
+# --------------------------------------------------------------------------
+
+class LoadTimeout(NodeError):
+    """Loading the class (running the notebook's cells) took too long."""
+
+    def __init__(self, message: str, cell: int | None = None):
+        super().__init__(message)
+        self.cell = cell
+
+
+class LoadEnded(NodeError):
+    """The template's process ended while it loaded the class (the
+    notebook's cells exited it, killed it, or ran out of memory)."""
+
+    def __init__(self, message: str, cell: int | None, ended: str):
+        super().__init__(message)
+        self.cell, self.ended = cell, ended
+
+
+class LoadRefused(Exception):
+    """The notebook was loaded, but does not define the class properly
+    (``info`` says why, for the report)."""
+
+    def __init__(self, info: dict):
+        super().__init__(info.get("error") or "the notebook does not define the node class")
+        self.info = info
+
+
+def _load_info(info) -> dict:
+    """What a template says about loading the class: checked plain data."""
+    info = info if isinstance(info, dict) else {}
+    warnings = info.get("warnings") if isinstance(info.get("warnings"), list) else []
+    error = info.get("error")
+    return {"ok": info.get("ok") is True, "error": error[:20_000] if isinstance(error, str) else None,
+            "warnings": [w[:2000] for w in warnings[:100] if isinstance(w, str)]}
+
+
+class Template:
+    """A process that loaded the node class and forks a host on request.
+
+    Requests and answers are records on a ``SOCK_SEQPACKET`` pair (a host's
+    socket travels with its spawn request, ``SCM_RIGHTS``), each answer
+    carrying its request's number: a client killed in the middle of a request
+    leaves nothing that the next one could misread."""
+
+    def __init__(self, spec, *, sandbox=None, load_timeout: float = 60.0, kit: str | None = None):
+        self.spec, self.sandbox = spec, sandbox
+        self.mu = threading.Lock()
+        self.owner = os.getpid()
+        self._ids = itertools.count(1)
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cmd = [sys.executable, "-c", "from raftkit.isolation.host import template_main as m; "
+               f"m({child.fileno()})"]
+        root = _KIT_ROOT if kit is None else os.path.dirname(kit)  # the folder holding the raftkit package
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [os.environ.get("PYTHONPATH", "")]),
+                   PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
+        if sandbox is not None:
+            cmd, env = sandbox.wrap(cmd, env, child.fileno())
+        self.proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True, env=env)
+        child.close()
+        self.ctl = parent
+        self.info: dict = {}
+        self.last_cell = None
+        try:
+            wire.send(self.proc.stdin.fileno(), spec)
+            self.proc.stdin.close()
+            kind, info = self._ask(None, timeout=load_timeout)
+            self.info = _load_info(info) if kind in ("ready", "refused") else info
+        except TimeoutError:
+            self.close()
+            where = f" (it was running cell {self.last_cell})" if self.last_cell else ""
+            raise LoadTimeout(f"loading the node class did not finish within {load_timeout:.0f} s{where}",
+                              self.last_cell) from None
+        except wire.HostGone:
+            ended = self._ended()
+            self.close()
+            raise LoadEnded(f"its process ended ({ended}) while loading the node class", self.last_cell,
+                            ended) from None
+        except (wire.ProtocolError, OSError) as e:
+            err = self._stderr()
+            self.close()
+            raise NodeError(f"the node class could not be loaded in a node process ({type(e).__name__}: {e})"
+                            + (f":\n{err}" if err else "")) from None
+        if kind == "refused":
+            self.close()
+            raise LoadRefused(_load_info(self.info))
+        if kind != "ready":
+            self.close()
+            raise NodeError(f"the node class could not be loaded in a node process: {str(self.info)[:4000]}")
+
+    def _ended(self) -> str:
+        """How the template's process ended ("exit status 0", "killed by SIGKILL")."""
+        try:
+            rc = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "it stopped answering"
+        if self.sandbox is not None and rc > 128:  # bwrap passes on a signal as 128 + its number
+            rc = -(rc - 128)
+        if rc < 0:
+            import signal
+            sig = -rc
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+            return f"killed by {name}" + (" (out of memory?)" if sig in (9, 11, 6) else "")
+        return f"exit status {rc}"
+
+    def _stderr(self) -> str:
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+            self.proc.wait(timeout=2)
+            return f"its process ended with status {self.proc.returncode}"
+        return ""
+
+    def _ask(self, request, fd=None, timeout=10.0):
+        """Send ``request`` (None: only wait for the greeting, number 0) and
+        return its answer (kind, value)."""
+        number = 0
+        if request is not None:
+            number = next(self._ids)
+            data = wire.dumps((number,) + request)
+            if fd is None:
+                self.ctl.send(data)
+            else:
+                socket.send_fds(self.ctl, [data], [fd])
+        deadline = time.monotonic() + timeout + (_STARTUP if request is None else 0.0)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.ctl], [], [], left)[0]:
+                raise TimeoutError("the template did not answer")
+            data = self.ctl.recv(1 << 20)
+            if not data:
+                raise wire.HostGone("the template is gone")
+            try:
+                msg = wire.safe_loads(data)
+            except wire.ProtocolError:
+                continue  # not the template's: the notebook's cells can write on its socket while they load
+            if not (isinstance(msg, tuple) and len(msg) == 3 and isinstance(msg[1], str)):
+                continue
+            if msg[0] == 0 and msg[1] == "cell" and type(msg[2]) is int:
+                if self.last_cell is None:  # the time limit is the cells': it starts with the first one
+                    deadline = time.monotonic() + timeout
+                self.last_cell = msg[2]  # loading: the cell it is running
+                continue
+            if msg[0] == number:
+                return msg[1], msg[2]  # else: the answer to a request whose client was killed
+
+    def spawn(self, cpu=None) -> tuple[int, socket.socket]:
+        mine, theirs = socket.socketpair()
+        try:
+            with self.mu:
+                kind, pid = self._ask(("spawn", cpu), fd=theirs.fileno())
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError) as e:
+            mine.close()
+            raise NodeError(f"cannot start a node process: the template {type(e).__name__}: {e}") from None
+        finally:
+            theirs.close()
+        if kind != "spawned" or type(pid) is not int or pid <= 0:
+            mine.close()
+            raise NodeError(f"cannot start a node process: {str(pid)[:2000]}")
+        return pid, mine
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(wire.HostGone, TimeoutError, wire.ProtocolError, OSError), self.mu:
+            self._ask(("kill", pid))
+
+    def kill_all(self) -> None:
+        """Kill every host this template forked (a grading run ended)."""
+        with contextlib.suppress(wire.HostGone, TimeoutError, wire.ProtocolError, OSError), self.mu:
+            self._ask(("killall",))
+
+    def status(self, pid: int) -> str:
+        try:
+            with self.mu:
+                kind, text = self._ask(("status", pid, 1.0), timeout=3.0)
+            return text if isinstance(text, str) else "ended"
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
+            return "ended (its template is gone too)"
+
+    def stacks(self, pid: int) -> dict[str, str]:
+        """Every thread's stack in host ``pid``, as tracebacks (outermost
+        first, with the code lines this process can see)."""
+        try:
+            with self.mu:
+                kind, text = self._ask(("stacks", pid), timeout=6.0)
+        except (wire.HostGone, TimeoutError, wire.ProtocolError, OSError):
+            return {}
+        return parse_faulthandler(text if isinstance(text, str) else "", self.sandbox)
+
+    def alive(self) -> bool:
+        if os.getpid() != self.owner:  # a forked run uses its parent's template
+            return True
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.ctl.close()
+        if os.getpid() != self.owner:
+            return
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=2)
+        for f in (self.proc.stdin,):
+            if f:
+                with contextlib.suppress(OSError):
+                    f.close()
+
+
+_FRAME = re.compile(r'File "(.*)", line (\d+) in (.*)')
+
+
+def parse_faulthandler(text: str, sandbox=None) -> dict[str, str]:
+    """faulthandler's dump (innermost frame first, no code) as one Python
+    traceback per thread; the kit's files inside a sandbox are named as
+    this process sees them."""
+    import linecache
+    kit_inside = None if sandbox is None else sandbox.kit_inside()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    threads: dict[str, list] = {}
+    frames: list | None = None
+    for line in text.splitlines():
+        if line.startswith(("Thread ", "Current thread ")):
+            frames = threads.setdefault(f"{line.split(' (most recent')[0]} of the node", [])
+            continue
+        m = _FRAME.search(line)
+        if m and frames is not None:
+            filename = m.group(1)
+            if kit_inside and filename.startswith(kit_inside):
+                filename = here + filename[len(kit_inside):]
+            frames.append((filename, int(m.group(2)), m.group(3)))
+    out = {}
+    for name, fr in threads.items():
+        lines = []
+        for filename, lineno, func in reversed(fr):
+            lines.append(f'  File "{filename}", line {lineno}, in {func}\n')
+            code = linecache.getline(filename, lineno).strip()
+            if code:
+                lines.append(f"    {code}\n")
+        out[name] = "".join(lines)
+    return out
+
+
+_TEMPLATES: dict = {}
+_TEMPLATES_MU = threading.Lock()
+
+
+def template_for(spec, sandbox=None, load_timeout: float = 60.0, kit: str | None = None) -> Template:
+    """The warm template for ``spec`` (started on first use, then kept);
+    ``kit``: the ``raftkit`` package folder it imports (default: this one)."""
+    key = (spec, None if sandbox is None else sandbox.key(), kit)
+    with _TEMPLATES_MU:
+        t = _TEMPLATES.get(key)
+        if t is None or not t.alive():
+            _TEMPLATES.pop(key, None)
+            t = Template(spec, sandbox=sandbox, load_timeout=load_timeout, kit=kit)
+            _TEMPLATES[key] = t
+        return t
+
+
+@atexit.register
+def close_templates() -> None:
+    with _TEMPLATES_MU:
+        for t in _TEMPLATES.values():
+            t.close()
+        _TEMPLATES.clear()
+
+
+# --------------------------------------------------------------------------
+# One node host, seen from the trusted side
+# --------------------------------------------------------------------------
+
+def _run_task(host: NodeHost, tid: int) -> None:
+    """The twin of a host thread: it runs while its thread runs."""
+    host.job("run", tid)
+
+
+def _check(cond, what):
+    if not cond:
+        raise wire.ProtocolError(what)
+
+
+def _text(value, what, limit=_MAX_TEXT) -> str:
+    _check(type(value) is str, f"{what} must be a string")
+    return value[:limit]
+
+
+def _index(value, what):
+    _check(type(value) is _INT and value >= 0, f"{what} must be an int >= 0")
+    return value
+
+
+class NodeHost:
+    """The connection to one node incarnation's process."""
+
+    def __init__(self, nodes: ProcessNodes, i: int, service, storage, proxy):
+        self.nodes, self.i, self.service, self.storage, self.proxy = nodes, i, service, storage, proxy
+        c = nodes.cluster
+        self.clock, self.bus, self.recorder = c.clock, c.bus, c.recorder
+        self.timeout = nodes.timeout
+        self.template = nodes.template
+        self.pid, self.sock = self.template.spawn(self.clock._cpu)
+        self.fd = self.sock.fileno()
+        self.channels: list = []
+        self.shared: dict = {}
+        self.keys = itertools.count(1)
+        self.last = "starting"
+        self.dead: BaseException | None = None
+
+    # -- jobs -------------------------------------------------------------------
+    def job(self, what: str, payload=None):
+        """Run ``what`` in the host (a node thread's turn, a handler, a call)
+        and serve its requests until it ends; returns its result."""
+        if self.dead is not None:
+            raise self.dead
+        key = next(self.keys)
+        try:
+            wire.send(self.fd, ("job", key, self.clock.now(), self.clock.in_node_thread(), what, payload))
+        except wire.HostGone:
+            raise self._fail(None) from None
+        return self._serve(key, what)
+
+    def call(self, name: str, *args, **kwargs):
+        return self.call_path((name,), args, kwargs)
+
+    def call_path(self, path: tuple, args, kwargs):
+        args = tuple(wire.Ref(a.path) if isinstance(a, _Remote) and a.host is self else
+                     self._share(a) if type(a) in (list, dict) else a for a in args)
+        return self.job("call", (path, args, kwargs))
+
+    def _share(self, obj):
+        """A list or dict handed to node code: one object in the host for
+        this one here, its contents copied back with every report."""
+        key = id(obj)
+        self.shared[key] = obj  # kept alive: its id stays its key
+        return wire.Shared((key, obj))
+
+    def get_path(self, path: tuple):
+        """The value at ``node.<path>`` in the host, or a ``_Remote`` for a
+        method or an object that cannot be copied out."""
+        answer = self.job("getattr", path)
+        if not (isinstance(answer, tuple) and len(answer) == 2 and answer[0] in ("missing", "value", "method",
+                                                                               "object")):
+            raise NodeError(f"node {self.i}'s process answered {answer!r:.80} when asked for .{'.'.join(path)}")
+        kind, value = answer
+        if kind == "missing":
+            raise AttributeError(f"node {self.i} has no attribute {'.'.join(path)!r}")
+        return value if kind == "value" else _Remote(self, path)
+
+    def _serve(self, key, what):
+        try:
+            return self._serve_frames(key, what)
+        except wire.ProtocolError as e:
+            raise self._fail(NodeError(f"node {self.i}'s process broke the protocol: {e}")) from None
+
+    def _serve_frames(self, key, what):
+        pending = None
+        while True:
+            msg = self._recv()
+            kind = msg[0]
+            if kind == "post":
+                self._post(msg)
+                continue
+            _check(msg[1] == key, f"a frame for job {msg[1]!r} while job {key} runs")
+            if kind == "end":
+                _check(len(msg) == 5, "a bad end frame")
+                self._mirror(msg[4])
+                if pending is not None:
+                    raise pending
+                if msg[3] is not None:
+                    raise self._error(msg[3], what)
+                return msg[2]
+            _check(kind == "req" and len(msg) == 5, "a bad request frame")
+            _, _, op, args, report = msg
+            _check(type(op) is str and type(args) is tuple, "a bad request")
+            self.last = f"{op}()"
+            if report is not None:
+                self._mirror(report)
+            error = None
+            try:
+                value = self._request(op, args)
+            except Killed:
+                with contextlib.suppress(wire.HostGone, wire.ProtocolError, OSError):
+                    wire.send(self.fd, ("reply", key, self.clock.now(), None, "killed"))
+                raise  # the node is crashing or the clock stopping: do not wait for it
+            except wire.ProtocolError:
+                raise
+            except BaseException as e:
+                pending, value, error = e, None, (type(e).__name__, str(e)[:_MAX_TEXT])
+            try:
+                wire.send(self.fd, ("reply", key, self.clock.now(), value, error))
+            except wire.HostGone:
+                raise self._fail(None) from None
+
+    def _recv(self):
+        try:
+            msg = wire.recv(self.fd, self.timeout)
+            _check(isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in ("req", "post", "end"),
+                   "a frame that is not a request, a post or an end")
+            return msg
+        except TimeoutError:
+            stacks = self._stacks()
+            raise self._fail(DeadlockError(
+                f"node {self.i} ran for {self.timeout:.1f} s of wall time without reaching a kit primitive "
+                f"(its last request: {self.last}). A thread of it is stuck in an infinite loop, or waiting on "
+                "something outside the kit (a raw threading wait, or a lock another thread holds).", stacks)) from None
+        except wire.HostGone:
+            raise self._fail(None) from None
+        except wire.ProtocolError as e:
+            raise self._fail(NodeError(f"node {self.i}'s process broke the protocol: {e}")) from None
+
+    def _stacks(self) -> dict:
+        """The host's stacks. Asking takes a moment on a loaded machine: the
+        driver's watchdog is told meanwhile that this thread is reporting,
+        not stuck."""
+        got: dict = {}
+        asking = threading.Thread(target=lambda: got.update(self.template.stacks(self.pid)), daemon=True)
+        asking.start()
+        while asking.is_alive():
+            self.clock._switches += 1
+            asking.join(0.05)
+        return got
+
+    def _fail(self, error):
+        """The host is unusable: kill it, remember why."""
+        if error is None:
+            error = NodeError(f"node {self.i}'s process {self.template.status(self.pid)} "
+                              f"(its last request: {self.last})")
+        self.dead = error
+        self.kill()
+        return error
+
+    def _error(self, error, what):
+        _check(isinstance(error, tuple) and len(error) == 2, "a bad error")
+        kind, text = _text(error[0], "an error's kind", 100), _text(error[1], "an error's text")
+        if kind == "DeadlockError":
+            return DeadlockError(text)
+        if what == "run" or kind == "NodeError":
+            return NodeError(text)
+        return {"ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError}.get(
+            kind, NodeError)(text if kind in ("ValueError", "TypeError", "RuntimeError") else f"{kind}: {text}")
+
+    def kill(self) -> None:
+        if self.sock is not None:
+            self.template.kill(self.pid)
+            self.sock.close()
+            self.sock = None
+        if self.dead is None:
+            self.dead = NodeError(f"node {self.i}'s process was stopped")
+
+    # -- what a host may ask ----------------------------------------------------
+    def _request(self, op, args):
+        clock = self.clock
+        if op == "sleep":
+            _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0 and not math.isnan(args[0]),
+                   "sleep(dt >= 0, held)")
+            with self._held(args[1], "sleep"):
+                clock.sleep(args[0])
+            return None
+        if op == "chan":
+            _check(len(args) == 1, "chan(capacity)")
+            _check_capacity(args[0])
+            _check(len(self.channels) < 100_000, "too many channels")
+            self.channels.append(clock.channel(args[0]))
+            return len(self.channels) - 1
+        if op in ("try_send", "send", "recv", "try_recv", "len"):
+            _check(len(args) >= 1 and type(args[0]) is _INT and 0 <= args[0] < len(self.channels), "a channel id")
+            ch = self.channels[args[0]]
+            if op == "try_recv":
+                return ch.try_recv()
+            if op == "len":
+                return len(ch)
+            if op == "try_send":
+                return ch.try_send(_index(args[1], "a channel value"))
+            _check(len(args) == 3, f"{op}(channel, value, held)")
+            with self._held(args[2], op):
+                if op == "send":
+                    return ch.send(_index(args[1], "a channel value"))
+                timeout = args[1]
+                _check(timeout is None or (type(timeout) in (int, float) and timeout >= 0), "recv(timeout)")
+                return ch.recv(timeout)
+        if op == "call":
+            _check(len(args) == 5, "call(dst, method, packet, summary, held)")
+            dst, method, packet, summary, held = args
+            _check(type(dst) is _INT and 0 <= dst < len(self.bus.endpoints), "call: no such peer")
+            _check(type(method) is str and method.isidentifier() and not method.startswith("_")
+                   and len(method) <= 100, "call: a bad method name")
+            _check(isinstance(packet, tuple) and len(packet) == 2 and type(packet[0]) is bytes
+                   and type(packet[1]) is bool, "call: a bad packet")
+            with self._held(held, "call"):
+                return self.bus.call_encoded(self.i, dst, method, packet, _text(summary, "a summary"))
+        if op == "apply":
+            _check(len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 7, "apply(msg)")
+            cv, command, index, sv, snap, sterm, sindex = args[0]
+            _check(type(cv) is bool and type(sv) is bool and all(type(v) is _INT for v in (index, sterm, sindex))
+                   and (snap is None or type(snap) is bytes), "apply: a bad ApplyMsg")
+            self.service.apply(ApplyMsg(cv, command, index, sv, snap, sterm, sindex))
+            return None
+        raise wire.ProtocolError(f"an unknown request {op[:50]!r}")
+
+    def _post(self, msg):
+        _check(len(msg) == 4 and type(msg[2]) is str and type(msg[3]) is tuple, "a bad post frame")
+        op, args = msg[2], msg[3]
+        if op == "go":
+            _check(len(args) == 2, "go(tid, name)")
+            tid, name = _index(args[0], "a task id"), _text(args[1], "a thread name", 200)
+            # a failure (a thread bomb, say) fails the run at once: the node asked for no answer
+            self.clock.go(_run_task, self, tid, owner=self.proxy, name=name)
+        elif op == "emit":
+            _check(len(args) == 3, "emit(kind, peer, detail)")
+            kind, peer, detail = args
+            _check(peer is None or type(peer) is _INT, "emit: peer must be an int or None")
+            self.recorder.record(_text(kind, "an event kind", 100), self.i, peer, _text(detail, "an event detail"))
+        elif op == "save":
+            _check(len(args) == 2 and type(args[0]) is bytes and (args[1] is None or type(args[1]) is bytes),
+                   "save(state, snapshot)")
+            self.storage.save(args[0], args[1])
+        else:
+            raise wire.ProtocolError(f"an unknown post {op[:50]!r}")
+
+    @contextlib.contextmanager
+    def _held(self, held, what):
+        """The host held a guarded lock when it asked: the trusted twin holds
+        the node's lock too, so the clock raises exactly where it would
+        in-process, with the host's line."""
+        if held is None:
+            yield
+            return
+        _check(isinstance(held, tuple) and len(held) == 3, "a bad lock report")
+        name, line, stack = (_text(v, "a lock report") for v in held)
+        took = self.proxy.mu.acquire(False)
+        try:
+            yield
+        except DeadlockError:
+            task = self.clock._current
+            who = task.name if task else f"node {self.i}"
+            raise DeadlockError(
+                f"{who} called {what}() while {name} was held. A lock must never be held across a blocking "
+                f"call (sleep, ticker, channel, RPC): in Go this deadlocks every other thread that needs the "
+                f"lock.\n  at {line}", {who: stack}) from None
+        finally:
+            if took:
+                self.proxy.mu.release()
+
+    def _mirror(self, report):
+        """Copy what the host reported of its node onto the proxy."""
+        p = self.proxy
+        if report is None:  # no node yet (its constructor failed)
+            return
+        _check(isinstance(report, tuple), "a bad state report")
+        if report and report[0] == "bad":
+            raise NodeError(f"node {self.i}: {_text(report[1], 'a report')}")
+        _check(len(report) == 7, "a bad state report")
+        state, fields, next_index, match_index, keep, new, shared = report
+        if shared is not None:
+            _check(type(shared) is dict, "a bad report of shared objects")
+            for key, value in shared.items():
+                obj = self.shared.get(key)
+                if type(obj) is list and type(value) is list:
+                    obj[:] = value
+                elif type(obj) is dict and type(value) is dict:
+                    obj.clear()
+                    obj.update(value)
+        try:
+            state = CMState(state)
+        except ValueError:
+            raise wire.ProtocolError(f"node {self.i}'s self.state is {state!r:.50}, not a CMState") from None
+        _check(isinstance(fields, tuple) and len(fields) == len(FIELDS), "a bad state report")
+        for name, value in zip(FIELDS, fields):
+            ok = (type(value) in (int, float) if name in ("election_reset_event", "timeout") else
+                  type(value) is _INT or (name == "voted_for" and value is None))
+            if not ok:
+                raise NodeError(f"node {self.i}'s self.{name} is {value!r:.50}, not a number")
+        for d in (next_index, match_index):
+            _check(type(d) is dict and all(type(k) is _INT and type(v) is _INT for k, v in d.items()),
+                   "next_index / match_index must map ints to ints")
+        _check(type(keep) is _INT and 0 <= keep <= len(p.log) and isinstance(new, (tuple, list)),
+               "a bad log report")
+        entries = []
+        for e in new:
+            _check(isinstance(e, tuple) and len(e) == 2 and type(e[0]) is _INT, "a bad log entry")
+            entries.append(LogEntry(e[0], e[1]))
+        d = p.__dict__
+        d["state"] = state
+        d.update(zip(FIELDS, fields))
+        d["next_index"] = _WriteThrough(self, "next_index", next_index)
+        d["match_index"] = _WriteThrough(self, "match_index", match_index)
+        if keep == len(p.log):
+            p.log.extend(entries)
+        else:
+            d["log"] = p.log[:keep] + entries
+
+
+# --------------------------------------------------------------------------
+# The node as the harness sees it
+# --------------------------------------------------------------------------
+
+class NodeProxy:
+    """A node that lives in another process: its fields are a mirror the
+    host refreshes whenever one of its threads blocks or ends; its methods
+    run in the host. Setting a mirrored field sets it in the host."""
+
+    def __init__(self, i: int, peer_ids: list[int], node_class_name: str):
+        d = self.__dict__
+        d.update(id=i, peer_ids=list(peer_ids), mu=threading.Lock(), log=[], state=CMState.FOLLOWER,
+                 next_index={}, match_index={}, _host=None, _class=node_class_name)
+        d.update(dict.fromkeys(FIELDS, 0))
+        d["voted_for"] = None
+
+    def __setattr__(self, name, value):
+        fn = getattr(value, "__func__", None)
+        if getattr(value, "__self__", None) is self and getattr(fn, "__module__", "").startswith("raftkit."):
+            import inspect
+            import textwrap
+            source = textwrap.dedent(inspect.getsource(fn))  # the host's kit may lack it (a student's view)
+            self._host.job("setattr", (name, wire.Rebind((fn.__module__, fn.__qualname__, source))))
+        elif name in _MIRRORED:
+            self._host.job("setattr", (name, value))
+        else:
+            self.__dict__[name] = value
+
+    def __getattr__(self, name):
+        """A field the proxy does not mirror is read from the host; a method
+        becomes a call into the host."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._host.get_path((name,))
+
+    def go(self, fn, *args):
+        """``node.go(node.method, ...)`` from the harness: the thread starts in the host."""
+        self._host.call("go", fn, *args)
+
+    def get_state(self) -> tuple[int, bool]:
+        value = self._host.call("get_state")
+        if not (isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and type(value[1]) is bool):
+            raise NodeError(f"node {self.id}: get_state() returned {value!r:.80}, not (term, is_leader)")
+        return value
+
+    def submit(self, command):
+        value = self._host.call("submit", command)
+        if not (isinstance(value, tuple) and len(value) == 3 and type(value[0]) is int and type(value[1]) is int
+                and type(value[2]) is bool):
+            raise NodeError(f"node {self.id}: submit() returned {value!r:.80}, not (index, term, is_leader)")
+        return value
+
+    def start(self):
+        self._host.call("start")
+
+    def stop(self):
+        self._host.call("stop")
+
+    def handle_encoded(self, method: str, packet: tuple):
+        """Run RPC handler ``method`` in the host (the bus calls this). A
+        handler the harness set on this proxy (``node.append_entries =
+        lambda args: reply``, a scenario's canned answer) runs here instead,
+        on the request decoded without running code."""
+        override = self.__dict__.get(method)
+        if callable(override):
+            try:
+                args = decode(*packet, loads=wire.safe_loads)
+            except (wire.ProtocolError, TypeError, ValueError, IndexError) as e:
+                raise NodeError(f"a request for node {self.id}'s {method} that cannot be read: {e}") from None
+            reply = override(args)
+            return (encode(reply), summarize(reply) if reply is not None else "None",
+                    getattr(reply, "vote_granted", getattr(reply, "success", None)))
+        answer = self._host.job("handle", (method, packet))
+        if not (isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[0], tuple)
+                and len(answer[0]) == 2 and type(answer[0][0]) is bytes and type(answer[0][1]) is bool
+                and type(answer[1]) is str and answer[2] in (None, True, False)):
+            raise NodeError(f"node {self.id}: a bad reply from its {method} handler")
+        return answer[0], answer[1][:_MAX_TEXT], answer[2]
+
+    def __repr__(self):
+        return (f"<{self._class} {self.id} (own process) {self.state} term={self.current_term} "
+                f"log={self.last_included_index + len(self.log)} commit={self.commit_index}>")
+
+
+_MIRRORED = set(FIELDS) | {"state", "log", "next_index", "match_index"}
+
+
+class _Remote:
+    """Something reached through a node in a host: a method (call it) or
+    an object whose fields and methods are reached the same way."""
+
+    def __init__(self, host: NodeHost, path: tuple):
+        self.host, self.path = host, path
+        self.__name__ = path[-1]
+
+    def __call__(self, *args, **kwargs):
+        return self.host.call_path(self.path, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.host.get_path(self.path + (name,))
+
+    def __repr__(self):
+        return f"<node {self.host.i}'s {'.'.join(self.path)} (in its process)>"
+
+
+class _WriteThrough(dict):
+    """A mirrored dict (``next_index``, ``match_index``): writes to it from
+    the harness are made in the host too (``node.match_index[3] = 4``)."""
+
+    def __init__(self, host, name, items):
+        super().__init__(items)
+        self._host, self._name = host, name
+
+    def __setitem__(self, key, value):
+        self._host.job("setitem", (self._name, key, value))
+
+    def __delitem__(self, key):
+        self._host.job("delitem", (self._name, key))
+
+    def update(self, *args, **kwargs):
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+
+def safe_service(service_class: type) -> type:
+    """The service class for isolated nodes: a snapshot arrives from a node
+    process, so the recording service reads it without running code. Other
+    services (the KV server) unpickle what nodes hand them: not yet."""
+    if service_class is not Service:
+        raise ValueError('isolation="process" runs with the recording service only (service_class=Service); '
+                         "a KV service in node processes is not supported yet")
+
+    class SafeService(Service):
+        def restore(self, data: bytes) -> None:
+            self.commands = wire.safe_loads(data) if data else {}
+    return SafeService
+
+
+class ProcessNodes:
+    """The cluster's node processes: one host per node incarnation."""
+
+    def __init__(self, cluster, sandbox=None):
+        sandbox = sandbox if sandbox is not None else getattr(cluster.node_class, "raftkit_sandbox", None)
+        if not cluster.virtual:
+            raise ValueError('isolation="process" needs the virtual clock')
+        self.cluster = cluster
+        self.timeout = max(0.1, cluster.clock.watchdog * 0.8)
+        self.template = template_for(class_spec(cluster.node_class), sandbox,
+                                     kit=getattr(cluster.node_class, "raftkit_kit", None))
+        self.hosts: list[NodeHost | None] = [None] * cluster.n
+
+    def make(self, i: int, service, storage, rng_seed: str):
+        c = self.cluster
+        peers = [j for j in range(c.n) if j != i]
+        proxy = NodeProxy(i, peers, getattr(c.node_class, "__name__", "node"))
+        host = NodeHost(self, i, service, storage, proxy)
+        proxy.__dict__["_host"] = host
+        self.hosts[i] = host
+        host.timeout = max(self.timeout, _STARTUP)  # a new process on a loaded machine: its first answer
+        try:
+            host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot()))
+        finally:
+            host.timeout = self.timeout
+        return proxy
+
+    def kill(self, i: int) -> None:
+        host = self.hosts[i]
+        if host is not None:
+            host.kill()
+
+    def close(self) -> None:
+        for host in self.hosts:
+            if host is not None:
+                host.kill()
