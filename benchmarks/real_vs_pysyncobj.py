@@ -69,10 +69,14 @@ class _Signalled(Service):
                 self.cond.notify_all()
 
     def wait_applied(self, index: int) -> None:
+        deadline = time.monotonic() + TIMEOUT
         with self.cond:
             self.awaited = index
-            if not self.cond.wait_for(lambda: self.last_index >= index, TIMEOUT):
-                raise TimeoutError(f"index {index} not applied within {TIMEOUT} s")
+            while not self.cond.wait_for(lambda: self.last_index >= index, 1.0):
+                if not self.node.get_state()[1]:  # a new leader may never fill this index
+                    raise RuntimeError("the leader lost its leadership during the benchmark")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"index {index} not applied within {TIMEOUT} s")
 
 
 class Raftkit:
@@ -214,12 +218,14 @@ def memory(which: str, n_ops: int = 100_000) -> dict:
 
 
 def _memory_in_child(which: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--memory-of", which], capture_output=True, text=True,
-                         timeout=600, env=dict(os.environ, PYTHONPATH=os.getcwd()))
-    if out.returncode != 0:
+    """A fresh interpreter per attempt; one whose leader lost its term is tried again."""
+    for _attempt in range(ATTEMPTS):
+        out = subprocess.run([sys.executable, __file__, "--memory-of", which], capture_output=True, text=True,
+                             timeout=600, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+        if out.returncode == 0:
+            return json.loads(out.stdout)["mb_per_100k"]
         print(f"  memory run for {which} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
-        return float("nan")
-    return json.loads(out.stdout)["mb_per_100k"]
+    return float("nan")
 
 
 def main(rounds: int = 3, seq_ops: int = 500, ops: int = 20_000, with_memory: bool = True) -> dict:

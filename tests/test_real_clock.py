@@ -70,3 +70,44 @@ def test_sleep_until_a_past_time_returns_at_once():
     finally:
         clock.stop()
     assert errors == []
+
+
+def test_group_commit_only_on_the_real_clock_and_for_the_kit_own_methods():
+    """Group commit changes when entries are persisted and sent, so the
+    virtual clock (whose runs must replay) and node classes that replace
+    submit, persist or the sending methods keep one persist per submit."""
+    class OwnHeartbeats(raftkit.ConsensusModule):
+        def send_heartbeats(self):
+            super().send_heartbeats()
+
+    with raftkit.Cluster(3, seed=1) as v:
+        assert not any(node.group_commit for node in v.nodes)
+    with raftkit.Cluster(3, clock="real", seed=1) as r:
+        assert all(node.group_commit for node in r.nodes)
+    with raftkit.Cluster(3, clock="real", seed=1, node_class=OwnHeartbeats) as o:
+        assert not any(node.group_commit for node in o.nodes)
+
+
+def test_group_commit_burst_is_persisted_before_it_counts():
+    """A burst of submits on the real clock, then the leader crashes: what
+    it committed is in its own persisted log (it counted itself toward a
+    majority only for entries it had persisted), every node applied the
+    burst in order, and a restarted leader comes back with it."""
+    config = raftkit.Config(rpc_delay=(0.0, 0.0), election_timeout=(0.5, 1.0))  # a busy leader keeps its term
+    with raftkit.Cluster(3, clock="real", seed=5, config=config) as c:
+        leader = c.check_one_leader()
+        last = 0
+        for k in range(300):
+            last, _, ok = c.submit(k, node=leader)
+            assert ok, "the leader lost its term during the burst"
+        assert c.run_until(lambda c: all(c.nodes[i].last_applied >= last for i in range(3)), timeout=30.0)
+        committed = c.nodes[leader].commit_index
+        c.crash(leader)
+        c.restart(leader)
+        node = c.nodes[leader]
+        assert node.last_included_index + len(node.log) >= committed
+        for i in range(3):
+            if i != leader:
+                commands = [m.command for m in c.applied(i) if m.command_valid]
+                assert commands[-300:] == list(range(300))
+        c.one("after the burst", 3, retry=True)

@@ -1707,7 +1707,8 @@ def check_history(kv, seed, what):
         key, failure = next(iter(result.failure.items()))
         raise Failed(f"{what}: the history of {len(ops)} operations is not linearizable (key {key!r}): "
                      f"{str(failure).strip()} (seed={seed})")
-    expect(result.status == "ok", f"{what}: the linearizability check did not finish in time (seed={seed})")
+    why = "; ".join(f"key {k!r}: {r}" for k, r in sorted(result.reasons.items(), key=str)) or "no verdict"
+    expect(result.status == "ok", f"{what}: the linearizability check could not decide ({why}) (seed={seed})")
 
 
 def run_clients(kv, impl, seed, clients, ops, keys=2, pause=0.02):
