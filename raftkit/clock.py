@@ -565,7 +565,7 @@ class VirtualClock(Clock):
         stacks = {}
         if task is not None:
             stacks[f"{task.name} (holds the baton)"] = _task_stack(task.worker and task.worker.thread)
-        for t in self._live.values():
+        for t in list(self._live.values()):  # a copy: threads may still come and go
             if t is not task and t.worker is not None:
                 stacks[t.name] = _task_stack(t.worker.thread)
         who = task.name if task else "a node thread"
