@@ -48,7 +48,7 @@ def test_nbgrader_layout(tmp_path):
 
 
 def test_a_work_folder_is_not_a_student(tmp_path):
-    """<student>/work/<notebook> used to make the whole class one student named "work"."""
+    """A `work` folder inside each student's used to make the whole class one student named "work"."""
     for who in ("alice", "bob"):
         notebook(tmp_path / who / "work" / f"{STEMS[3]}.ipynb", 3)
     assert students(find_submissions([str(tmp_path)])) == {("alice", 3), ("bob", 3)}

@@ -28,7 +28,7 @@ def gradescope_results(results: list[dict]) -> dict:
     tests = []
     for r in sorted(results, key=lambda r: (r.get("exercise") or 99, r.get("notebook") or "")):
         label = f"exercise {r.get('exercise') or '?'}: {r.get('title', '')}".rstrip(": ")
-        problem = r.get("grader_error") and f"GRADER ERROR: {r['grader_error']}" or r.get("error")
+        problem = f"GRADER ERROR: {r['grader_error']}" if r.get("grader_error") else r.get("error")
         if problem or not r.get("scenarios"):
             tests.append(_test(label, r.get("score", 0), r.get("max", 0), problem or "no scenarios ran"))
             continue
@@ -102,9 +102,8 @@ def _add_script(z: zipfile.ZipFile, name: str, text: str) -> None:
 
 def _kit_files(kit_root: str):
     yield os.path.join(kit_root, "pyproject.toml")
-    for readme in ("README.md",):
-        if os.path.exists(os.path.join(kit_root, readme)):
-            yield os.path.join(kit_root, readme)
+    if os.path.exists(os.path.join(kit_root, "README.md")):
+        yield os.path.join(kit_root, "README.md")
     for folder, dirs, files in os.walk(os.path.join(kit_root, "raftkit")):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         yield from (os.path.join(folder, f) for f in sorted(files) if not f.endswith(".pyc"))

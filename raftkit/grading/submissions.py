@@ -5,7 +5,7 @@ Understood, below each folder given to ``raftkit grade``:
 * nbgrader's ``submitted/<student>/<assignment>/<notebook>.ipynb`` (the
   student is the folder right after ``submitted``);
 * a folder per student, ``<student>/<notebook>.ipynb``, with any folders
-  in between (``<student>/work/...``): the student is the first folder
+  in between (a student's ``work`` folder, say): the student is the first folder
   below the one given;
 * one student's folder, ``alice/<notebook>.ipynb``: the student is the
   folder given.
