@@ -185,7 +185,7 @@ class Cluster:
         if isolation == "process":
             from .isolation.process import ProcessNodes, safe_service  # only clusters that isolate load it
             self.service_class = safe_service(service_class)
-            self._hosts = ProcessNodes(self)
+            self._hosts = getattr(self.service_class, "raftkit_nodes", ProcessNodes)(self)  # KV: kvprocess.py
         self._watcher = _Watcher(self)
         if self.virtual:
             self.clock.on_yield = self._watcher.after_event

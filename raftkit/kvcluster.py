@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .cluster import Cluster, takes_turns
-from .kv import Clerk, History, KVService
+from .kv import Clerk, History, KVService, KVStore
 
 __all__ = ["KVCluster"]
 
@@ -22,8 +22,21 @@ class KVCluster(Cluster):
     """``Cluster`` + the KV service on every node + clerks sharing one
     history (what every client saw, for the linearizability checker)."""
 
-    def __init__(self, n: int = 3, *, clerk_timeout: float = 10.0, service_class: type = KVService, **kwargs):
-        if not issubclass(service_class, KVService):
+    def __init__(self, n: int = 3, *, clerk_timeout: float = 10.0, service_class: type = KVService,
+                 isolation: str | None = None, **kwargs):
+        self.clerk_class = Clerk
+        if isolation == "process" and "node_class" not in kwargs:  # servers and clerks in processes of their own
+            if service_class is not KVService:
+                raise ValueError('isolation="process" runs the kit\'s KV service (its store and clerk are the '
+                                 "kit's KVStore and Clerk); a service_class of your own runs in-process only")
+            from .isolation.kvprocess import hosted_kv, kv_options, kv_spec
+            spec = kv_spec(KVStore, Clerk)
+            kwargs.update(kv_options(spec))
+            service_class, self.clerk_class = kwargs.pop("service_class"), hosted_kv(spec)[1]
+        elif isolation is not None:
+            kwargs["isolation"] = isolation
+        hosted = getattr(service_class, "raftkit_nodes", None) is not None  # its store lives in node processes
+        if not (isinstance(service_class, type) and (issubclass(service_class, KVService) or hosted)):
             raise TypeError(f"service_class must be a subclass of raftkit.kv.KVService, got {service_class!r}")
         super().__init__(n, service_class=service_class, **kwargs)
         self.clerk_timeout = clerk_timeout
@@ -33,7 +46,7 @@ class KVCluster(Cluster):
     @takes_turns
     def clerk(self) -> Clerk:
         """A new client with its own id."""
-        clerk = Clerk(self, len(self.clerks), timeout=self.clerk_timeout, history=self.history)
+        clerk = self.clerk_class(self, len(self.clerks), timeout=self.clerk_timeout, history=self.history)
         self.clerks.append(clerk)
         return clerk
 

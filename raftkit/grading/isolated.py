@@ -10,6 +10,7 @@ so nothing the student writes can reach the checks or the verdict.
 from __future__ import annotations
 
 from ..errors import NodeError
+from ..isolation.kvprocess import hosted_kv
 from ..isolation.process import LoadEnded, LoadRefused, LoadTimeout, hosted_class, template_for
 from ..isolation.sandbox import Sandbox, bwrap_problem
 from .kitview import build_student_kit, same_as_reference
@@ -55,8 +56,13 @@ def load_isolated(cells, ex, options, folder, tmp):
     if sandbox is None:
         loaded["warnings"] = ["graded WITHOUT a sandbox (--unsafe-no-sandbox): not a grade for record"] + \
             loaded["warnings"]
-    copied = same_as_reference(cells, ex.classes[0])
-    if copied:
-        loaded["warnings"].append(f"for the instructor: {ex.classes[0].name}.{', .'.join(copied)} "
-                                  "is the kit's own code (names and formatting aside)")
-    return loaded, hosted_class(spec, ex.classes[0].name, sandbox, None if sandbox else kit), template
+    for cls in ex.classes:
+        copied = same_as_reference(cells, cls)
+        if copied:
+            loaded["warnings"].append(f"for the instructor: {cls.name}.{', .'.join(copied)} "
+                                      "is the kit's own code (names and formatting aside)")
+    kit = None if sandbox else kit
+    if len(ex.classes) == 2:  # exercise 7: the store and the clerk (isolation/kvprocess.py)
+        names = tuple(cls.name for cls in ex.classes)
+        return loaded, ex.make_impl(*hosted_kv(spec, sandbox, kit, names)), template
+    return loaded, hosted_class(spec, ex.classes[0].name, sandbox, kit), template

@@ -74,6 +74,8 @@ _HANDED_OFF = object()
 class Host:
     """The connection to the trusted process, and what runs on it."""
 
+    threaded = frozenset({"run"})  # jobs that may block get a thread; the others run in the reader, nested
+
     def __init__(self, fd: int, cls: type):
         self.fd, self.cls = fd, cls
         self.now = 0.0
@@ -201,7 +203,7 @@ class Host:
                 return _HANDED_OFF
             if kind == "job":
                 _, jkey, _, in_node, what, payload = msg
-                if what != "run":
+                if what not in self.threaded:
                     self._run_job(jkey, in_node, what, payload)
                     continue
                 if self.idle:
@@ -510,7 +512,7 @@ def _host_main(fd: int, cls, cpu) -> None:
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setaffinity(0, {cpu})
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    Host(fd, cls).serve()
+    (getattr(cls, "raftkit_host", None) or Host)(fd, cls).serve()  # a KV template's hosts: kvhost.KVHost
 
 
 def template_main(ctl_fd: int) -> None:

@@ -806,7 +806,10 @@ class _WriteThrough(dict):
 def safe_service(service_class: type) -> type:
     """The service class for isolated nodes: a snapshot arrives from a node
     process, so the recording service reads it without running code. Other
-    services (the KV server) unpickle what nodes hand them: not yet."""
+    services (the KV server) unpickle what nodes hand them: a service made
+    for node processes (``kvprocess.HostedKVService``) says so."""
+    if getattr(service_class, "raftkit_nodes", None) is not None:
+        return service_class
     if service_class is not Service:
         raise ValueError('isolation="process" runs with the recording service only (service_class=Service); '
                          "a KV service in node processes is not supported yet")

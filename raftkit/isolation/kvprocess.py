@@ -1,0 +1,257 @@
+"""The trusted side of an isolated KV cluster (exercise 7).
+
+A KV store class and a clerk class are loaded only in node processes (a
+template, ``kvhost.py``). This side keeps, as for any isolated cluster, the
+scheduler, the bus, storage and the safety monitor, and also:
+
+* ``HostedKVService``: each server's twin. It records what its node applies
+  (the order checks, the trace, the monitor), never runs the store, never
+  unpickles a snapshot; the store's data is read from the node's process.
+* ``HostedClerk``: a clerk whose ``request`` runs in a process of its own.
+  Its calls may reach servers only (``kv_request``), and the result it
+  returns must be one a server gave it for that very operation (same
+  client, kind, key and value) during that request: a clerk cannot make up
+  an answer, so the history recorded here at the request's boundary holds
+  only what servers said.
+* ``HostedStore``: a bare store in a process of its own (white-box checks).
+
+``hosted_kv(spec)`` gives the (store, clerk) stand-ins that scenarios use in
+place of the classes; ``kv_spec(store, clerk)`` names importable classes.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import weakref
+
+from ..clock import VirtualClock
+from ..errors import NodeError
+from ..kv import OK, Clerk, ClerkTimeout, HistoryEntry, KVOp, KVReply
+from ..messages import decode
+from ..service import Service
+from . import wire
+from .process import _STARTUP, NodeHost, NodeProxy, ProcessNodes, _check, _Remote, _text, class_spec, \
+    hosted_class, template_for
+
+__all__ = ["HostedKVService", "HostedClerk", "HostedStore", "KVProcessNodes", "hosted_kv", "kv_spec",
+           "kv_options"]
+
+
+def kv_spec(store_class: type, clerk_class: type) -> tuple:
+    """How a template loads importable store and clerk classes."""
+    return ("load", "raftkit.isolation.kvhost", "load_kv", (class_spec(store_class), class_spec(clerk_class)))
+
+
+def kv_options(spec, sandbox=None, kit=None) -> dict:
+    """``KVCluster`` options for servers whose store is loaded by ``spec``
+    (node processes run the kit's Raft with the KV service around it)."""
+    return {"node_class": hosted_class(spec, "ConsensusModule", sandbox, kit), "service_class": HostedKVService}
+
+
+def hosted_kv(spec, sandbox=None, kit=None, names=("KVStore", "Clerk")) -> tuple[type, type]:
+    """(store, clerk) stand-ins for classes that exist only in node
+    processes: ``store()`` is a ``HostedStore``, ``clerk(kv, id, ...)`` a
+    ``HostedClerk``; ``kv_options(store.raftkit_spec, ...)`` makes servers."""
+    extra = {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit, "__module__": __name__}
+    return (type(names[0], (HostedStore,), dict(extra, __doc__=f"{names[0]}, loaded only in node processes")),
+            type(names[1], (HostedClerk,), dict(extra, __doc__=f"{names[1]}, loaded only in node processes")))
+
+
+# --------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------
+
+class KVProcessNodes(ProcessNodes):
+    """The node processes of a KV cluster, and its clerks' processes."""
+
+    def __init__(self, cluster, sandbox=None):
+        super().__init__(cluster, sandbox)
+        self.clerks: list[NodeHost] = []
+
+    def make(self, i: int, service, storage, rng_seed: str):
+        c = self.cluster
+        peers = [j for j in range(c.n) if j != i]
+        proxy = NodeProxy(i, peers, "ConsensusModule")
+        host = NodeHost(self, i, service, storage, proxy)
+        proxy.__dict__["_host"] = host
+        self.hosts[i] = host
+        host.timeout = max(self.timeout, _STARTUP)  # a new process on a loaded machine: its first answer
+        try:
+            host.job("construct", ("node", i, peers, c.config, rng_seed, storage.read_state(),
+                                   storage.read_snapshot(), service.host_snapshot_interval))
+        finally:
+            host.timeout = self.timeout
+        return proxy
+
+    def close(self) -> None:
+        super().close()
+        for host in self.clerks:
+            host.kill()
+
+
+class HostedKVService(Service):
+    """A KV server's twin on the trusted side: it records its node's apply
+    stream (order checks, trace, monitor) and nothing more. The snapshot
+    interval goes to the node's process, whose service makes snapshots;
+    a snapshot's bytes (the store's ``dump``) are never read here."""
+
+    raftkit_nodes = KVProcessNodes
+
+    def __init__(self, node_id, snapshot_interval=None, on_apply=None, clock=None):
+        super().__init__(node_id, None, on_apply, clock)
+        self.host_snapshot_interval = snapshot_interval
+
+    def restore(self, data: bytes) -> None:
+        self.commands = {}
+
+    @property
+    def store(self):
+        """The node's store, in its process (``.data`` is read from there)."""
+        return _Remote(self.node._host, ("kv_service", "store"))
+
+
+# --------------------------------------------------------------------------
+# Clerks
+# --------------------------------------------------------------------------
+
+class _ClerkTwin(NodeHost):
+    """The connection to a clerk's process: it may call servers' kv_request
+    and start threads, nothing else; it notes what servers answered it."""
+
+    def __init__(self, nodes, clerk: HostedClerk):
+        super().__init__(nodes, clerk.endpoint, None, None, clerk)
+        self.servers = nodes.cluster.n
+        self.client_id = clerk.client_id
+        self.asked = None          # (kind, key, value) of the request running
+        self.answers: list = []    # what servers answered it, this request
+
+    def _request(self, op, args):
+        if op != "call":
+            _check(op in ("sleep", "chan", "try_send", "send", "recv", "try_recv", "len"),
+                   f"a clerk cannot ask for {op[:50]!r}")
+            return super()._request(op, args)
+        _check(len(args) == 5 and type(args[0]) is int and 0 <= args[0] < self.servers
+               and args[1] == "kv_request", "a clerk calls servers' kv_request only")
+        rpacket = super()._request(op, args)
+        if rpacket is not None:
+            self._heard(args[2], rpacket)
+        return rpacket
+
+    def _heard(self, packet, rpacket) -> None:
+        """Note the answer, if it is an OK to this clerk's request in progress."""
+        try:
+            op, reply = decode(*packet, loads=wire.safe_loads), decode(*rpacket, loads=wire.safe_loads)
+        except (wire.ProtocolError, TypeError, ValueError, IndexError, KeyError):
+            return  # nothing a server could have answered as asked
+        if (type(op) is KVOp and type(reply) is KVReply and reply.err == OK and op.client_id == self.client_id
+                and self.asked == (op.kind, op.key, op.value)):
+            self.answers.append(reply.value)
+
+    def _post(self, msg):
+        _check(len(msg) == 4 and msg[2] == "go", "a clerk may only start threads")
+        super()._post(msg)
+
+    def _mirror(self, report):
+        _check(report is None, "a clerk has no node state to report")
+
+
+class HostedClerk(Clerk):
+    """A clerk whose code runs in a process of its own (its class is the
+    one the cluster's template loaded). ``request`` is recorded here, at its
+    boundary, with the result the clerk returned, which must be an answer a
+    server gave it for that operation."""
+
+    def __init__(self, cluster, client_id: int, *, timeout: float = 10.0, history=None):
+        super().__init__(cluster, client_id, timeout=timeout, history=history)
+        nodes = cluster._hosts
+        if not isinstance(nodes, KVProcessNodes):
+            raise TypeError("a hosted clerk works with a KVCluster whose servers run in node processes")
+        self.mu = threading.Lock()  # what a lock report would take (a clerk guards none)
+        self._twin = _ClerkTwin(nodes, self)
+        nodes.clerks.append(self._twin)
+        self._twin.timeout = max(nodes.timeout, _STARTUP)
+        try:
+            self._twin.job("construct", ("clerk", self.endpoint, client_id, cluster.n, timeout))
+        finally:
+            self._twin.timeout = nodes.timeout
+
+    def request(self, kind, key, value):
+        clock = self.cluster.clock
+        entry = HistoryEntry(self.client_id, kind, key, value, self.history.stamp(clock.now()))
+        self.history.append(entry)
+        twin = self._twin
+        twin.asked, twin.answers = (kind, key, value), []
+        try:
+            answer = twin.job("call", (("request",), (kind, key, value), {}))
+        finally:
+            twin.asked = None
+        if not (isinstance(answer, tuple) and len(answer) == 2 and answer[0] in ("value", "timeout")):
+            raise NodeError(f"client {self.client_id}: its process answered {answer!r:.80} to request()")
+        if answer[0] == "timeout":
+            raise ClerkTimeout(_text(answer[1], "a timeout's text"))
+        result = answer[1]
+        if not any(type(a) is type(result) and a == result for a in twin.answers):
+            heard = ", ".join(repr(a) for a in twin.answers[:3]) or "nothing"
+            raise NodeError(f"client {self.client_id}: request({kind!r}, {key!r}, {value!r}) returned {result!r:.80}, "
+                            f"which no server answered it (servers answered this operation: {heard}); a clerk "
+                            "returns the value of a server's OK reply to the operation it sent")
+        entry.output, entry.ret = result, self.history.stamp(clock.now())
+        return result
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.client_id} (own process)>"
+
+
+# --------------------------------------------------------------------------
+# A bare store
+# --------------------------------------------------------------------------
+
+class _StoreTwin(NodeHost):
+    """The connection to a bare store's process: it may ask for nothing."""
+
+    def _request(self, op, args):
+        raise wire.ProtocolError(f"a store cannot ask for {op[:50]!r}")
+
+    def _post(self, msg):
+        raise wire.ProtocolError("a store cannot post")
+
+    def _mirror(self, report):
+        _check(report is None, "a store has no node state to report")
+
+
+class HostedStore:
+    """A store object in a process of its own: its methods run there, its
+    fields are read from there. ``timeout``: wall seconds it may take to
+    answer."""
+
+    raftkit_spec = raftkit_sandbox = raftkit_kit = None
+    timeout = 5.0
+
+    def __init__(self):
+        cls = type(self)
+        template = template_for(cls.raftkit_spec, cls.raftkit_sandbox, kit=cls.raftkit_kit)
+        bench = types.SimpleNamespace(clock=VirtualClock(), bus=None, recorder=None)
+        nodes = types.SimpleNamespace(cluster=bench, timeout=cls.timeout, template=template)
+        twin = _StoreTwin(nodes, 0, None, None, types.SimpleNamespace(mu=threading.Lock()))
+        self.__dict__["_twin"] = twin
+        weakref.finalize(self, twin.kill)
+        twin.timeout = max(cls.timeout, _STARTUP)
+        try:
+            twin.job("construct", ("store",))
+        finally:
+            twin.timeout = cls.timeout
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._twin.get_path((name,))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} lives in another process: set {name} from its own methods")
+
+    def close(self) -> None:
+        self._twin.kill()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} (own process)>"
