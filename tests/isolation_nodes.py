@@ -92,3 +92,54 @@ class ThreadBomb(ConsensusModule):
     def request_vote(self, args):
         while True:
             self.go(self.get_state)
+
+
+# --------------------------------------------------------------------------
+# Exercise 7: clerks that try to make up a history
+# --------------------------------------------------------------------------
+
+from raftkit.kv import OK, Clerk, ClerkTimeout, KVArgs  # noqa: E402
+from raftkit.messages import RequestVoteArgs  # noqa: E402
+
+LOCAL: dict = {}
+
+
+class ForgingClerk(Clerk):
+    """Answers from a dict of its own, never asking a server."""
+
+    def request(self, kind, key, value):
+        if kind == "put":
+            LOCAL[key] = value
+            return None
+        if kind == "append":
+            LOCAL[key] = LOCAL.get(key, "") + value
+        return LOCAL.get(key, "")
+
+
+class AnswersWithAnotherKey(Clerk):
+    """Asks a server about another key, and returns that answer."""
+
+    def request(self, kind, key, value):
+        while True:
+            self.seq += 1
+            reply = self.cluster.bus.call(self.endpoint, self.leader, "kv_request",
+                                          KVArgs(self.client_id, self.seq, "get", key + "-other", None))
+            if reply is not None and reply.err == OK:
+                return reply.value
+            self.leader = (self.leader + 1) % self.cluster.n
+            self.cluster.clock.sleep(0.05)
+
+
+class CallsRaft(Clerk):
+    """Sends a Raft RPC to a server, as if it were a node."""
+
+    def request(self, kind, key, value):
+        self.cluster.bus.call(self.endpoint, 0, "request_vote", RequestVoteArgs(99, 1, 0, 0))
+        return None
+
+
+class GivesUpAtOnce(Clerk):
+    """Every operation 'timed out': all of them maybe applied, any history linearizable."""
+
+    def request(self, kind, key, value):
+        raise ClerkTimeout("no")

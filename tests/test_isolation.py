@@ -176,15 +176,15 @@ def test_safety_violations_are_caught_on_the_trusted_side_at_the_same_event(seed
 
 def _battery_runs():
     from raftkit.grading import battery
-    return [(ex, sc.name) for ex in range(1, 7) for sc in battery.EXERCISES[ex].scenarios]
+    return [(ex, sc.name) for ex in range(1, 8) for sc in battery.EXERCISES[ex].scenarios]
 
 
-def _digests(ex, name, node_class):
+def _digests(ex, name, impl):
     from raftkit.grading import battery
     sc = battery.EXERCISES[ex].scenario(name)
     battery.CLUSTERS.clear()
     try:
-        sc(node_class, sc.seeds[0])
+        sc(impl, sc.seeds[0])
         error = None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
@@ -198,11 +198,149 @@ def _digests(ex, name, node_class):
 @pytest.mark.slow
 @pytest.mark.parametrize("ex,name", _battery_runs())
 def test_every_battery_scenario_gives_the_same_digests_isolated(ex, name):
-    """Exercises 1-6 on the reference node: the same clusters, the same
-    traces, the same verdict (white-box scenarios included: their fields and
-    handler calls go through the node's proxy)."""
+    """Exercises 1-6 on the reference node, exercise 7 on the kit's store
+    and clerk: the same clusters, the same traces, the same verdict
+    (white-box scenarios included: their fields and handler calls go through
+    the node's proxy; exercise 7's dedup table checks a store in a process
+    of its own, and has no cluster)."""
+    from raftkit.grading.battery import KVImpl
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
     from raftkit.isolation.process import class_spec, hosted_class
-    inside = _digests(ex, name, raftkit.ConsensusModule)
-    apart = _digests(ex, name, hosted_class(class_spec(raftkit.ConsensusModule)))
+    from raftkit.kv import Clerk, KVStore
+    if ex == 7:
+        inside = _digests(ex, name, KVImpl(KVStore, Clerk))
+        apart = _digests(ex, name, KVImpl(*hosted_kv(kv_spec(KVStore, Clerk))))
+    else:
+        inside = _digests(ex, name, raftkit.ConsensusModule)
+        apart = _digests(ex, name, hosted_class(class_spec(raftkit.ConsensusModule)))
     assert apart == inside
-    assert inside[0] and inside[1] is None
+    assert inside[1] is None and (inside[0] or name == "dedup table")
+
+
+# --------------------------------------------------------------------------
+# Exercise 7: KV servers and clerks in processes of their own
+# --------------------------------------------------------------------------
+
+def kv_workload(kv):
+    """Two clients working while a server crashes and replies get lost."""
+    done = []
+
+    def client(clerk):
+        for k in range(8):
+            clerk.append(f"k{k % 2}", f"{clerk.client_id}.{k};")
+            kv.clock.sleep(0.01)
+        done.append(clerk.client_id)
+
+    kv.check_one_leader()
+    kv.set_network(reply_drop=0.2)
+    for _ in range(2):
+        kv.start_client(client)
+    kv.run_for(1.0)
+    kv.crash(1)
+    kv.run_for(0.5)
+    kv.restart(1)
+    kv.run_until(lambda kv: len(done) == 2, 60)
+    kv.set_network(reply_drop=0.0)
+    assert len(done) == 2
+    return kv.get("k0"), kv.get("k1")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_kv_cluster_runs_the_same_with_servers_and_clerks_in_processes(seed):
+    from raftkit.kvcluster import KVCluster
+    runs = []
+    for isolation in (None, "process"):
+        with KVCluster(3, seed=seed, snapshot_interval=5, isolation=isolation) as kv:
+            values = kv_workload(kv)
+            runs.append((kv.trace_digest(), values, [kv.data(i) for i in range(3)],
+                         [(e.client_id, e.kind, e.key, e.value, e.output, e.call, e.ret) for e in kv.history]))
+            if isolation:
+                pids = [h.pid for h in kv._hosts.hosts + kv._hosts.clerks]
+                assert type(kv.clerks[0]).__name__ == "Clerk" and len(pids) == 5
+    assert runs[0] == runs[1]
+    assert sorted(runs[0][1][0].split(";")) == sorted([f"{c}.{k}" for c in (0, 1) for k in (0, 2, 4, 6)] + [""])
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids)  # servers and clerks end with the cluster
+
+
+def test_a_kv_cluster_in_processes_takes_only_the_kits_service():
+    from raftkit.kv import KVService
+    from raftkit.kvcluster import KVCluster
+
+    class Mine(KVService):
+        pass
+    with pytest.raises(ValueError, match="runs in-process only"):
+        KVCluster(3, isolation="process", service_class=Mine)
+
+
+def _hostile_clerk(clerk_class, seed=1):
+    """A KV cluster whose clerk class is ``clerk_class`` (in its process):
+    what one put and one get end with."""
+    from raftkit.isolation.kvprocess import hosted_kv, kv_options, kv_spec
+    from raftkit.kv import KVStore
+    from raftkit.kvcluster import KVCluster
+    store, clerk = hosted_kv(kv_spec(KVStore, clerk_class))
+    kv = KVCluster(3, seed=seed, clerk_timeout=2.0, **kv_options(store.raftkit_spec))
+    try:
+        c = clerk(kv, 0, timeout=2.0)
+        kv.clerks.append(c)
+        kv.check_one_leader()
+        out = []
+        kv.start_client(lambda c: out.extend([c.request("put", "a", "1"), c.request("get", "a", None)]), c)
+        kv.run_for(5.0)
+        return out, kv.history
+    finally:
+        kv.stop()
+
+
+@pytest.mark.parametrize("cls,words", [
+    (hostile.ForgingClerk, "which no server answered it (servers answered this operation: nothing)"),
+    (hostile.AnswersWithAnotherKey, "which no server answered it"),
+    (hostile.CallsRaft, "a clerk calls servers' kv_request only"),
+])
+def test_a_clerk_cannot_return_what_no_server_answered(cls, words):
+    """The result a clerk returns is recorded only if a server gave it, for
+    that operation, during that request: a made-up history fails the run."""
+    with pytest.raises(NodeError) as info:
+        _hostile_clerk(cls)
+    assert words in str(info.value)
+
+
+def test_the_honest_kits_clerk_in_its_process_gets_its_answers_recorded():
+    from raftkit.kv import Clerk
+    out, _ = _hostile_clerk(Clerk)
+    assert out == [None, "1"]
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_a_clerk_that_gives_up_at_once_earns_no_maybe_applied(isolated):
+    """ClerkTimeout ("maybe applied") makes any history linearizable; the
+    grader takes it only from a clerk that kept trying for its timeout."""
+    from raftkit.grading import battery
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
+    from raftkit.kv import KVStore
+    impl = battery.KVImpl(*hosted_kv(kv_spec(KVStore, hostile.GivesUpAtOnce))) if isolated else \
+        battery.KVImpl(KVStore, hostile.GivesUpAtOnce)
+    battery.CLUSTERS.clear()
+    try:
+        with pytest.raises(NodeError, match=r"gave up \(ClerkTimeout\) after 0.000 s, before its timeout"):
+            battery.EXERCISES[7].scenario("duplicated requests")(impl, 1)
+    finally:
+        for c in battery.CLUSTERS:
+            c.stop()
+        battery.CLUSTERS.clear()
+
+
+def test_a_bare_store_lives_in_its_own_process():
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
+    from raftkit.kv import Clerk, KVOp, KVStore
+    store_class, _ = hosted_kv(kv_spec(KVStore, Clerk))
+    store = store_class()
+    assert store.apply(KVOp(1, 1, "append", "x", "a")) == "a"
+    copy = store_class()
+    copy.load(store.dump())
+    assert copy.data == {"x": "a"} and copy.last == {1: (1, "a")}
+    pid = store._twin.pid
+    with pytest.raises(AttributeError, match="another process"):
+        store.data = {}
+    store.close()
+    assert not os.path.exists(f"/proc/{pid}")

@@ -39,13 +39,12 @@ a *run* (forked from the loader)
     worker kills the run's process group at the deadline (and after every
     run, so nothing the student started survives).
 
-With nodes isolated (``GradeOptions.isolation="process"``, the default, for
-exercises 1-6) the loader and its runs execute only the kit: the notebook's
-cells run in a sandboxed *template* process that forks every node process of
-a run (``grading/isolated.py``, ``raftkit.isolation``), so the student's code
-never shares a process with the checks or the verdict. Exercise 7 (the KV
-service and its clerks) still loads the cells in the loader as described
-above.
+With nodes isolated (``GradeOptions.isolation="process"``, the default)
+the loader and its runs execute only the kit: the notebook's cells run in a
+sandboxed *template* process that forks every node process of a run
+(``grading/isolated.py``, ``raftkit.isolation``; for exercise 7 also each
+clerk's process and a bare store's, ``isolation/kvprocess.py``), so the
+student's code never shares a process with the checks or the verdict.
 
 The result channel: a line is a verdict only if it is valid JSON, says
 ``"type": "result"``, carries the nonce that the worker drew for that
