@@ -31,8 +31,18 @@ from ..kv import OK, Clerk, ClerkTimeout, HistoryEntry, KVOp, KVReply
 from ..messages import decode
 from ..service import Service
 from . import wire
-from .process import _STARTUP, NodeHost, NodeProxy, ProcessNodes, _check, _Remote, _text, class_spec, \
-    hosted_class, template_for
+from .process import (
+    _STARTUP,
+    NodeHost,
+    NodeProxy,
+    ProcessNodes,
+    _check,
+    _Remote,
+    _text,
+    class_spec,
+    hosted_class,
+    template_for,
+)
 
 __all__ = ["HostedKVService", "HostedClerk", "HostedStore", "KVProcessNodes", "hosted_kv", "kv_spec",
            "kv_options"]
