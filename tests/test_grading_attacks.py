@@ -277,3 +277,105 @@ def test_the_nodes_of_one_student_are_apart_from_each_other(tmp_path):
             c.check_one_leader()
     finally:
         c.stop()
+
+
+# --------------------------------------------------------------------------
+# Exercise 7: the store runs in each server's process, the clerk in one of its own
+# --------------------------------------------------------------------------
+
+RELEASED_7 = os.path.join(EXERCISE_DIR, STEMS[7] + ".ipynb")
+ONLY_7 = ["dedup table", "basic operations", "duplicated requests", "finding the leader among 4"]  # 50 points
+DEDUP_POINTS = 15  # the store's own scenario: what an honest store with a hostile clerk earns
+
+CALL_THE_REFERENCE_7 = {
+    "apply": "return KVStore.apply(self, op)",
+    "dump": "return super().dump()",
+    "load": "return KVStore.load(self, data)",
+    "request": "return super().request(kind, key, value)",
+}
+
+PATCH_THE_CHECKER = """
+import raftkit.grading.battery as battery, raftkit.lincheck as lincheck
+lincheck.check = lambda *a, **k: lincheck.CheckResult("ok", {}, {}) if hasattr(lincheck, "CheckResult") else None
+battery.check_history = battery.appended_once = lambda *a, **k: None
+battery.expect = lambda *a, **k: None
+for sc in battery.EXERCISES[7].scenarios:
+    object.__setattr__(sc, "run", lambda impl, seed: None)
+"""
+
+FORGE_THE_HISTORY = {"request": """
+    made_up = type(self).__dict__.get("made_up")
+    if made_up is None:
+        made_up = type(self).made_up = {}
+    if kind == "put":
+        made_up[key] = value
+        return None
+    if kind == "append":
+        made_up[key] = made_up.get(key, "") + value
+    return made_up.get(key, "")
+"""}
+
+GIVE_UP_AT_ONCE = {"request": "raise ClerkTimeout('maybe applied: any history is linearizable then')"}
+
+READ_THE_SOLUTIONS_7 = f"""
+import json
+try:
+    nb = json.load(open({solution_path(7)!r}))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "class MyKVStore" in "".join(cell["source"]):
+            exec("".join(cell["source"]))
+except OSError:
+    pass
+"""
+
+
+@pytest.fixture(scope="module")
+def graded_kv_attacks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kv-attacks")
+    before = _kit_digest()
+    paths = [
+        submission(str(root / "honest"), 7),
+        submission(str(root / "calls-the-reference"), 7, bodies=CALL_THE_REFERENCE_7),
+        submission(str(root / "patches-the-checker"), 7, extra_cells=[PATCH_THE_CHECKER], base=RELEASED_7),
+        submission(str(root / "forges-the-history"), 7, bodies=FORGE_THE_HISTORY),
+        submission(str(root / "gives-up-at-once"), 7, bodies=GIVE_UP_AT_ONCE),
+        submission(str(root / "forges-results-from-the-clerk"), 7,
+                   bodies={"request": FORGE_EVERYWHERE + "\nraise NotImplementedError"}),
+        submission(str(root / "reads-the-solutions"), 7, extra_cells=[READ_THE_SOLUTIONS_7], base=RELEASED_7),
+    ]
+    options = GradeOptions(random_seeds=[], only=ONLY_7, watchdog=2.0, load_timeout=30)
+    results = grade_notebooks(paths, options, jobs=JOBS)
+    yield {r["student"]: r for r in results}, before
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("student,honest_part", [
+    ("calls-the-reference", 0), ("patches-the-checker", 0), ("reads-the-solutions", 0),
+    ("forges-the-history", DEDUP_POINTS), ("gives-up-at-once", DEDUP_POINTS),
+    ("forges-results-from-the-clerk", DEDUP_POINTS)])
+def test_a_kv_attack_earns_only_its_honest_part(graded_kv_attacks, student, honest_part):
+    results, _ = graded_kv_attacks
+    r = results[student]
+    assert r["grader_error"] is None, r
+    assert r["score"] == honest_part, (student, r["error"], r["scenarios"])
+
+
+@pytest.mark.timeout(600)
+def test_the_honest_kv_classmate_gets_full_marks_and_the_kit_is_unchanged(graded_kv_attacks):
+    results, before = graded_kv_attacks
+    r = results["honest"]
+    assert r["grader_error"] is None and r["score"] == 50, r
+    assert not any("WITHOUT a sandbox" in w for w in r["warnings"])
+    assert _kit_digest() == before
+
+
+@pytest.mark.timeout(600)
+def test_kv_attacks_are_told_why(graded_kv_attacks):
+    results, _ = graded_kv_attacks
+    ref = by_name(results["calls-the-reference"])
+    assert "is not available while exercise 7 is graded" in ref["dedup table"]["message"] + ref["dedup table"]["where"]
+    assert "not available" in ref["basic operations"]["message"] + ref["basic operations"]["where"]
+    forged = by_name(results["forges-the-history"])["basic operations"]
+    assert "which no server answered it" in forged["message"], forged
+    gave_up = by_name(results["gives-up-at-once"])["duplicated requests"]
+    assert "before its timeout" in gave_up["message"], gave_up
