@@ -98,7 +98,7 @@ class ThreadBomb(ConsensusModule):
 # Exercise 7: clerks that try to make up a history
 # --------------------------------------------------------------------------
 
-from raftkit.kv import OK, Clerk, ClerkTimeout, KVArgs  # noqa: E402
+from raftkit.kv import OK, Clerk, ClerkTimeout, KVArgs, KVStore  # noqa: E402
 from raftkit.messages import RequestVoteArgs  # noqa: E402
 
 LOCAL: dict = {}
@@ -143,3 +143,27 @@ class GivesUpAtOnce(Clerk):
 
     def request(self, kind, key, value):
         raise ClerkTimeout("no")
+
+
+class ExitsOnRequest(Clerk):
+    def request(self, kind, key, value):
+        os._exit(3)
+
+
+class AnswersWithoutRaft(KVStore):
+    """Its server answers every request from its own store at once, never
+    putting it in the log: one server's answers alone look linearizable."""
+
+    def __init__(self):
+        super().__init__()
+        from raftkit.kv import KVReply, KVService
+
+        def kv_request(service, op):
+            return KVReply(OK, service.store.apply(op))
+        KVService.kv_request = kv_request  # in this server's process
+
+
+class LoopsOnApply(KVStore):
+    def apply(self, op):
+        while True:
+            pass

@@ -296,6 +296,7 @@ def _hostile_clerk(clerk_class, seed=1):
     (hostile.ForgingClerk, "which no server answered it (servers answered this operation: nothing)"),
     (hostile.AnswersWithAnotherKey, "which no server answered it"),
     (hostile.CallsRaft, "a clerk calls servers' kv_request only"),
+    (hostile.ExitsOnRequest, "client 0's process exited with code 3"),
 ])
 def test_a_clerk_cannot_return_what_no_server_answered(cls, words):
     """The result a clerk returns is recorded only if a server gave it, for
@@ -344,3 +345,32 @@ def test_a_bare_store_lives_in_its_own_process():
         store.data = {}
     store.close()
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_a_server_that_answers_without_the_log_is_caught():
+    """Its answers are right for one clerk, and would pass: they are
+    checked against the log the servers agreed on, replayed here."""
+    from raftkit.grading import battery
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
+    from raftkit.kv import Clerk
+    impl = battery.KVImpl(*hosted_kv(kv_spec(hostile.AnswersWithoutRaft, Clerk)))
+    battery.CLUSTERS.clear()
+    try:
+        with pytest.raises(battery.Failed, match="applied does not hold it at all"):
+            battery.EXERCISES[7].scenario("basic operations")(impl, 1)
+    finally:
+        for c in battery.CLUSTERS:
+            c.stop()
+        battery.CLUSTERS.clear()
+
+
+def test_a_store_that_loops_is_reported_as_the_store():
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
+    from raftkit.kv import Clerk, KVOp
+    store_class, _ = hosted_kv(kv_spec(hostile.LoopsOnApply, Clerk))
+    store_class.timeout = 1.0
+    store = store_class()
+    with pytest.raises(DeadlockError) as info:
+        store.apply(KVOp(1, 1, "get", "x"))
+    assert str(info.value).startswith("the store ran for 1.0 s of wall time")
+    assert "in apply\n    while True:" in str(info.value)  # where it loops, with its line

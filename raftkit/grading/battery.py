@@ -1713,7 +1713,15 @@ def kv_cluster(impl: KVImpl, seed: int, n: int = 3, **options) -> KVCluster:
     return kv
 
 
+def answers_from_the_log(kv, seed, what):
+    """Clerks in processes of their own: each answer is what the agreed log gives."""
+    from ..isolation.kvprocess import log_disagrees
+    why = log_disagrees(kv)
+    expect(why is None, f"{what}: {why} (seed={seed})")
+
+
 def check_history(kv, seed, what):
+    answers_from_the_log(kv, seed, what)
     ops = [lincheck.Operation(**vars(e)) for e in kv.graded_history]
     result = lincheck.check(ops, timeout=10.0)
     if result.status == "illegal":
@@ -1807,6 +1815,7 @@ def ex7_basic(impl, seed):
                                                        f"(seed={seed})")
     expect(out == {"put": None, "append": "xy", "get": "xy", "missing": ""},
            f"put a=x, append a+=y, get a, get nope should answer 'xy', 'xy', '', got {out} (seed={seed})")
+    answers_from_the_log(kv, seed, "basic operations")
 
 
 @scenario(7, "lost replies: retry with the same seq", 20, public=True, seeds=(1, 2))
@@ -1915,3 +1924,4 @@ def ex7_four_servers(impl, seed):
            f"server {leader} of 4 leads, and the clerk did not finish put and get in 30 s: it must try every "
            f"server in turn (seed={seed})")
     expect(out == {"put": None, "get": "1"}, f"put a=1 then get a should answer '1', got {out} (seed={seed})")
+    answers_from_the_log(kv, seed, "finding the leader among 4")

@@ -27,7 +27,7 @@ import weakref
 
 from ..clock import VirtualClock
 from ..errors import NodeError
-from ..kv import OK, Clerk, ClerkTimeout, HistoryEntry, KVOp, KVReply
+from ..kv import OK, Clerk, ClerkTimeout, HistoryEntry, KVOp, KVReply, KVStore
 from ..messages import decode
 from ..service import Service
 from . import wire
@@ -45,7 +45,7 @@ from .process import (
 )
 
 __all__ = ["HostedKVService", "HostedClerk", "HostedStore", "KVProcessNodes", "hosted_kv", "kv_spec",
-           "kv_options"]
+           "kv_options", "log_disagrees"]
 
 
 def kv_spec(store_class: type, clerk_class: type) -> tuple:
@@ -125,11 +125,25 @@ class HostedKVService(Service):
 # Clerks
 # --------------------------------------------------------------------------
 
-class _ClerkTwin(NodeHost):
+class _Named(NodeHost):
+    """A host that is not a node: its failures name what it is."""
+
+    who = "a process"
+
+    def _fail(self, error):
+        if error is None:
+            error = NodeError(f"{self.who}'s process {self.template.status(self.pid)} (its last request: {self.last})")
+        elif error.args and isinstance(error.args[0], str):
+            error.args = (error.args[0].replace(f"node {self.i}", self.who, 1),) + error.args[1:]
+        return super()._fail(error)
+
+
+class _ClerkTwin(_Named):
     """The connection to a clerk's process: it may call servers' kv_request
     and start threads, nothing else; it notes what servers answered it."""
 
     def __init__(self, nodes, clerk: HostedClerk):
+        self.who = f"client {clerk.client_id}"
         super().__init__(nodes, clerk.endpoint, None, None, clerk)
         self.servers = nodes.cluster.n
         self.client_id = clerk.client_id
@@ -156,7 +170,7 @@ class _ClerkTwin(NodeHost):
             return  # nothing a server could have answered as asked
         if (type(op) is KVOp and type(reply) is KVReply and reply.err == OK and op.client_id == self.client_id
                 and self.asked == (op.kind, op.key, op.value)):
-            self.answers.append(reply.value)
+            self.answers.append((reply.value, op.seq))
 
     def _post(self, msg):
         _check(len(msg) == 4 and msg[2] == "go", "a clerk may only start threads")
@@ -174,6 +188,7 @@ class HostedClerk(Clerk):
 
     def __init__(self, cluster, client_id: int, *, timeout: float = 10.0, history=None):
         super().__init__(cluster, client_id, timeout=timeout, history=history)
+        self.answered: list = []  # (kind, key, value, result, seqs a server answered it for), see log_disagrees
         nodes = cluster._hosts
         if not isinstance(nodes, KVProcessNodes):
             raise TypeError("a hosted clerk works with a KVCluster whose servers run in node processes")
@@ -201,11 +216,13 @@ class HostedClerk(Clerk):
         if answer[0] == "timeout":
             raise ClerkTimeout(_text(answer[1], "a timeout's text"))
         result = answer[1]
-        if not any(type(a) is type(result) and a == result for a in twin.answers):
-            heard = ", ".join(repr(a) for a in twin.answers[:3]) or "nothing"
+        seqs = tuple(seq for a, seq in twin.answers if type(a) is type(result) and a == result)
+        if not seqs:
+            heard = ", ".join(repr(a) for a, _ in twin.answers[:3]) or "nothing"
             raise NodeError(f"client {self.client_id}: request({kind!r}, {key!r}, {value!r}) returned {result!r:.80}, "
                             f"which no server answered it (servers answered this operation: {heard}); a clerk "
                             "returns the value of a server's OK reply to the operation it sent")
+        self.answered.append((kind, key, value, result, seqs))
         entry.output, entry.ret = result, self.history.stamp(clock.now())
         return result
 
@@ -213,12 +230,41 @@ class HostedClerk(Clerk):
         return f"<{type(self).__name__} {self.client_id} (own process)>"
 
 
+def log_disagrees(kv) -> str | None:
+    """Why an answer a hosted clerk returned is not what the log the servers
+    agreed on gives for that operation (None: every answer is). The log is
+    the safety monitor's (what the nodes applied, index by index, agreed
+    between them); it is replayed through the kit's ``KVStore`` here. So a
+    server that answers without committing the operation, or answers
+    something else than the state machine gives, is caught even if its
+    answers happen to make a linearizable history."""
+    applied = getattr(kv.monitor, "applied", None)
+    if applied is None:
+        return None  # invariants not checked: nothing to compare with
+    store, results = KVStore(), {}
+    for index in sorted(applied):
+        op = applied[index]
+        if type(op) is KVOp:
+            results.setdefault((op.client_id, op.seq), []).append(store.apply(op))
+    for clerk in kv.clerks:
+        for kind, key, value, result, seqs in getattr(clerk, "answered", ()):
+            got = [r for seq in seqs for r in results.get((clerk.client_id, seq), ())]
+            if result not in got:
+                args = f"{key!r}" + ("" if value is None else f", {value!r}")
+                return (f"client {clerk.client_id}'s {kind}({args}) was answered {result!r}, but the log the servers "
+                        + (f"agreed on gives {got[0]!r} for it" if got else "applied does not hold it at all")
+                        + ": a server answers with what its state machine returned for the committed operation")
+    return None
+
+
 # --------------------------------------------------------------------------
 # A bare store
 # --------------------------------------------------------------------------
 
-class _StoreTwin(NodeHost):
+class _StoreTwin(_Named):
     """The connection to a bare store's process: it may ask for nothing."""
+
+    who = "the store"
 
     def _request(self, op, args):
         raise wire.ProtocolError(f"a store cannot ask for {op[:50]!r}")
