@@ -25,7 +25,11 @@ class KVCluster(Cluster):
     def __init__(self, n: int = 3, *, clerk_timeout: float = 10.0, service_class: type = KVService,
                  isolation: str | None = None, **kwargs):
         self.clerk_class = Clerk
-        if isolation == "process" and "node_class" not in kwargs:  # servers and clerks in processes of their own
+        kits = isolation == "process" and getattr(kwargs.get("node_class"), "raftkit_spec", None) is None
+        if kits:  # the kit's servers and clerks, in processes of their own
+            if "node_class" in kwargs:
+                raise ValueError('KVCluster(isolation="process") runs the kit\'s ConsensusModule in every server\'s '
+                                 "process; node_class is for clusters in this process")
             if service_class is not KVService:
                 raise ValueError('isolation="process" runs the kit\'s KV service (its store and clerk are the '
                                  "kit's KVStore and Clerk); a service_class of your own runs in-process only")
@@ -39,6 +43,9 @@ class KVCluster(Cluster):
         if not (isinstance(service_class, type) and (issubclass(service_class, KVService) or hosted)):
             raise TypeError(f"service_class must be a subclass of raftkit.kv.KVService, got {service_class!r}")
         super().__init__(n, service_class=service_class, **kwargs)
+        if kits:  # what rerun() passes back
+            self.options = {k: v for k, v in self.options.items() if k not in ("node_class", "service_class")}
+            self.options["isolation"] = "process"
         self.clerk_timeout = clerk_timeout
         self.history = History()
         self.clerks: list[Clerk] = []

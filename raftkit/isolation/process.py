@@ -812,7 +812,7 @@ def safe_service(service_class: type) -> type:
         return service_class
     if service_class is not Service:
         raise ValueError('isolation="process" runs with the recording service only (service_class=Service); '
-                         "a KV service in node processes is not supported yet")
+                         "for the KV service, use KVCluster(..., isolation=\"process\")")
 
     class SafeService(Service):
         def restore(self, data: bytes) -> None:
