@@ -374,3 +374,25 @@ def test_a_store_that_loops_is_reported_as_the_store():
         store.apply(KVOp(1, 1, "get", "x"))
     assert str(info.value).startswith("the store ran for 1.0 s of wall time")
     assert "in apply\n    while True:" in str(info.value)  # where it loops, with its line
+
+
+def test_a_crash_while_a_request_waits_in_a_server_ends_that_request_as_in_process():
+    """Exercise 7's crashes on seed 202: a server is crashed while a clerk's
+    kv_request waits in it for its entry. In one process that handler goes
+    on until its wait ends, and its reply is lost with the node; isolated,
+    the caller's twin waits the same and never writes to the dead process
+    (whose descriptor number the restarted node's socket may have taken)."""
+    from raftkit.grading import battery
+    from raftkit.grading.battery import KVImpl
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
+    from raftkit.kv import Clerk, KVStore
+    sc = battery.EXERCISES[7].scenario("crashes and snapshots")
+    runs = []
+    for impl in (KVImpl(KVStore, Clerk), KVImpl(*hosted_kv(kv_spec(KVStore, Clerk)))):
+        battery.CLUSTERS.clear()
+        sc(impl, 202)
+        runs.append([c.trace_digest() for c in battery.CLUSTERS])
+        for c in battery.CLUSTERS:
+            c.stop()
+        battery.CLUSTERS.clear()
+    assert runs[0] == runs[1] and runs[0]

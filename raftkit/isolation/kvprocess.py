@@ -21,14 +21,15 @@ place of the classes; ``kv_spec(store, clerk)`` names importable classes.
 
 from __future__ import annotations
 
+import socket
 import threading
 import types
 import weakref
 
-from ..clock import VirtualClock
+from ..clock import Killed, VirtualClock
 from ..errors import NodeError
 from ..kv import OK, Clerk, ClerkTimeout, HistoryEntry, KVOp, KVReply, KVStore
-from ..messages import decode
+from ..messages import decode, encode
 from ..service import Service
 from . import wire
 from .process import (
@@ -72,6 +73,43 @@ def hosted_kv(spec, sandbox=None, kit=None, names=("KVStore", "Clerk")) -> tuple
 # Servers
 # --------------------------------------------------------------------------
 
+class _Orphaned(Killed):
+    """A handler's twin woke after its node's process was killed (a crash
+    while ``kv_request`` waited for its entry)."""
+
+
+class _ServerTwin(NodeHost):
+    """A KV server's host. Its ``kv_request`` handler blocks, so a crash can
+    come while a caller's twin waits in it: in one process that handler
+    would go on until its wait ends and its reply be lost with the node;
+    here the twin waits the same, then ends the handler (``_Orphaned``)
+    without writing to the dead process: its descriptor, closed at the
+    kill, is a grave whose writes fail, never a number that the next
+    incarnation's socket may reuse."""
+
+    def _request(self, op, args):
+        value = super()._request(op, args)
+        if self.sock is None:
+            raise _Orphaned()
+        return value
+
+    def kill(self) -> None:
+        alive = self.sock is not None
+        super().kill()
+        if alive:
+            self._grave, other = socket.socketpair()
+            other.close()
+            self.fd = self._grave.fileno()
+
+
+class _ServerProxy(NodeProxy):
+    def handle_encoded(self, method: str, packet: tuple):
+        try:
+            return super().handle_encoded(method, packet)
+        except _Orphaned:
+            return encode(None), "None", None  # the bus loses it: the node crashed
+
+
 class KVProcessNodes(ProcessNodes):
     """The node processes of a KV cluster, and its clerks' processes."""
 
@@ -82,8 +120,8 @@ class KVProcessNodes(ProcessNodes):
     def make(self, i: int, service, storage, rng_seed: str):
         c = self.cluster
         peers = [j for j in range(c.n) if j != i]
-        proxy = NodeProxy(i, peers, "ConsensusModule")
-        host = NodeHost(self, i, service, storage, proxy)
+        proxy = _ServerProxy(i, peers, "ConsensusModule")
+        host = _ServerTwin(self, i, service, storage, proxy)
         proxy.__dict__["_host"] = host
         self.hosts[i] = host
         host.timeout = max(self.timeout, _STARTUP)  # a new process on a loaded machine: its first answer
