@@ -72,7 +72,7 @@ class _ClerkCluster:
 class KVHost(Host):
     """A host for a KV node, a clerk or a bare store (see the module)."""
 
-    threaded = frozenset({"run", "handle", "call"})  # kv_request and a clerk's request block
+    threaded = frozenset({"run", "serve", "call"})  # kv_request ("serve") and a clerk's request block
 
     def __init__(self, fd: int, kv: HostedKV):
         super().__init__(fd, kv)
@@ -101,7 +101,7 @@ class KVHost(Host):
         return None
 
     def _do_job(self, job, what, payload):
-        if what == "handle" and self.service is not None:
+        if what in ("handle", "serve") and self.service is not None:
             method, packet = payload
             owner = next((o for o in (self.node, self.service) if hasattr(o, method)), None)  # the bus's order
             if owner is None or method.startswith("_"):
