@@ -396,3 +396,34 @@ def test_a_crash_while_a_request_waits_in_a_server_ends_that_request_as_in_proce
             c.stop()
         battery.CLUSTERS.clear()
     assert runs[0] == runs[1] and runs[0]
+
+
+def test_exercise_7s_view_of_the_kit_lacks_the_reference_store_and_clerk(tmp_path):
+    """What node processes import while exercise 7 is graded: KVStore's
+    apply/dump/load and Clerk.request raise; the KV server and the rest of
+    the clerk are the kit's."""
+    import subprocess
+    import sys
+
+    from raftkit.grading import EXERCISES
+    from raftkit.grading.kitview import build_student_kit
+    kit = build_student_kit(EXERCISES[7], str(tmp_path))
+    probe = """
+from raftkit.kv import Clerk, KVOp, KVService, KVStore
+for call in (lambda: KVStore().apply(KVOp(1, 1, "get", "x")), lambda: KVStore().dump(), lambda: KVStore().load(b""),
+             lambda: Clerk.request(None, "get", "x", None)):
+    try:
+        call()
+    except NotImplementedError as e:
+        print(e)
+print(KVService(0).store.data, callable(Clerk.get))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(kit)), cwd=str(tmp_path))
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0, out.stderr
+    assert [line.split(" is not")[0] for line in lines[:4]] == [
+        "the kit's own KVStore.apply", "the kit's own KVStore.dump", "the kit's own KVStore.load",
+        "the kit's own Clerk.request"]
+    assert all(line.endswith("while exercise 7 is graded: write it yourself") for line in lines[:4])
+    assert lines[4] == "{} True"
