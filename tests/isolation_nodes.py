@@ -167,3 +167,26 @@ class LoopsOnApply(KVStore):
     def apply(self, op):
         while True:
             pass
+
+
+def _my_host():
+    import gc
+
+    from raftkit.isolation.host import Host
+    return next(o for o in gc.get_objects() if isinstance(o, Host))
+
+
+class SavesState(Clerk):
+    """Reaches its host and posts a storage save, as a node would."""
+
+    def request(self, kind, key, value):
+        _my_host().post("save", b"forged", None)
+        return None
+
+
+class AppliesEntries(Clerk):
+    """Reaches its host and reports an applied command, as a node would."""
+
+    def request(self, kind, key, value):
+        _my_host().request("apply", (True, "forged", 1, False, None, 0, 0), block=True)
+        return None
