@@ -2,10 +2,16 @@
 its own (``isolation="process"``), beside the same cluster in-process: a
 client submits 50 commands per simulated second (a ``run_for`` step and a
 ``submit`` every 20 ms, as in virtual_speed.py). Prints simulated seconds per
-wall second ("x real time") and the wall cost of one scheduler event; the
-aim for the isolated cluster is >= 15x. Rounds alternate the two modes, so a
+wall second ("x real time") and the wall cost of one scheduler event, and the
+context switches per event of the processes involved (the node processes
+and this one): a figure the machine's load does not change much, where wall
+times on a busy machine mostly measure the wait for a core at each switch.
+The aim for the isolated cluster is >= 15x. Rounds alternate the two modes, so a
 machine that slows down mid-run slows both."""
 
+import contextlib
+import glob
+import resource
 import statistics
 import sys
 import time
@@ -15,28 +21,43 @@ import raftkit
 SIM_SECONDS = 5.0
 
 
-def speed(isolation, seed=3) -> tuple[float, float]:
+def switches(hosts) -> int:
+    """Context switches so far of this process (all its threads) and of the
+    node processes ``hosts`` (Linux /proc)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    total = me.ru_nvcsw + me.ru_nivcsw
+    for pid in hosts:
+        for status in glob.glob(f"/proc/{pid}/task/*/status"):
+            with contextlib.suppress(OSError), open(status) as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+    return total
+
+
+def speed(isolation, seed=3) -> tuple[float, float, float]:
     with raftkit.Cluster(5, seed=seed, isolation=isolation) as c:
         c.check_one_leader()
-        events0, t0 = c.clock.events, time.perf_counter()
+        hosts = [h.pid for h in c._hosts.hosts] if isolation else []
+        events0, switches0, t0 = c.clock.events, switches(hosts), time.perf_counter()
         for k in range(int(SIM_SECONDS * 50)):
             c.run_for(1 / 50)
             c.submit(k)
         wall = time.perf_counter() - t0
-        return SIM_SECONDS / wall, wall / (c.clock.events - events0) * 1e6
+        events = c.clock.events - events0
+        return SIM_SECONDS / wall, wall / events * 1e6, (switches(hosts) - switches0) / events
 
 
 def main(rounds=3):
     rows = {None: [], "process": []}
     for r in range(rounds):
         for mode in rows:
-            x, us = speed(mode)
-            rows[mode].append((x, us))
+            x, us, sw = speed(mode)
+            rows[mode].append((x, us, sw))
             print(f"round {r + 1}: {'isolated' if mode else 'in-process':<10} {x:6.1f}x real time, "
-                  f"{us:6.0f} us per event", flush=True)
+                  f"{us:6.0f} us per event, {sw:4.1f} context switches per event", flush=True)
     for mode, got in rows.items():
-        print(f"median {'isolated' if mode else 'in-process':<10} {statistics.median(x for x, _ in got):6.1f}x "
-              f"real time, {statistics.median(us for _, us in got):6.0f} us per event")
+        print(f"median {'isolated' if mode else 'in-process':<10} {statistics.median(x for x, _, _ in got):6.1f}x "
+              f"real time, {statistics.median(us for _, us, _ in got):6.0f} us per event, "
+              f"{statistics.median(sw for _, _, sw in got):4.1f} context switches per event")
 
 
 if __name__ == "__main__":

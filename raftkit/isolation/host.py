@@ -9,10 +9,11 @@ hosts on request, and reports how one ended.
 A *host* runs one node: the node class, its threads, ``self.mu``. Its clock,
 bus, storage, apply and emit are proxies: every primitive is a frame to the
 trusted process, which owns the scheduler, and the calling thread waits for
-the answer. The main thread only reads frames: a ``job`` runs on a pool
-thread (a node thread's turn, an RPC handler, a call from the harness), a
-``reply`` wakes the thread that asked. Only one thread of all hosts runs at a
-time, exactly as in the in-process virtual clock, so runs replay the same.
+the answer. The node's threads are greenlets of one OS thread (only one
+thread of all hosts runs at a time, exactly as in the in-process virtual
+clock, so runs replay the same): a reader reads every frame, a ``job`` runs
+a node thread's turn (or a handler, or a call from the harness), a
+``reply`` resumes the thread that asked.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import sys
 import threading
 import traceback
 import types
+
+import greenlet
 
 from ..clock import Clock, Killed, _check_capacity, _check_delay
 from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
@@ -49,6 +52,11 @@ FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_inc
 # The host's side of every primitive
 # --------------------------------------------------------------------------
 
+def _job():
+    """The job the calling thread (greenlet) runs, or None."""
+    return getattr(greenlet.getcurrent(), "job", None)
+
+
 class _Job:
     __slots__ = ("key", "in_node", "name")
 
@@ -56,36 +64,24 @@ class _Job:
         self.key, self.in_node, self.name = key, in_node, "?"
 
 
-class _Worker:
-    """A host thread. It waits on ``sem`` for a job to run or for the answer
-    to its request."""
-
-    __slots__ = ("sem", "assigned", "answer")
-
-    def __init__(self):
-        self.sem = threading.Lock()
-        self.sem.acquire()
-        self.assigned = self.answer = None
-
-
-_HANDED_OFF = object()
-
-
 class Host:
     """The connection to the trusted process, and what runs on it."""
 
-    threaded = frozenset({"run"})  # jobs that may block get a thread; the others run in the reader, nested
+    threaded = frozenset({"run"})  # jobs that get a thread (they may block); the others run in the reader
 
     def __init__(self, fd: int, cls: type):
         self.fd, self.cls = fd, cls
         self.now = 0.0
-        self.local = threading.local()
-        self.waiting: dict[int, _Worker] = {}  # threads waiting for an answer, by job
-        self.idle: list[_Worker] = []
+        self.reader_glet = greenlet.getcurrent()  # reads every frame; see serve()
+        self.waiting: dict[int, greenlet.greenlet] = {}  # threads waiting for an answer, by job
+        self.idle: list[greenlet.greenlet] = []
         self.tasks: dict[int, tuple] = {}      # local task id -> (fn, args)
         self.values: dict[int, object] = {}    # channel values stay here; handles cross
         self._ids = itertools.count(1)
         self._send_mu = threading.Lock()
+        self.reader = wire.Reader(fd, trusted=True)
+        self.outbox: list[bytes] = []          # posts, sent with the next frame that waits for an answer
+        self._reported = None                  # the last report's values, to send only what changed
         self.node = None
         self.locks: list = []                  # (lock, name) that must not be held across a block
         self._sent_log: list = []
@@ -93,23 +89,26 @@ class Host:
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
+        """Send ``msg`` and the posts before it, in one write."""
         with self._send_mu:
-            wire.send(self.fd, msg)
+            self.outbox.append(wire.frame(msg))
+            data = b"".join(self.outbox)
+            self.outbox.clear()
+            wire.write(self.fd, data)
 
     def request(self, op: str, *args, block: bool = False):
         """Send a request for the current job and wait for its answer."""
-        job = getattr(self.local, "job", None)
+        job = _job()
         if job is None:
             raise RuntimeError(f"{op}: this thread was not started by the kit")
         report = self.report() if block else None
-        me = self.local.worker
-        self.waiting[job.key] = me
         self.send(("req", job.key, op, args, report))
-        answer = self._next(job.key)
-        if answer is _HANDED_OFF:
-            me.sem.acquire()
-            answer, me.answer = me.answer, None
-        value, error = answer
+        me = greenlet.getcurrent()
+        if me is self.reader_glet:
+            value, error = self._read(job.key)
+        else:
+            self.waiting[job.key] = me
+            value, error = self.reader_glet.switch()  # the reader switches back with the answer
         if error is not None:
             if error == "killed":
                 raise Killed()
@@ -119,9 +118,14 @@ class Host:
         return value
 
     def post(self, op: str, *args) -> None:
-        """A request that needs no answer (emit, save)."""
-        job = getattr(self.local, "job", None)
-        self.send(("post", job.key if job else 0, op, args))
+        """A request that needs no answer (emit, save): it leaves with the
+        next frame (the trusted side reads nothing before that one)."""
+        job = _job()
+        with self._send_mu:
+            self.outbox.append(wire.frame(("post", job.key if job else 0, op, args)))
+            if len(self.outbox) >= 256:
+                wire.write(self.fd, b"".join(self.outbox))
+                self.outbox.clear()
 
     def held(self, what: str):
         """None, or (line, stack) if a guarded lock is held: the trusted side
@@ -135,7 +139,8 @@ class Host:
 
     def report(self):
         """What the trusted side mirrors of the node (for the safety monitor,
-        the harness and the drawings): plain values, and the log's change."""
+        the harness and the drawings): its plain values (four Nones if they
+        did not change since the last report), and the log's change."""
         node = self.node
         if node is None:
             return None
@@ -154,77 +159,67 @@ class Host:
         except AttributeError:
             return ("bad", "self.log holds something that is not a LogEntry")
         state = g("state")
-        return (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
-                dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new,
-                {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in self.shared.items()} or None)
+        now = (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
+               dict(g("next_index") or {}), dict(g("match_index") or {}))
+        blob = wire.dumps(now)  # equal bytes: equal values of equal types (True is not 1 here)
+        if blob == self._reported:
+            now = (None, None, None, None)
+        self._reported = blob
+        return now + (keep, new, {k: (list(v) if isinstance(v, list) else dict(v))
+                                      for k, v in self.shared.items()} or None)
 
     # -- the reader ------------------------------------------------------------
-    # The trusted side answers one frame with one frame, so exactly one host
-    # thread may read at a time: the one that sent last. It reads the next
-    # frame itself: its own answer (no thread switch at all), a job that is
-    # not a node thread (run right here, nested), or something for another
-    # thread, which it hands over before it stops reading.
+    # The node's threads are greenlets of the host's one OS thread: only one
+    # of them runs at a time anyway (the trusted scheduler hands out a single
+    # baton), and a switch between greenlets costs no system call. The
+    # reader (the main greenlet) reads every frame: an answer resumes the
+    # thread that waits for it, a node thread's turn ("run") starts or
+    # reuses a thread (so do the jobs in ``threaded``: handlers that block,
+    # kvhost.py), any other job (a handler, a call from the harness) runs
+    # right in the reader. A thread gives control back to the reader when it
+    # waits for an answer or its turn ends.
     def serve(self) -> None:
-        self._loop(self._worker(), assigned=False)
+        self._read(None)
 
-    def _worker(self) -> _Worker:
-        w = _Worker()
-        self.local.worker = w
-        return w
-
-    def _loop(self, w: _Worker, assigned: bool) -> None:
-        if assigned:
-            self.local.worker = w
-        while True:
-            if assigned:
-                self._run_job(*w.assigned)
-            self.idle.append(w)
-            self._next(None)
-            w.sem.acquire()
-            assigned = True
-
-    def _next(self, key):
-        """Read frames until the answer for ``key`` (returned), or until
-        another thread takes over reading (``_HANDED_OFF``)."""
+    def _read(self, key):
+        """Read frames until the answer for ``key`` (returned)."""
         while True:
             try:
-                msg = wire.recv(self.fd, trusted=True)
+                msg = self.reader.recv()
             except wire.HostGone:
                 os._exit(0)  # the trusted side is gone: so is this node
             kind = msg[0]
             self.now = msg[2]
             if kind == "reply":
                 if msg[1] == key:
-                    del self.waiting[key]
                     return msg[3], msg[4]
-                w = self.waiting.pop(msg[1])
-                w.answer = (msg[3], msg[4])
-                w.sem.release()
-                return _HANDED_OFF
-            if kind == "job":
+                self.waiting.pop(msg[1]).switch((msg[3], msg[4]))  # it runs until it waits again
+            elif kind == "job":
                 _, jkey, _, in_node, what, payload = msg
                 if what not in self.threaded:
                     self._run_job(jkey, in_node, what, payload)
                     continue
-                if self.idle:
-                    w = self.idle.pop()
-                    w.assigned = (jkey, in_node, what, payload)
-                    w.sem.release()
-                else:
-                    w = _Worker()
-                    w.assigned = (jkey, in_node, what, payload)
-                    threading.Thread(target=self._loop, args=(w, True), daemon=True).start()
-                return _HANDED_OFF
-            if kind == "quit":
+                thread = self.idle.pop() if self.idle else greenlet.greenlet(self._thread, parent=self.reader_glet)
+                thread.switch((jkey, in_node, what, payload))
+            elif kind == "quit":
                 os._exit(0)
+
+    def _thread(self, assigned) -> None:
+        """A node thread: it runs one turn after another (a goroutine pool)."""
+        me = greenlet.getcurrent()
+        while True:
+            self._run_job(*assigned)
+            self.idle.append(me)
+            assigned = self.reader_glet.switch()
 
     def _run_job(self, key, in_node, what, payload):
         job = _Job(key, in_node)
-        outer, self.local.job = getattr(self.local, "job", None), job
+        me = greenlet.getcurrent()
+        outer, me.job = getattr(me, "job", None), job
         try:
             self._end(job, what, payload)
         finally:
-            self.local.job = outer
+            me.job = outer
 
     def _end(self, job, what, payload):
         key = job.key
@@ -367,7 +362,7 @@ class HostClock(Clock):
         return self.host.now
 
     def in_node_thread(self):
-        job = getattr(self.host.local, "job", None)
+        job = _job()
         return job is not None and job.in_node
 
     def go(self, fn, *args, owner=None, name=None):
@@ -375,7 +370,7 @@ class HostClock(Clock):
             raise TypeError(f"go() expects a callable, got {fn!r}")
         tid = next(self.host._ids)
         name = str(name or getattr(fn, "__name__", "thread"))
-        if getattr(self.host.local, "job", None) is None:
+        if _job() is None:
             raise RuntimeError("go: this thread was not started by the kit")
         self.host.tasks[tid] = (fn, args, name)
         self.host.post("go", tid, name)  # no answer needed: an error comes back with the next one
@@ -529,7 +524,7 @@ def template_main(ctl_fd: int) -> None:
         ctl.send(wire.dumps((number, kind, value)))
 
     try:
-        spec = wire.recv(0, trusted=True)
+        spec = wire.Reader(0, trusted=True).recv()
         cls, info = _load_class(spec, progress=lambda n: answer(0, "cell", n))
         if cls is None:
             answer(0, "refused", info)
@@ -565,7 +560,7 @@ def template_main(ctl_fd: int) -> None:
                         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
                     if os.environ.get("RAFTKIT_LIMITS"):  # in the sandbox: this node alone in its namespaces
                         _private_namespaces()
-                    import faulthandler  # every thread's stack, on request (a node that stopped answering)
+                    import faulthandler  # the running thread's stack, on request (a node that stopped answering)
                     faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
                     _host_main(fds[0], cls, args[0])
                 finally:
