@@ -58,12 +58,12 @@ def _sandbox(ex, options, folder, tmp):
         kit = build_student_kit(ex, tmp)
         return Sandbox(kit=kit, folder=folder, **limits), kit, folder, []
     if mode == "uid":
-        root = sandbox_root()
+        root, uid = sandbox_root()
         kit = build_student_kit(ex, root)
         publish(os.path.dirname(kit))
         folder = copy_folder(folder, root)
         warnings = [WEAKER] + [w for w in [stdlib_problem()] if w]
-        return UidSandbox(root=root, kit=kit, folder=folder, **limits), kit, folder, warnings
+        return UidSandbox(root=root, uid=uid, kit=kit, folder=folder, **limits), kit, folder, warnings
     return None, build_student_kit(ex, tmp), folder, [
         "graded WITHOUT a sandbox (--sandbox none): not a grade for record"]
 

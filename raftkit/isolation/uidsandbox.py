@@ -11,7 +11,8 @@ of :mod:`.sandbox` (``RLIMIT_NPROC`` now counts this student's processes
 only), a cleared environment, and ``HOME``, ``TMPDIR`` and the working
 directory in a private folder (owned by that user, mode 700) under a
 root-owned folder of mode 711 that holds the student's view of the kit
-and a copy of the student's folder (both root-owned, read-only to others).
+and a copy of the student's folder (root's, read-only to that user; the
+folder is closed to everyone else, so classmates cannot read each other's).
 
 What it protects. The student's code runs as a user that owns nothing
 outside its private folder, so it cannot: write the kit, the grader's
@@ -127,12 +128,14 @@ def stdlib_problem() -> str | None:
             "the modules the kit loaded before it ran (install Python where others can read it, e.g. /usr)")
 
 
-def sandbox_root() -> str:
-    """A fresh folder for one sandbox: root-owned, mode 711 (others may
-    enter, not list)."""
-    root = tempfile.mkdtemp(prefix="raftkit-sandbox-")
-    os.chmod(root, 0o711)
-    return root
+def sandbox_root() -> tuple[str, int]:
+    """A fresh folder for one sandbox and its user: starts the sandbox's
+    reaper, whose pid names the user. The folder is root's, mode 750, group
+    the sandbox's: its user (and root) may enter it, no one else."""
+    uid = _start_reaper(root := tempfile.mkdtemp(prefix="raftkit-sandbox-"))
+    os.chown(root, 0, uid)
+    os.chmod(root, 0o750)
+    return root, uid
 
 
 def publish(path: str) -> None:
@@ -146,8 +149,8 @@ def publish(path: str) -> None:
 
 
 def copy_folder(folder: str, root: str) -> str:
-    """A read-only copy of the student's folder under ``root`` (its files up
-    to 64 MB in all; links are not followed). Returns where it is."""
+    """A copy of the student's folder under ``root``, readable, not writable
+    (its files up to 64 MB in all; links are skipped). Returns where it is."""
     target = os.path.join(root, "folder", os.path.basename(os.path.abspath(folder)) or "submission")
     left = [_FOLDER_LIMIT]
 
@@ -176,11 +179,12 @@ def copy_folder(folder: str, root: str) -> str:
 @dataclass(frozen=True)
 class UidSandbox:
     """How to start a template as a user of its own (same interface as
-    :class:`.sandbox.Sandbox`). ``root`` is the sandbox's folder
-    (:func:`sandbox_root`), ``kit`` the ``raftkit`` package and ``folder``
-    the student's folder copied under it."""
+    :class:`.sandbox.Sandbox`). ``root`` and ``uid`` come from
+    :func:`sandbox_root`; ``kit`` is the ``raftkit`` package and ``folder``
+    the student's folder, both copied under ``root``."""
 
     root: str
+    uid: int
     kit: str
     folder: str | None = None
     memory_mb: int | None = 2048
@@ -192,15 +196,13 @@ class UidSandbox:
         return self.kit
 
     def key(self) -> tuple:
-        return ("uid", self.root, self.kit, self.folder, self.memory_mb, self.cpu_seconds, self.processes,
+        return ("uid", self.root, self.uid, self.kit, self.folder, self.memory_mb, self.cpu_seconds, self.processes,
                 self.file_mb)
 
     def wrap(self, cmd: list[str], env: dict, fd: int) -> tuple[list[str], dict]:
-        """The template's command and its cleared environment; starts the
-        reaper, whose pid names the user."""
-        uid = _start_reaper(self.root)
-        home = os.path.join(self.root, f"home-{uid}")
-        os.mkdir(home, 0o700)
+        """The template's command and its cleared environment."""
+        uid, home = self.uid, os.path.join(self.root, "home")
+        os.makedirs(home, 0o700, exist_ok=True)
         os.chown(home, uid, uid)
         inner = {"PYTHONPATH": os.path.dirname(self.kit), "HOME": home, "TMPDIR": home, "PATH": "/usr/bin:/bin",
                  "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2",
@@ -288,7 +290,7 @@ def enter_uid_sandbox(spec) -> None:
         return
     uid = int(uid)
     if uid < BASE_UID:
-        raise RuntimeError(f"refusing to run the student's code as uid {uid}")
+        raise RuntimeError(f"refusing to run the student's code as uid {uid}")  # root or a real user
     import ctypes
     import importlib
     if isinstance(spec, tuple) and spec and spec[0] == "load" and str(spec[1]).startswith("raftkit."):
