@@ -392,6 +392,8 @@ def test_an_attack_fails_under_the_uid_sandbox(graded_uid_attacks, student):
     r = results[student]
     assert r["grader_error"] is None, r
     assert r["score"] == 0, (student, r["error"], [(s["name"], s["message"]) for s in r["scenarios"]])
+    assert r["error"] is None and not any("raised" in w for w in r["warnings"]), r  # the attack ran to its end
+    assert all("not written yet" in s["message"] for s in r["scenarios"]), r["scenarios"]  # and won nothing
 
 
 @pytest.mark.slow
@@ -415,3 +417,4 @@ def test_under_the_uid_sandbox_nothing_is_left_behind(graded_uid_attacks):
     assert _until(lambda: not list(pathlib.Path("/tmp").glob(f"{MARK}*")), 20.0)  # /tmp was writable: cleaned
     assert not list(root.rglob(f"{MARK}*"))
     assert (root / "honest" / (STEMS[2] + ".ipynb")).exists()
+

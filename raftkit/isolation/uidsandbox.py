@@ -91,17 +91,26 @@ def readable_by_others(path: str) -> bool:
     path = os.path.abspath(path)
     try:
         st = os.stat(path)
-        parent = os.path.dirname(path)
-        while True:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                return False
-            if parent == os.path.dirname(parent):
-                break
-            parent = os.path.dirname(parent)
     except OSError:
+        return False
+    if not _enterable(os.path.dirname(path)):
         return False
     need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else 0)
     return st.st_mode & need == need
+
+
+def _enterable(folder: str) -> bool:
+    """Whether others may enter ``folder`` (it and every folder above it)."""
+    folder = os.path.abspath(folder)
+    while True:
+        try:
+            if not os.stat(folder).st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+        if folder == os.path.dirname(folder):
+            return True
+        folder = os.path.dirname(folder)
 
 
 def exposed(paths) -> list[str]:
@@ -132,7 +141,10 @@ def sandbox_root() -> tuple[str, int]:
     """A fresh folder for one sandbox and its user: starts the sandbox's
     reaper, whose pid names the user. The folder is root's, mode 750, group
     the sandbox's: its user (and root) may enter it, no one else."""
-    uid = _start_reaper(root := tempfile.mkdtemp(prefix="raftkit-sandbox-"))
+    parent = next((p for p in (tempfile.gettempdir(), "/tmp", "/var/tmp") if _enterable(p)), None)
+    if parent is None:
+        raise OSError("no temporary folder that other users can enter (/tmp is not)")
+    uid = _start_reaper(root := tempfile.mkdtemp(prefix="raftkit-sandbox-", dir=parent))
     os.chown(root, 0, uid)
     os.chmod(root, 0o750)
     return root, uid
