@@ -222,6 +222,26 @@ def test_node_processes_run_as_an_unprivileged_user_of_their_own(tmp_path):
         c.stop()
 
 
+@pytest.mark.slow
+@as_root
+def test_the_template_imports_nothing_from_the_working_folder_while_it_is_root(tmp_path, monkeypatch):
+    """The template starts as root: a module in the folder the grader runs in
+    (a student's folder, say) must not be imported then."""
+    from raftkit.grading import EXERCISES
+    from raftkit.grading.isolated import load_isolated
+    from raftkit.grading.runner import read_cells
+    marker = tmp_path / "imported-as"
+    for name in ("bisect", "heapq", "statistics", "raftkit"):
+        (tmp_path / f"{name}.py").write_text(f"import os\nopen({str(marker)!r}, 'a').write(str(os.getuid()))\n")
+    monkeypatch.chdir(tmp_path)
+    _, cells = read_cells(solution_path(2))
+    loaded, _, template = load_isolated(cells, EXERCISES[2], GradeOptions(sandbox="uid"), str(tmp_path),
+                                        str(tmp_path))
+    assert loaded["ok"], loaded
+    template.close()
+    assert not marker.exists()
+
+
 # --------------------------------------------------------------------------
 # Attacks, graded in one run with an honest classmate
 # --------------------------------------------------------------------------

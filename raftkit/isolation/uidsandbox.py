@@ -221,7 +221,10 @@ class UidSandbox:
                  "RAFTKIT_UID": str(uid),
                  "RAFTKIT_LIMITS": ",".join(str(v or 0) for v in (self.memory_mb, self.cpu_seconds,
                                                                   self.processes, self.file_mb))}
-        return list(cmd), inner
+        i = cmd.index("-c")  # it starts as root: no module from the working folder or a user's site folder
+        code = (f"import os, sys; os.chdir({os.path.dirname(self.kit)!r}); "
+                f"sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]; {cmd[i + 1]}")
+        return [cmd[0], "-s", *cmd[1:i], "-c", code, *cmd[i + 2:]], inner
 
 
 _REAPERS: list = []  # this process holds the write end of each reaper's stdin: its end is their signal
@@ -230,9 +233,10 @@ _REAPERS: list = []  # this process holds the write end of each reaper's stdin: 
 def _start_reaper(root: str) -> int:
     """Start the root process that cleans up after the sandbox once this
     process ends; returns the sandbox's uid."""
-    proc = subprocess.Popen([sys.executable, "-c", "from raftkit.isolation.uidsandbox import reaper_main as m; m()",
-                             root], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={"PYTHONPATH": _KIT_ROOT, "PATH": "/usr/bin:/bin"})
+    code = "import sys; del sys.path[0]; from raftkit.isolation.uidsandbox import reaper_main as m; m()"
+    proc = subprocess.Popen([sys.executable, "-s", "-c", code, root], stdin=subprocess.PIPE, cwd="/",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={"PYTHONPATH": _KIT_ROOT, "PATH": "/usr/bin:/bin"})
     _REAPERS.append(proc)
     return BASE_UID + proc.pid
 
