@@ -133,6 +133,15 @@ def test_the_gradescope_bundle_grades_without_the_unsafe_flag(tmp_path):
     assert 'chmod -R go-rwx "$ROOT/source"' in run  # nothing of the bundle is for the student's code
 
 
+def test_gradescope_results_say_which_sandbox_graded():
+    from raftkit.grading.gradescope import gradescope_results
+    from raftkit.grading.isolated import WEAKER
+    result = {"exercise": 2, "title": "t", "score": 15, "max": 15, "error": None, "grader_error": None,
+              "warnings": [WEAKER, "cell 3 raised ValueError"], "scenarios": [
+                  {"name": "s", "points": 15, "max": 15, "passed": True, "message": ""}]}
+    assert gradescope_results([result])["output"] == f"raftkit: 15/15 points\n{WEAKER}"
+
+
 # --------------------------------------------------------------------------
 # Cleaning up after a sandbox's user
 # --------------------------------------------------------------------------
