@@ -101,8 +101,8 @@ def test_grading_refuses_while_the_solutions_are_readable_by_other_users(tmp_pat
 
 @as_root
 def test_classmates_notebooks_readable_by_others_are_refused_too(open_tmp, capsys, monkeypatch):
-    from raftkit.grading import cli
-    monkeypatch.setattr(cli, "_kit_source", lambda: str(open_tmp / "no-kit-here"))
+    from raftkit.grading import cli, isolated
+    monkeypatch.setattr(isolated, "kit_source", lambda: str(open_tmp / "no-kit-here"))
     classes = open_tmp / "class"
     for name in ("alice", "bob"):
         submission(str(classes / name), 2)
@@ -214,6 +214,9 @@ def test_node_processes_run_as_an_unprivileged_user_of_their_own(tmp_path):
                                     str(tmp_path), str(tmp_path))
     assert loaded["ok"], loaded
     assert loaded["warnings"][0].startswith("graded in a weaker sandbox")
+    solutions = os.path.dirname(solution_path(2))
+    warned = [w for w in loaded["warnings"] if w.startswith("readable by the student's code")]
+    assert bool(warned) == bool(exposed([solutions])) and all(solutions in w for w in warned)  # grading API users
     c = raftkit.Cluster(3, seed=1, node_class=impl)
     try:
         notes = {e.detail for e in c.trace if e.kind == "note"}

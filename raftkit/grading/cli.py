@@ -158,31 +158,21 @@ def grade_main(argv=None) -> int:
 def _sandbox_refusal(args, submissions) -> str | None:
     """Why the chosen sandbox cannot grade for record here (None: it can).
     Resolves ``args.sandbox`` (``auto``) to the sandbox that will be used."""
-    from ..isolation.uidsandbox import exposed
-    from .isolated import choose_sandbox
+    from .isolated import choose_sandbox, readable_secrets
     args.sandbox, problem = choose_sandbox(args.sandbox)
     if problem is not None:
         return (f"{problem}. Student code must run in a sandbox for a grade to count; pass --sandbox none to grade "
                 "anyway (the report will say it was unsandboxed)")
     if args.sandbox != "uid":
         return None
-    secrets = [p for p in [os.path.join(_kit_source(), "solutions")] if os.path.isdir(p)]
-    if len({s.student for s in submissions}) > 1:  # classmates' notebooks
-        secrets += [os.path.abspath(p) for p in args.notebooks]
-    readable = {p: exposed([p]) for p in secrets}
-    readable = {p: files for p, files in readable.items() if files}
+    classmates = args.notebooks if len({s.student for s in submissions}) > 1 else []
+    readable = readable_secrets(classmates)
     if not readable:
         return None
     shown = "\n  ".join(f"{f}" for files in readable.values() for f in files[:4])
     return ("bubblewrap cannot run here, and in its place (a user of its own for the student's code) other users "
             f"can read these files, so every student's code could:\n  {shown}\nMake them private first: "
             f"chmod -R o-rwx {' '.join(readable)}")
-
-
-def _kit_source() -> str:
-    """The folder holding the ``raftkit`` package (a clone's root)."""
-    import raftkit
-    return os.path.dirname(os.path.dirname(os.path.abspath(raftkit.__file__)))
 
 
 def _options(args, earlier_meta: dict | None):

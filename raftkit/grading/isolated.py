@@ -14,10 +14,10 @@ import os
 from ..errors import NodeError
 from ..isolation.process import LoadEnded, LoadRefused, LoadTimeout, hosted_class, template_for
 from ..isolation.sandbox import Sandbox, bwrap_problem
-from ..isolation.uidsandbox import UidSandbox, copy_folder, publish, sandbox_root, stdlib_problem, uid_problem
+from ..isolation.uidsandbox import UidSandbox, copy_folder, exposed, publish, sandbox_root, stdlib_problem, uid_problem
 from .kitview import build_student_kit, same_as_reference
 
-__all__ = ["load_isolated", "class_spec_of", "choose_sandbox", "SANDBOXES"]
+__all__ = ["load_isolated", "class_spec_of", "choose_sandbox", "readable_secrets", "SANDBOXES"]
 
 SANDBOXES = ("auto", "bwrap", "uid", "none")
 WEAKER = ("graded in a weaker sandbox (a user of its own, no namespaces: bubblewrap cannot run here): the student's "
@@ -41,6 +41,22 @@ def choose_sandbox(mode: str = "auto") -> tuple[str, str | None]:
     return ("uid", None) if uid is None else ("auto", f"{bwrap}; and {uid}")
 
 
+def kit_source() -> str:
+    """The folder holding the ``raftkit`` package (a clone's root)."""
+    import raftkit
+    return os.path.dirname(os.path.dirname(os.path.abspath(raftkit.__file__)))
+
+
+def readable_secrets(classmates=()) -> dict[str, list[str]]:
+    """What a user of its own could read that no student may: the files of
+    ``solutions/`` next to the kit and below the folders ``classmates``
+    (the notebooks of a class), by the folder given."""
+    roots = [p for p in [os.path.join(kit_source(), "solutions")] if os.path.isdir(p)]
+    roots += [os.path.abspath(p) for p in classmates]
+    readable = {p: exposed([p]) for p in roots}
+    return {p: files for p, files in readable.items() if files}
+
+
 def class_spec_of(cells, ex, options, folder) -> tuple:
     """How a template gets the student's class: run these cells."""
     cells = tuple((int(n), str(src)) for n, src in cells)
@@ -62,7 +78,10 @@ def _sandbox(ex, options, folder, tmp):
         kit = build_student_kit(ex, root)
         publish(os.path.dirname(kit))
         folder = copy_folder(folder, root)
-        warnings = [WEAKER] + [w for w in [stdlib_problem()] if w]
+        warnings = [WEAKER] + [w for w in [stdlib_problem()] if w] + [
+            f"readable by the student's code (other users may read it): {files[0]}"
+            + (f" and {len(files) - 1} more file(s) in {root}" if len(files) > 1 else "")
+            for root, files in readable_secrets().items()]
         return UidSandbox(root=root, uid=uid, kit=kit, folder=folder, **limits), kit, folder, warnings
     return None, build_student_kit(ex, tmp), folder, [
         "graded WITHOUT a sandbox (--sandbox none): not a grade for record"]
