@@ -30,8 +30,9 @@ folder.
 What it does NOT protect (bubblewrap does). There is no network, PID, IPC
 or mount namespace: the student's code sees the machine's process list in
 ``/proc`` (command lines included), can open network connections
-(loopback included) and write world-writable folders (``/tmp``); and it can
-read every file that is readable by others. So ``solutions/`` and other
+(loopback included) and write world-writable folders (``/tmp``: there is no
+disk quota, only the size limit per file); and it can read every file that is
+readable by others. So ``solutions/`` and other
 students' notebooks must not be readable by others: ``raftkit grade``
 refuses to grade in this mode while they are (see :func:`exposed`), and
 says which ``chmod`` fixes it. The nodes of one student share their user,
