@@ -116,6 +116,16 @@ def test_classmates_notebooks_readable_by_others_are_refused_too(open_tmp, capsy
                                 [type("S", (), {"student": n, "path": ""}) for n in "ab"]) is None
 
 
+@as_root
+def test_no_sandbox_without_a_reaper_to_clean_up_after_it(monkeypatch):
+    monkeypatch.setattr(uidsandbox.sys, "executable", "/bin/true")  # a reaper that ends at once
+    monkeypatch.setattr(uidsandbox, "_REAPER_START", 20.0)
+    before = set(pathlib.Path(uidsandbox.tempfile.gettempdir()).glob("raftkit-sandbox-*"))
+    with pytest.raises(OSError, match="reaper did not start"):
+        uidsandbox.sandbox_root()
+    assert set(pathlib.Path(uidsandbox.tempfile.gettempdir()).glob("raftkit-sandbox-*")) <= before
+
+
 def test_the_template_refuses_a_uid_below_the_sandbox_range(monkeypatch):
     monkeypatch.setenv("RAFTKIT_UID", "0")
     with pytest.raises(RuntimeError, match="refusing to run the student's code as uid 0"):

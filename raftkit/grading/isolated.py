@@ -74,7 +74,10 @@ def _sandbox(ex, options, folder, tmp):
         kit = build_student_kit(ex, tmp)
         return Sandbox(kit=kit, folder=folder, **limits), kit, folder, []
     if mode == "uid":
-        root, uid = sandbox_root()
+        try:
+            root, uid = sandbox_root()
+        except OSError as e:
+            return f"not graded: the sandbox for the student's code could not be made ({e})"
         kit = build_student_kit(ex, root)
         publish(os.path.dirname(kit))
         folder = copy_folder(folder, root)

@@ -62,6 +62,7 @@ _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 24, 38
 _KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 _FOLDER_LIMIT = 64 << 20  # bytes of the student's folder copied into the sandbox
+_REAPER_START = 30.0  # seconds a reaper may take to start on a loaded machine
 
 
 @functools.lru_cache(maxsize=1)
@@ -234,10 +235,18 @@ _REAPERS: list = []  # this process holds the write end of each reaper's stdin: 
 def _start_reaper(root: str) -> int:
     """Start the root process that cleans up after the sandbox once this
     process ends; returns the sandbox's uid."""
+    import select
     code = "import sys; del sys.path[0]; from raftkit.isolation.uidsandbox import reaper_main as m; m()"
     proc = subprocess.Popen([sys.executable, "-s", "-c", code, root], stdin=subprocess.PIPE, cwd="/",
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={"PYTHONPATH": _KIT_ROOT, "PATH": "/usr/bin:/bin"})
+    ready = select.select([proc.stdout], [], [], _REAPER_START)[0] and proc.stdout.read(6) == b"ready\n"
+    proc.stdout.close()
+    if not ready:  # no one would clean up after the sandbox: no sandbox
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+        raise OSError("the uid sandbox's reaper did not start")
     _REAPERS.append(proc)
     return BASE_UID + proc.pid
 
@@ -248,6 +257,8 @@ def reaper_main() -> None:
     what it left in world-writable folders, and the sandbox's folder."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     uid, root = BASE_UID + os.getpid(), sys.argv[1]
+    os.write(1, b"ready\n")
+    os.close(1)
     while True:
         try:
             if not os.read(0, 1 << 12):
