@@ -321,6 +321,14 @@ import signal
 def parent_of(pid):
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
 targets = [os.getppid(), parent_of(os.getppid()), 1]
+for pid in filter(str.isdigit, os.listdir("/proc")):  # and every sandbox's reaper (root: cleans up after it)
+    try:
+        if b"reaper_main" in open(f"/proc/{pid}/cmdline", "rb").read():
+            targets.append(int(pid))
+    except OSError:
+        pass
+if len(targets) < 4:  # this sandbox's reaper at least: it must be visible, or this attack proves nothing
+    raise RuntimeError("no reaper seen")
 for target in targets:
     try:
         os.kill(target, signal.SIGKILL)
