@@ -20,7 +20,8 @@ JUPYTER = {"IPython", "ipywidgets", "ipykernel", "jupyterlab", "nbformat", "nbcl
            "matplotlib", "networkx", "traitlets"}
 CORE = ["clock", "bus", "storage", "messages", "raft", "service", "kv", "cluster", "kvcluster", "state",
         "config", "errors", "trace", "safety", "lincheck", "seqmodel", "histfile", "chaos",
-        "isolation", "isolation.host", "isolation.process", "isolation.sandbox", "isolation.wire"]
+        "isolation", "isolation.host", "isolation.process", "isolation.sandbox", "isolation.uidsandbox",
+        "isolation.wire"]
 
 
 def module_name(path: Path) -> str:

@@ -75,9 +75,12 @@ def grade_parser() -> argparse.ArgumentParser:
     p.add_argument("--watchdog", type=_seconds, default=3.0, metavar="S",
                    help="wall seconds a node thread may run without yielding (default 3)")
     p.add_argument("--keep-going", action="store_true", help="run every seed even after a failure")
-    p.add_argument("--unsafe-no-sandbox", action="store_true",
-                   help="grade even where bubblewrap cannot sandbox the student's code (not a grade for record: "
-                        "the report says so)")
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "uid", "none"), default="auto",
+                   help="around the student's code: bwrap (bubblewrap), uid (a user of its own, for a root grader "
+                        "where bubblewrap cannot run), none (not a grade for record: the report says so); "
+                        "auto (default): bwrap if it runs, else uid if root, else refuse")
+    p.add_argument("--unsafe-no-sandbox", action="store_const", const="none", dest="sandbox",
+                   help="the same as --sandbox none")
     p.add_argument("--resume", action="store_true",
                    help="go on from the --json file of an interrupted run: skip notebooks it already graded "
                         "(with its random seeds)")
@@ -105,14 +108,10 @@ def grade_main(argv=None) -> int:
         if not found.submissions and not found.missing:
             print("raftkit grade: no notebooks to grade", file=sys.stderr)
         return 2
-    if not args.unsafe_no_sandbox:
-        from ..isolation.sandbox import bwrap_problem
-        problem = bwrap_problem()
-        if problem is not None:
-            print(f"raftkit grade: refusing to grade: {problem}. Student code must run in a sandbox for a grade "
-                  "to count; pass --unsafe-no-sandbox to grade anyway (the report will say it was unsandboxed)",
-                  file=sys.stderr)
-            return 2
+    refusal = _sandbox_refusal(args, found.submissions)
+    if refusal:
+        print(f"raftkit grade: refusing to grade: {refusal}", file=sys.stderr)
+        return 2
     try:
         earlier_meta, earlier = _earlier_results(args.json) if args.resume else (None, {})
     except ValueError as e:
@@ -156,6 +155,26 @@ def grade_main(argv=None) -> int:
     return 2 if any(r.get("grader_error") for r in results) else 0
 
 
+def _sandbox_refusal(args, submissions) -> str | None:
+    """Why the chosen sandbox cannot grade for record here (None: it can).
+    Resolves ``args.sandbox`` (``auto``) to the sandbox that will be used."""
+    from .isolated import choose_sandbox, readable_secrets
+    args.sandbox, problem = choose_sandbox(args.sandbox)
+    if problem is not None:
+        return (f"{problem}. Student code must run in a sandbox for a grade to count; pass --sandbox none to grade "
+                "anyway (the report will say it was unsandboxed)")
+    if args.sandbox != "uid":
+        return None
+    classmates = args.notebooks if len({s.student for s in submissions}) > 1 else []
+    readable = readable_secrets(classmates)
+    if not readable:
+        return None
+    shown = "\n  ".join(f"{f}" for files in readable.values() for f in files[:4])
+    return ("bubblewrap cannot run here, and in its place (a user of its own for the student's code) other users "
+            f"can read these files, so every student's code could:\n  {shown}\nMake them private first: "
+            f"chmod -R o-rwx {' '.join(readable)}")
+
+
 def _options(args, earlier_meta: dict | None):
     """The run's options and the metadata saved with its results. A resumed
     run keeps the random seeds of the run it goes on from."""
@@ -170,7 +189,7 @@ def _options(args, earlier_meta: dict | None):
     options = GradeOptions(scenario_timeout=args.scenario_timeout, notebook_timeout=args.notebook_timeout,
                            load_timeout=args.load_timeout, memory_mb=args.memory, watchdog=args.watchdog,
                            random_seeds=random_seeds, exercise=args.exercise, only=args.only, seeds=args.seeds,
-                           keep_going=args.keep_going, unsandboxed=args.unsafe_no_sandbox)
+                           keep_going=args.keep_going, sandbox=args.sandbox)
     meta = {"raftkit": __version__, "random_seeds": random_seeds, "options": dict(vars(options))}
     return options, meta
 

@@ -5,7 +5,9 @@ submission, with the student's files in ``/autograder/submission`` and
 expects ``/autograder/results/results.json`` (format:
 https://gradescope-autograders.readthedocs.io/en/latest/specs/). The bundle
 built here installs the kit (and bubblewrap) in ``setup.sh`` and grades the
-submission with ``raftkit grade ... --gradescope``.
+submission with ``raftkit grade ... --gradescope``: in bubblewrap's sandbox,
+or where Docker lets bubblewrap make no namespaces, as a user of its own
+(``run_autograder`` runs as root; ``raftkit.isolation.uidsandbox``).
 
     raftkit grade submission/ --gradescope results.json
     raftkit gradescope-autograder autograder.zip -- --random-seeds 2
@@ -38,7 +40,8 @@ def gradescope_results(results: list[dict]) -> dict:
             tests.append(_test(f"{label} / {s['name']}", s.get("points", 0), s.get("max", 0), output))
     score = sum(t["score"] for t in tests)
     most = sum(t["max_score"] for t in tests)
-    return {"score": score, "output": f"raftkit: {score}/{most} points", "visibility": "visible",
+    notes = sorted({w for r in results for w in r.get("warnings") or [] if "sandbox" in w})  # how it was graded
+    return {"score": score, "output": "\n".join([f"raftkit: {score}/{most} points"] + notes), "visibility": "visible",
             "stdout_visibility": "hidden", "tests": tests}
 
 
@@ -70,6 +73,10 @@ set -uo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 RAFTKIT="${{RAFTKIT:-$ROOT/venv/bin/raftkit}}"
 mkdir -p "$ROOT/results"
+# Where bubblewrap cannot run (Docker), the student's code runs as a user of its own: keep the bundle private
+# to root, and let it write nowhere here.
+chmod -R go-rwx "$ROOT/source" 2>/dev/null || true
+chmod 755 "$ROOT/results"
 "$RAFTKIT" grade "$ROOT/submission" --gradescope "$ROOT/results/results.json" --no-progress {args}
 status=$?
 # raftkit writes results.json whenever it graded; anything else is reported, never a blank result.

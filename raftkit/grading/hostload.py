@@ -8,7 +8,21 @@ import os
 import sys
 import tempfile
 
-__all__ = ["run_cells"]
+__all__ = ["run_cells", "preload"]
+
+
+def preload() -> None:
+    """Load what ``run_cells`` needs, and the standard modules node code
+    commonly imports, before a sandbox's switch to a user of its own (the
+    Python installation may not be readable by that user)."""
+    import importlib
+
+    from . import battery, runner  # noqa: F401
+    for name in ("IPython.core.interactiveshell", "traitlets.config", "bisect", "collections", "copy",
+                 "dataclasses", "enum", "functools", "heapq", "itertools", "json", "math", "random",
+                 "statistics", "typing"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def run_cells(cells, exercise: int, folder: str, memory_mb, progress=None):

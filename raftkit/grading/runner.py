@@ -103,7 +103,7 @@ class GradeOptions:
     seeds: list | None = None           # run only these seeds (replaces fixed + random)
     keep_going: bool = False            # run every seed even after a failure
     isolation: str = "process"          # "process": each node in its own process; "none": the old way
-    unsandboxed: bool = False           # the instructor allowed grading without bubblewrap (not for record)
+    sandbox: str = "auto"               # "bwrap", "uid" (a user of its own), "none" (not for record), "auto"
 
 
 def pick_random_seeds(k: int) -> list[int]:

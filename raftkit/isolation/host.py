@@ -525,6 +525,8 @@ def template_main(ctl_fd: int) -> None:
 
     try:
         spec = wire.Reader(0, trusted=True).recv()
+        from .uidsandbox import enter_uid_sandbox
+        enter_uid_sandbox(spec)  # a user of its own where bubblewrap cannot run (no-op otherwise)
         cls, info = _load_class(spec, progress=lambda n: answer(0, "cell", n))
         if cls is None:
             answer(0, "refused", info)
@@ -558,7 +560,7 @@ def template_main(ctl_fd: int) -> None:
                     with contextlib.suppress(Exception):
                         import ctypes
                         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
-                    if os.environ.get("RAFTKIT_LIMITS"):  # in the sandbox: this node alone in its namespaces
+                    if os.environ.get("RAFTKIT_LIMITS") and not os.environ.get("RAFTKIT_UID"):  # in bwrap: alone
                         _private_namespaces()
                     import faulthandler  # the running thread's stack, on request (a node that stopped answering)
                     faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)

@@ -10,7 +10,8 @@ else of the machine is there: not the instructor's ``solutions/``, not
 other students' folders, not the grader's files, not other processes
 (``/proc`` is the sandbox's own). ``--die-with-parent`` ends it with the
 process that started it, and rlimits bound memory, processes, CPU time and
-file size.
+file size. Where bubblewrap cannot make namespaces, :mod:`.uidsandbox` is
+the weaker fallback (a user of its own) for a grader that runs as root.
 """
 
 from __future__ import annotations
