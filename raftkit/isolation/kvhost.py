@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import random
 
+from ..clock import Killed
+from ..errors import NodeError, RaftkitError
 from ..kv import Clerk, ClerkTimeout, History, KVService
 from ..messages import ApplyMsg, decode, encode, summarize
 from ..raft import ConsensusModule
-from .host import Host, HostBus, HostClock, HostStorage, _load_class
+from .host import Host, HostBus, HostClock, HostStorage, _format_error, _load_class
 
 __all__ = ["HostedKV", "KVHost", "load_kv"]
 
@@ -109,12 +111,21 @@ class KVHost(Host):
             reply = getattr(owner, method)(decode(*packet))
             return (encode(reply), summarize(reply) if reply is not None else "None",
                     getattr(reply, "vote_granted", getattr(reply, "success", None)))
-        if what == "call" and isinstance(self.obj, Clerk) and tuple(payload[0]) == ("request",):
-            try:
-                return ("value", super()._do_job(job, what, payload))
-            except ClerkTimeout as e:
-                return ("timeout", str(e)[:2000])
-        return super()._do_job(job, what, payload)
+        if what != "call" or self.obj is None:
+            return super()._do_job(job, what, payload)
+        try:
+            if isinstance(self.obj, Clerk) and tuple(payload[0]) == ("request",):
+                try:
+                    return ("value", super()._do_job(job, what, payload))
+                except ClerkTimeout as e:
+                    return ("timeout", str(e)[:2000])
+            return super()._do_job(job, what, payload)
+        except (Killed, RaftkitError):
+            raise
+        except Exception as e:  # named for the report: the client, or the store
+            who = f"client {self.obj.client_id}" if isinstance(self.obj, Clerk) else "the store"
+            raise NodeError(f"{who}: {'.'.join(payload[0])} raised {type(e).__name__}: {e}\n"
+                            + _format_error(e)) from None
 
     def _resolve(self, path, default=None):
         obj = self.node if self.obj is None else self.obj
