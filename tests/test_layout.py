@@ -21,7 +21,7 @@ JUPYTER = {"IPython", "ipywidgets", "ipykernel", "jupyterlab", "nbformat", "nbcl
 CORE = ["clock", "bus", "storage", "messages", "raft", "service", "kv", "cluster", "kvcluster", "state",
         "config", "errors", "trace", "safety", "lincheck", "seqmodel", "histfile", "chaos",
         "isolation", "isolation.host", "isolation.process", "isolation.sandbox", "isolation.uidsandbox",
-        "isolation.wire"]
+        "isolation.wire", "isolation.kvhost", "isolation.kvprocess"]
 
 
 def module_name(path: Path) -> str:
