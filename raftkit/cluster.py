@@ -39,6 +39,7 @@ __all__ = ["Cluster", "ClusterState", "NodeState", "Action", "MAX_NODES"]
 
 MAX_NODES = 15
 ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
+_IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None)})  # submit need not copy these
 _DROPPED: list = []     # clocks of clusters dropped without stop(): stopped when the next cluster starts
 
 
@@ -443,10 +444,11 @@ class Cluster:
         """Like MIT's Start: ``(index, term, is_leader)`` at once. ``node=None``
         sends it to the current leader, if there is one."""
         self._usable()
-        try:
-            command = pickle.loads(pickle.dumps(command))  # nodes never share the caller's object
-        except Exception as e:
-            raise TypeError(f"commands must be picklable, got {type(command).__name__}: {e}") from None
+        if type(command) not in _IMMUTABLE:  # nodes never share the caller's (mutable) object
+            try:
+                command = pickle.loads(pickle.dumps(command))
+            except Exception as e:
+                raise TypeError(f"commands must be picklable, got {type(command).__name__}: {e}") from None
         if node is None:
             node = self.leader()
             if node is None:
