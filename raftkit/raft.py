@@ -380,7 +380,10 @@ class ConsensusModule:
             self.trigger_ae.try_recv()  # a trigger that queued meanwhile rides this same round
 
     def send_heartbeats(self) -> None:
-        """One round of AppendEntries (or InstallSnapshot) to every peer."""
+        """One round of AppendEntries (or InstallSnapshot) to every peer. The
+        RPC threads start once the lock is released: starting a thread waits
+        until it runs, and nobody should wait for that behind the lock."""
+        sends = []
         with self.mu:
             if self.state != LEADER:
                 return
@@ -395,7 +398,7 @@ class ConsensusModule:
                 if ni <= self.last_included_index:  # the entries it needs are compacted
                     args = InstallSnapshotArgs(term, self.id, self.last_included_index,
                                                self.last_included_term, self.snapshot_data)
-                    self.go(self.send_install_snapshot, peer, args)
+                    sends.append((self.send_install_snapshot, peer, args))
                 else:
                     prev = ni - 1
                     first = prev - self.last_included_index  # where entry ni sits in self.log
@@ -403,7 +406,9 @@ class ConsensusModule:
                                              self.log[first:first + self.max_entries], self.commit_index)
                     if self.group_commit:
                         self.in_flight[peer] = now
-                    self.go(self.send_append_entries, peer, args)
+                    sends.append((self.send_append_entries, peer, args))
+        for send, peer, args in sends:
+            self.go(send, peer, args)
 
     def send_append_entries(self, peer: int, args: AppendEntriesArgs) -> None:
         reply = self.bus.call(self.id, peer, "append_entries", args)
@@ -591,15 +596,14 @@ class ConsensusModule:
         while True:
             self.commit_ready.recv()
             with self.mu:
-                msgs = []
-                if self.pending_snapshot is not None:
-                    msgs.append(self.pending_snapshot)
-                    self.pending_snapshot = None
-                while self.last_applied < self.commit_index:
-                    self.last_applied += 1
-                    msgs.append(ApplyMsg(True, self.entry(self.last_applied).command, self.last_applied))
-            for msg in msgs:
-                self.apply(msg)
+                snapshot, self.pending_snapshot = self.pending_snapshot, None
+                first, last = self.last_applied + 1, self.commit_index
+                entries = self.log[first - self.last_included_index - 1:last - self.last_included_index]
+                self.last_applied = max(self.last_applied, last)
+            if snapshot is not None:
+                self.apply(snapshot)
+            for index, entry in enumerate(entries, first):
+                self.apply(ApplyMsg(True, entry.command, index))
 
     def __repr__(self):
         return (f"<{type(self).__name__} {self.id} {self.state} term={self.current_term} "
