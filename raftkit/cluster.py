@@ -38,6 +38,7 @@ from .trace import IMMUTABLE_TYPES, Event, Trace
 __all__ = ["Cluster", "ClusterState", "NodeState", "Action", "MAX_NODES"]
 
 MAX_NODES = 15
+_NODE_KWARGS = [(("node", i),) for i in range(MAX_NODES)]  # a submit's recorded kwargs, made once
 ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
 _DROPPED: list = []     # clocks of clusters dropped without stop(): stopped when the next cluster starts
 
@@ -454,7 +455,7 @@ class Cluster:
             if node is None:
                 return -1, max(self.get_state(i)[0] for i in range(self.n)), False
         self._node_id(node)
-        self.actions.append(Action(self.clock.events, self.clock.now(), "submit", (command,), (("node", node),)))
+        self.actions.append(Action(self.clock.events, self.clock.now(), "submit", (command,), _NODE_KWARGS[node]))
         self.recorder.record_command("submit", node, None, command)
         if not self._alive[node]:
             return -1, self.nodes[node].current_term, False
