@@ -418,4 +418,3 @@ def test_thread_limit_is_per_node():
 
     message, _, _ = _bomb_failure(BombOnTwo, seed=1)
     assert message.startswith("node 2 has"), message
-
