@@ -735,6 +735,8 @@ class RealClock(Clock):
         if self._stopped.is_set():
             raise RuntimeError("this clock is stopped")
         me = getattr(self._local, "task", None)
+        if me is not None and me.killed.is_set():
+            raise Killed()  # a thread of a crashed node starts no more threads
         if owner is None and me is not None:
             owner = me.owner
         task = _RealTask(owner, name or getattr(fn, "__name__", "thread"))

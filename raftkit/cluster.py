@@ -33,11 +33,12 @@ from .safety import SafetyMonitor
 from .service import Service
 from .state import ClusterState, NodeState
 from .storage import FileStorage, MemoryStorage
-from .trace import Event, Trace
+from .trace import IMMUTABLE_TYPES, Event, Trace
 
 __all__ = ["Cluster", "ClusterState", "NodeState", "Action", "MAX_NODES"]
 
 MAX_NODES = 15
+_NODE_KWARGS = [(("node", i),) for i in range(MAX_NODES)]  # a submit's recorded kwargs, made once
 ELECTION_TIMEOUT = 1.0  # MIT tester's unit for its sleeps
 _DROPPED: list = []     # clocks of clusters dropped without stop(): stopped when the next cluster starts
 
@@ -79,9 +80,10 @@ class _Watcher:
                 monitor.check(self.nodes[i])
 
     def on_apply(self, node_id, msg: ApplyMsg):
-        self.recorder.record("apply", node_id, None,
-                             f"index={msg.command_index} command={repr(msg.command)[:40]}" if msg.command_valid
-                             else f"snapshot up to {msg.snapshot_index}")
+        if msg.command_valid:
+            self.recorder.record_command("apply", node_id, msg.command_index, msg.command)
+        else:
+            self.recorder.record("apply", node_id, None, f"snapshot up to {msg.snapshot_index}")
         if self.monitor is not None and msg.command_valid:
             self.monitor.check_apply(node_id, msg.command_index, msg.command)
 
@@ -443,17 +445,18 @@ class Cluster:
         """Like MIT's Start: ``(index, term, is_leader)`` at once. ``node=None``
         sends it to the current leader, if there is one."""
         self._usable()
-        try:
-            command = pickle.loads(pickle.dumps(command))  # nodes never share the caller's object
-        except Exception as e:
-            raise TypeError(f"commands must be picklable, got {type(command).__name__}: {e}") from None
+        if type(command) not in IMMUTABLE_TYPES:  # nodes never share the caller's (mutable) object
+            try:
+                command = pickle.loads(pickle.dumps(command))
+            except Exception as e:
+                raise TypeError(f"commands must be picklable, got {type(command).__name__}: {e}") from None
         if node is None:
             node = self.leader()
             if node is None:
                 return -1, max(self.get_state(i)[0] for i in range(self.n)), False
         self._node_id(node)
-        self._record("submit", command, node=node)
-        self.recorder.record("submit", node, None, repr(command)[:40])
+        self.actions.append(Action(self.clock.events, self.clock.now(), "submit", (command,), _NODE_KWARGS[node]))
+        self.recorder.record_command("submit", node, None, command)
         if not self._alive[node]:
             return -1, self.nodes[node].current_term, False
         return self.nodes[node].submit(command)

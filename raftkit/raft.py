@@ -95,6 +95,8 @@ class ConsensusModule:
     True
     """
 
+    max_entries = 4096  # at most this many entries in one AppendEntries (a far-behind follower gets several)
+
     def __init__(self, id: int, peer_ids: list[int], *, clock: Clock, bus: Bus,
                  storage: Storage, apply: Callable[[ApplyMsg], None],
                  config: Config | None = None, rng: random.Random | None = None,
@@ -126,6 +128,7 @@ class ConsensusModule:
         self._encoded_entries: list[LogEntry] = []  # persist() cache, see _encoded_log
         self._encoded_ends = array.array("q")  # 8 bytes per entry (a list of ints: about 36)
         self._encoded = bytearray()
+        self._saved = 0  # bytes of _encoded that the storage holds already (see _save)
         self.snapshot_data = b""
         self.pending_snapshot: ApplyMsg | None = None
         self.trigger_ae = clock.channel(1)    # "send AppendEntries now", coalesced
@@ -202,8 +205,20 @@ class ConsensusModule:
         given (None keeps the saved one)."""
         header = pickle.dumps((self.current_term, self.voted_for, self.last_included_index,
                                self.last_included_term, len(self.log)), protocol=_PICKLE)
-        self.storage.save(header + self._encoded_log(), snapshot)
+        self._save(header, snapshot)
         self.unpersisted = False
+
+    def _save(self, header: bytes, snapshot: bytes | None) -> None:
+        """mu held. ``storage.save(header + encoded log, snapshot)``, passing
+        only the log bytes that changed since the last save to a storage
+        that can take them (``Storage.save_log``)."""
+        log = self._encoded_log()
+        save_log = getattr(self.storage, "save_log", None)
+        if save_log is None:
+            self.storage.save(header + log, snapshot)
+        else:
+            save_log(header, log, min(self._saved, len(log)), snapshot)
+        self._saved = len(log)
 
     def _encoded_log(self) -> bytearray:
         """The log as one pickle per entry. Only entries appended since the
@@ -216,6 +231,7 @@ class ConsensusModule:
             del done[k:]
             del ends[k:]
             del buf[ends[-1] if ends else 0:]
+            self._saved = min(self._saved, len(buf))
             done.extend(log[k:])
         for e in done[k:]:
             buf += pickle.dumps((e.term, e.command), protocol=_PICKLE)
@@ -364,7 +380,10 @@ class ConsensusModule:
             self.trigger_ae.try_recv()  # a trigger that queued meanwhile rides this same round
 
     def send_heartbeats(self) -> None:
-        """One round of AppendEntries (or InstallSnapshot) to every peer."""
+        """One round of AppendEntries (or InstallSnapshot) to every peer. The
+        RPC threads start once the lock is released: starting a thread waits
+        until it runs, and nobody should wait for that behind the lock."""
+        sends = []
         with self.mu:
             if self.state != LEADER:
                 return
@@ -379,14 +398,17 @@ class ConsensusModule:
                 if ni <= self.last_included_index:  # the entries it needs are compacted
                     args = InstallSnapshotArgs(term, self.id, self.last_included_index,
                                                self.last_included_term, self.snapshot_data)
-                    self.go(self.send_install_snapshot, peer, args)
+                    sends.append((self.send_install_snapshot, peer, args))
                 else:
                     prev = ni - 1
+                    first = prev - self.last_included_index  # where entry ni sits in self.log
                     args = AppendEntriesArgs(term, self.id, prev, self.term_at(prev),
-                                             self.log[prev - self.last_included_index:], self.commit_index)
+                                             self.log[first:first + self.max_entries], self.commit_index)
                     if self.group_commit:
                         self.in_flight[peer] = now
-                    self.go(self.send_append_entries, peer, args)
+                    sends.append((self.send_append_entries, peer, args))
+        for send, peer, args in sends:
+            self.go(send, peer, args)
 
     def send_append_entries(self, peer: int, args: AppendEntriesArgs) -> None:
         reply = self.bus.call(self.id, peer, "append_entries", args)
@@ -574,15 +596,14 @@ class ConsensusModule:
         while True:
             self.commit_ready.recv()
             with self.mu:
-                msgs = []
-                if self.pending_snapshot is not None:
-                    msgs.append(self.pending_snapshot)
-                    self.pending_snapshot = None
-                while self.last_applied < self.commit_index:
-                    self.last_applied += 1
-                    msgs.append(ApplyMsg(True, self.entry(self.last_applied).command, self.last_applied))
-            for msg in msgs:
-                self.apply(msg)
+                snapshot, self.pending_snapshot = self.pending_snapshot, None
+                first, last = self.last_applied + 1, self.commit_index
+                entries = self.log[first - self.last_included_index - 1:last - self.last_included_index]
+                self.last_applied = max(self.last_applied, last)
+            if snapshot is not None:
+                self.apply(snapshot)
+            for index, entry in enumerate(entries, first):
+                self.apply(ApplyMsg(True, entry.command, index))
 
     def __repr__(self):
         return (f"<{type(self).__name__} {self.id} {self.state} term={self.current_term} "

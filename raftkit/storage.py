@@ -1,6 +1,10 @@
 """Persisted state of one node: the Raft state and the snapshot, saved together.
 
 ``save(state, snapshot)`` replaces both at once, as MIT's Persister does.
+``save_log(header, log, unchanged, snapshot)`` saves the state
+``header + log`` when the first ``unchanged`` bytes of ``log`` are those it
+saved last time: in memory only the rest is copied, so a log that grows
+costs what it grew, not its whole length (a file is still rewritten whole).
 ``MemoryStorage`` keeps bytes in memory; ``FileStorage`` writes one file with
 write-to-temp, fsync, atomic rename and a directory fsync, so a crash at any
 moment leaves either the old or the new pair, and a new process recovers it
@@ -26,11 +30,15 @@ def _check_bytes(name, value):
 
 
 class Storage:
-    """Interface: ``save``, ``read_state``, ``read_snapshot``, sizes,
-    ``detach`` (the crash) and ``reopen`` (the restart)."""
+    """Interface: ``save``, ``save_log``, ``read_state``, ``read_snapshot``,
+    sizes, ``detach`` (the crash) and ``reopen`` (the restart)."""
+
+    _SPOT = 16  # save_log compares this many bytes before ``unchanged`` with what it holds
 
     def __init__(self):
-        self._state = b""
+        self._state: bytes | None = b""  # None: it is ``_head + _body``, joined when read
+        self._head = b""
+        self._body: bytearray | None = None  # the log part of the last save_log (None after a save)
         self._snapshot = b""
         self._detached = False
         self._mu = threading.Lock()
@@ -45,15 +53,53 @@ class Storage:
             snapshot = self._snapshot if snapshot is None else bytes(snapshot)
             self._write(bytes(state), snapshot)
             self._state, self._snapshot = bytes(state), snapshot
+            self._head, self._body = b"", None
+
+    def save_log(self, header: bytes, log: bytes, unchanged: int, snapshot: bytes | None = None) -> None:
+        """``save(header + log, snapshot)`` for a state that ends in a log,
+        where the first ``unchanged`` bytes of ``log`` are the first bytes of
+        the ``log`` of the last ``save_log``: only the bytes after them are
+        copied. ``unchanged`` is a promise about what is held: if the last
+        write was a ``save`` or the bytes just before ``unchanged`` differ
+        from what is held, the whole log is copied instead."""
+        _check_bytes("header", header)
+        _check_bytes("log", log)
+        _check_bytes("snapshot", snapshot)
+        if not isinstance(unchanged, int) or isinstance(unchanged, bool) or not 0 <= unchanged <= len(log):
+            raise ValueError(f"unchanged must be an int between 0 and len(log)={len(log)}, got {unchanged!r}")
+        with self._mu:
+            if self._detached:
+                return
+            body = self._body
+            lo = max(0, unchanged - self._SPOT)
+            if body is None or unchanged > len(body) or body[lo:unchanged] != log[lo:unchanged]:
+                body, unchanged = None, 0  # not what is held: copy it all
+            added = bytes(memoryview(log)[unchanged:])
+            snapshot = None if snapshot is None else bytes(snapshot)
+            self._write_log(bytes(header), unchanged if body is not None else None, added, snapshot)
+            if body is None:
+                body = self._body = bytearray()
+            del body[unchanged:]
+            body += added
+            self._head, self._state = bytes(header), None
+            if snapshot is not None:
+                self._snapshot = snapshot
 
     def read_state(self) -> bytes:
-        return self._state
+        state = self._state
+        if state is None:
+            with self._mu:
+                state = self._state
+                if state is None:
+                    state = self._state = self._head + self._body
+        return state
 
     def read_snapshot(self) -> bytes:
         return self._snapshot
 
     def state_size(self) -> int:
-        return len(self._state)
+        state = self._state
+        return len(self._head) + len(self._body) if state is None else len(state)
 
     def snapshot_size(self) -> int:
         return len(self._snapshot)
@@ -68,7 +114,11 @@ class Storage:
         raise NotImplementedError
 
     def _write(self, state: bytes, snapshot: bytes) -> None:
-        pass
+        """Make ``save`` durable (in memory: nothing to do)."""
+
+    def _write_log(self, header: bytes, keep: int | None, added: bytes, snapshot: bytes | None) -> None:
+        """Make ``save_log`` durable: the log's first ``keep`` bytes stay
+        (None: none, ``added`` is the whole log), then ``added``."""
 
 
 class MemoryStorage(Storage):
@@ -79,7 +129,7 @@ class MemoryStorage(Storage):
         self._state, self._snapshot = state, snapshot
 
     def reopen(self):
-        return MemoryStorage(self._state, self._snapshot)
+        return MemoryStorage(self.read_state(), self._snapshot)
 
 
 class FileStorage(Storage):
@@ -128,6 +178,12 @@ class FileStorage(Storage):
 
     def reopen(self):
         return FileStorage(self.path)
+
+    def _write_log(self, header, keep, added, snapshot):
+        # The whole file is rewritten (one atomic replace, as for save): an
+        # fsync per write costs more than the copy it would save.
+        log = added if keep is None else self._body[:keep] + added
+        self._write(header + log, self._snapshot if snapshot is None else snapshot)
 
     def _write(self, state, snapshot):
         tmp = self.path + ".tmp"

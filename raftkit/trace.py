@@ -38,6 +38,16 @@ class Event:
         return f"{self.time!r}|{self.kind}|{self.node}|{self.peer}|{self.detail}"
 
 
+# Details written when the event is read, for the events made per command:
+# ``record_command`` keeps the index and the command itself (an immutable
+# value the nodes hold anyway) instead of a new string.
+_COMMAND_DETAILS = {
+    "submit": lambda index, command: repr(command)[:40],
+    "apply": lambda index, command: f"index={index} command={repr(command)[:40]}",
+}
+IMMUTABLE_TYPES = frozenset({int, float, str, bytes, bool, type(None)})  # their repr never changes
+
+
 class Trace:
     """An append-only list of events, stamped with the clock's time.
 
@@ -55,13 +65,24 @@ class Trace:
     def record(self, kind: str, node=None, peer=None, detail: str = "") -> None:
         self._raw.append((self._now(), kind, node, peer, detail))  # atomic under the GIL
 
+    def record_command(self, kind: str, node, index, command) -> None:
+        """``record`` of a "submit" or "apply" event of ``command`` (at log
+        ``index``): the same event, its detail written when it is read. A
+        command that could change meanwhile is written down at once."""
+        if type(command) in IMMUTABLE_TYPES:
+            self._raw.append((self._now(), kind, node, None, index, command))
+        else:
+            self.record(kind, node, None, _COMMAND_DETAILS[kind](index, command))
+
     @property
     def events(self) -> list[Event]:
         """Every event so far, oldest first."""
         with self._mu:
             events, raw = self._events, self._raw
             if len(events) < len(raw):
-                events.extend(Event(*r) for r in raw[len(events):])
+                events.extend(Event(*r) if len(r) == 5 else
+                              Event(r[0], r[1], r[2], r[3], _COMMAND_DETAILS[r[1]](r[4], r[5]))
+                              for r in raw[len(events):])
             return events
 
     def __len__(self):

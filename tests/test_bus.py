@@ -874,3 +874,25 @@ def test_written_out_init_agrees_with_the_dataclass(cls):
     assert dataclasses.replace(a, **{fields[0].name: 9}) != a
     with pytest.raises(TypeError):
         cls()
+
+
+@pytest.mark.parametrize("command", [7, "put x", b"\x00", 2.5, None, True, ["a", "list"], {"op": "put"}])
+def test_trace_command_events_read_as_if_written_at_once(command):
+    """record_command (the per-command "submit" and "apply" events) gives
+    the same events, and so the same digest, as record with the detail
+    written out; a mutable command is written down at once, so changing it
+    afterwards does not change the trace."""
+    clock = [0.0]
+    lazy, eager = Trace(lambda: clock[0]), Trace(lambda: clock[0])
+    for index, kind in enumerate(["submit", "apply", "apply"], start=1):
+        clock[0] += 0.25
+        lazy.record_command(kind, index % 3, None if kind == "submit" else index, command)
+        detail = (repr(command)[:40] if kind == "submit" else f"index={index} command={repr(command)[:40]}")
+        eager.record(kind, index % 3, None, detail)
+    before = [str(e) for e in eager.events]
+    if isinstance(command, list):
+        command.append("changed later")
+    elif isinstance(command, dict):
+        command["op"] = "changed later"
+    assert [str(e) for e in lazy.events] == before
+    assert lazy.events == eager.events and lazy.digest() == eager.digest() and len(lazy) == 3

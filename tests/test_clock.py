@@ -195,6 +195,33 @@ def test_kill_ends_an_owners_threads(clock):
     assert clock.threads() == []
 
 
+def test_real_clock_killed_thread_starts_no_more_threads():
+    """A thread of a crashed node (killed, but not yet at a blocking call)
+    that goes on to start a thread is ended there: nothing new runs for the
+    dead node, and it is no error."""
+    clock = RealClock()
+    owner = object()
+    killed, ended, started = threading.Event(), threading.Event(), threading.Event()
+
+    def late_starter():
+        try:
+            assert killed.wait(5.0)
+            clock.go(started.set)
+        finally:
+            ended.set()
+
+    try:
+        clock.go(late_starter, owner=owner)
+        clock.kill(owner)
+        killed.set()
+        assert ended.wait(5.0), "the killed thread did not end"
+        assert not started.is_set() and not [t for t in clock.threads() if t.name == "raftkit-set"], (
+            "a killed thread started a new thread")
+        assert clock.failure is None
+    finally:
+        clock.stop()
+
+
 def test_blocking_call_outside_node_threads_is_an_error(clock):
     """The driver (a notebook cell) must not sleep on the virtual clock."""
     with pytest.raises(RuntimeError, match="run_for"):

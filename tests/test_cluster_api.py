@@ -3,6 +3,7 @@
 import _thread
 import dataclasses
 import pickle
+import re
 import threading
 
 import pytest
@@ -283,6 +284,27 @@ def test_incremental_log_encoding_equals_a_fresh_encoding():
             assert bytes(node._encoded_log()) == saved_fresh()
         node.log = [LogEntry(term, "new list")]
         assert bytes(node._encoded_log()) == saved_fresh()
+
+
+def test_a_far_behind_follower_catches_up_in_capped_messages():
+    """No AppendEntries carries more than ``max_entries`` entries: a
+    follower that missed many gets them over several messages, and ends
+    with the same log and applies them all in order."""
+    with raftkit.Cluster(3, seed=3) as c:
+        leader = c.check_one_leader()
+        f = (leader + 1) % 3
+        for node in c.nodes:
+            node.max_entries = 7
+        c.disconnect(f)
+        for k in range(40):
+            c.one(k, 2)
+        c.connect(f)
+        c.one("caught up", 3, retry=True)
+        sizes = [int(re.search(r"entries=\[(\d+)\]", e.detail).group(1)) for e in c.trace
+                 if e.kind == "send" and e.detail.startswith("AppendEntries")]
+        assert max(sizes) == 7, f"largest AppendEntries: {max(sizes)} entries"
+        assert [m.command for m in c.applied(f) if m.command_valid] == list(range(40)) + ["caught up"]
+        assert c.nodes[f].log == c.nodes[leader].log
 
 
 @pytest.mark.timeout(60)

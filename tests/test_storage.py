@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import stat
 import struct
 from pathlib import Path
@@ -127,6 +128,76 @@ def test_reopen_sees_persisted_and_is_writable(tmp_path, kind):
     s.save(b"ghost")
     again = r.reopen()
     assert (again.read_state(), again.read_snapshot()) == (b"v2", b"snap1")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_log_reads_back_as_save_would(tmp_path, kind):
+    """save_log(header, log, unchanged) stores header + log, whatever
+    ``unchanged`` claims that is not true (a cut log, a save() in between,
+    bytes that differ): a wrong promise costs a full copy, never data. A
+    reopened storage (the restart) reads the same bytes."""
+    s = storages(tmp_path)[kind]
+    log = bytearray(b"entry-1|")
+    s.save_log(b"H1", log, 0, b"snap")
+    assert (s.read_state(), s.read_snapshot(), s.state_size()) == (b"H1entry-1|", b"snap", 10)
+    saved = len(log)
+    log += b"entry-2|entry-3|"
+    s.save_log(b"H2", log, saved)  # only the two new entries are copied; the snapshot stays
+    assert (s.read_state(), s.read_snapshot()) == (b"H2entry-1|entry-2|entry-3|", b"snap")
+    del log[8:]  # a follower cut its log at entry 2 and appended another
+    log += b"other-2|"
+    s.save_log(b"H3", log, 8, b"snap2")
+    assert (s.read_state(), s.read_snapshot()) == (b"H3entry-1|other-2|", b"snap2")
+    s.save_log(b"H4", b"XXXXXXXX" + log[8:], 16)  # a false promise: the first bytes changed
+    assert s.read_state() == b"H4XXXXXXXXother-2|"
+    s.save(b"plain")
+    s.save_log(b"H5", log, len(log))  # after save() nothing of the log is held
+    assert (s.read_state(), s.state_size()) == (b"H5entry-1|other-2|", 18)
+    s.detach()
+    s.save_log(b"H6", log + b"lost|", len(log))
+    r = s.reopen()
+    assert (s.read_state(), r.read_state(), r.read_snapshot()) == (b"H5entry-1|other-2|",) * 2 + (b"snap2",)
+
+
+@pytest.mark.parametrize("unchanged", [-1, 99, 1.5, True, "3"])
+def test_save_log_rejects_a_bad_unchanged(unchanged):
+    """``unchanged`` must be an int within the log; anything else is a clear
+    ValueError, and nothing is saved."""
+    s = MemoryStorage()
+    s.save(b"kept")
+    with pytest.raises(ValueError, match="unchanged"):
+        s.save_log(b"H", b"log", unchanged)
+    assert s.read_state() == b"kept"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_raft_state_through_save_log_equals_a_whole_save(seed):
+    """A node persists through save_log (only new log bytes are copied): after
+    commits, a truncating follower, a crash and a restart, what every storage
+    holds is exactly the whole-state encoding persist() would save at once."""
+    with raftkit.Cluster(3, seed=seed) as c:
+        for k in range(20):
+            c.one(k, 3)
+        old = c.check_one_leader()
+        c.disconnect(old)
+        for k in range(3):
+            c.submit(f"never committed {k}", node=old)  # entries the old leader must later drop
+        for k in range(5):
+            c.one(f"while away {k}", 2)
+        c.connect(old)
+        c.one("all", 3, retry=True)
+        f = old
+        c.crash(f)
+        c.restart(f)
+        c.one("again", 3, retry=True)
+        for i in range(3):
+            node = c.nodes[i]
+            with node.mu:
+                whole = pickle.dumps((node.current_term, node.voted_for, node.last_included_index,
+                                      node.last_included_term, len(node.log)), protocol=pickle.HIGHEST_PROTOCOL)
+                whole += b"".join(pickle.dumps((e.term, e.command), protocol=pickle.HIGHEST_PROTOCOL)
+                                  for e in node.log)
+                assert c._storages[i].read_state() == whole, f"seed={seed}: node {i}'s storage differs"
 
 
 # ================================================================ FileStorage
