@@ -125,10 +125,9 @@ def test_every_run_on_the_reference_passes_with_the_same_digests(number):
         for seed in sc.seeds:
             key = f"{number}/{sc.name}/{seed}"
             run = run_scenario(sc, _reference(number), seed, keep=True, stop=False)
-            for c in run["clusters"]:
-                c.stop()
+            run["context"].stop()
             assert run["ok"], f"{key}: {run['error_type']}: {run['message']}"
-            got[key] = [c.trace_digest()[:16] for c in run["clusters"]]
+            got[key] = [c.trace_digest()[:16] for c in run["context"].clusters]
             want[key] = DIGESTS[key]
     assert got == want
 

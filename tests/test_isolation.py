@@ -181,17 +181,16 @@ def _battery_runs():
 
 def _digests(ex, name, node_class):
     from raftkit.grading import battery
+    from raftkit.grading.context import ScenarioContext
     sc = battery.EXERCISES[ex].scenario(name)
-    battery.CLUSTERS.clear()
+    ctx = ScenarioContext()
     try:
-        sc(node_class, sc.seeds[0])
+        sc(ctx, node_class, sc.seeds[0])
         error = None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
-    digests = [c.trace_digest() for c in battery.CLUSTERS]
-    for c in battery.CLUSTERS:
-        c.stop()
-    battery.CLUSTERS.clear()
+    digests = [c.trace_digest() for c in ctx.clusters]
+    ctx.stop()
     return digests, error
 
 

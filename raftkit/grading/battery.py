@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 Each exercise is a set of *scenarios*. A scenario is a function
-``(impl, seed) -> None`` that raises on failure: ``impl`` is the student's
-node class (exercises 1-6) or a :class:`KVImpl` (exercise 7), ``seed`` seeds
-the cluster and the scenario's own random choices, so one (scenario, seed)
+``(ctx, impl, seed) -> None`` that raises on failure: ``ctx`` is the
+:class:`~raftkit.grading.context.ScenarioContext` of this run (its
+clusters, their watchdog), ``impl`` is the student's node class
+(exercises 1-6) or a :class:`KVImpl` (exercise 7), ``seed`` seeds the
+cluster and the scenario's own random choices, so one (scenario, seed)
 pair is one exact, replayable run. Scenarios are of two kinds:
 
 * **black-box**: an MIT 6.5840 tester scenario (same steps, same numbers)
@@ -22,8 +24,8 @@ grading time (the same for the whole class). ``public`` scenarios (fixed
 seeds only) are the ones the notebook's ``check()`` cell runs.
 
 Clusters are made through :func:`cluster` / :func:`kv_cluster`, which record
-them in ``CLUSTERS`` so the runner can stop them and ``replay`` can hand the
-failing one back to the student.
+them in the run's context so the runner can stop them and ``replay`` can
+hand the failing one back to the student.
 """
 
 from __future__ import annotations
@@ -41,14 +43,13 @@ from ..kv import Clerk, ClerkTimeout, HistoryEntry, KVOp, KVService, KVStore
 from ..kvcluster import KVCluster
 from ..messages import AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs, LogEntry, RequestVoteArgs
 from ..raft import ConsensusModule
+from .context import ScenarioContext
 
-__all__ = ["Scenario", "Exercise", "ClassSpec", "KVImpl", "EXERCISES", "CLUSTERS", "cluster", "kv_cluster",
+__all__ = ["Scenario", "Exercise", "ClassSpec", "KVImpl", "EXERCISES", "ScenarioContext", "cluster", "kv_cluster",
            "exercise", "scenario", "Failed"]
 
 FOLLOWER, CANDIDATE, LEADER = CMState.FOLLOWER, CMState.CANDIDATE, CMState.LEADER
 ET = 1.0                 # MIT's RaftElectionTimeout: the unit of the tester's sleeps
-WATCHDOG = 5.0           # wall seconds a node thread may run without yielding; the grader lowers it
-CLUSTERS: list = []      # clusters made by the running scenario (the runner stops them)
 
 
 class Failed(AssertionError):
@@ -79,13 +80,13 @@ class Scenario:
     exercise: int
     name: str
     points: int
-    run: Callable[[Any, int], None]
+    run: Callable[[ScenarioContext, Any, int], None]
     doc: str
     public: bool = False
     seeds: tuple = (1, 2, 3)
 
-    def __call__(self, impl, seed: int) -> None:
-        self.run(impl, seed)
+    def __call__(self, ctx: ScenarioContext, impl, seed: int) -> None:
+        self.run(ctx, impl, seed)
 
 
 @dataclass
@@ -143,18 +144,16 @@ def scenario(number: int, name: str, points: int, *, public: bool = False, seeds
 # Helpers shared by the scenarios
 # --------------------------------------------------------------------------
 
-def cluster(n: int, seed: int, node_class, **options) -> Cluster:
-    """A cluster for a scenario (recorded for the runner and for replay)."""
-    c = Cluster(n, seed=seed, node_class=node_class, watchdog=WATCHDOG, **options)
-    CLUSTERS.append(c)
-    return c
+def cluster(ctx: ScenarioContext, n: int, seed: int, node_class, **options) -> Cluster:
+    """A cluster for a scenario (recorded in ``ctx`` for the runner and for replay)."""
+    return ctx.keep(Cluster(n, seed=seed, node_class=node_class, watchdog=ctx.watchdog, **options))
 
 
-def frozen(node_class, seed: int, n: int = 3, **options) -> Cluster:
+def frozen(ctx, node_class, seed: int, n: int = 3, **options) -> Cluster:
     """A white-box bench: every node disconnected (no RPC interferes), 20 ms
     of cluster time passed (so a timer reset is visible), nobody timed out yet."""
-    c = cluster(n, seed, node_class, **options)
-    c.direct_calls = True  # handlers get called by hand: rerun() cannot repeat this run
+    c = cluster(ctx, n, seed, node_class, **options)
+    ctx.not_repeatable()  # handlers get called by hand: rerun() cannot repeat this run
     for i in range(n):
         c.disconnect(i)
     c.run_for(0.020)
@@ -195,10 +194,10 @@ def figure8_sleep(rng: random.Random) -> float:
 # the reference ConsensusModule, with the tester's other scenarios)
 # --------------------------------------------------------------------------
 
-def mit_initial_election(node_class, seed):
+def mit_initial_election(ctx, node_class, seed):
     """A leader within ~5 s; all agree on a term >= 1; with no failures the
     term stays the same for 2 s and there is still a leader."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.check_one_leader()
     c.run_for(0.050)
     term1 = c.check_terms()
@@ -210,10 +209,10 @@ def mit_initial_election(node_class, seed):
     c.check_one_leader()
 
 
-def mit_re_election(node_class, seed):
+def mit_re_election(ctx, node_class, seed):
     """Disconnect the leader: a new one. Reconnect it: still one leader.
     Leave one node alone: it must not lead. A quorum again: a leader."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     leader1 = c.check_one_leader()
     c.disconnect(leader1)
     c.check_one_leader()
@@ -229,11 +228,11 @@ def mit_re_election(node_class, seed):
     c.check_one_leader()
 
 
-def mit_many_elections(node_class, seed):
+def mit_many_elections(ctx, node_class, seed):
     """7 nodes; 9 times: disconnect 3 random nodes, expect one leader among
     the rest, reconnect them."""
     rng = random.Random(seed)
-    c = cluster(7, seed, node_class)
+    c = cluster(ctx, 7, seed, node_class)
     c.check_one_leader()
     for _ in range(9):
         i1, i2, i3 = rng.randrange(7), rng.randrange(7), rng.randrange(7)
@@ -247,19 +246,19 @@ def mit_many_elections(node_class, seed):
     c.check_one_leader()
 
 
-def mit_basic_agree(node_class, seed):
+def mit_basic_agree(ctx, node_class, seed):
     """Commands 100, 200, 300 land at indexes 1, 2, 3 on all 3 nodes."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     for index in range(1, 4):
         expect(c.n_committed(index)[0] == 0, f"some have committed before Start() (seed={seed})")
         got = c.one(index * 100, 3, False)
         expect(got == index, f"got index {got} but expected {index} (seed={seed})")
 
 
-def mit_fail_agree(node_class, seed):
+def mit_fail_agree(ctx, node_class, seed):
     """A follower misses 4 entries while disconnected, comes back: its log
     is repaired and new commands commit on all 3."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.one(101, 3, False)
     leader = c.check_one_leader()
     c.disconnect((leader + 1) % 3)
@@ -274,11 +273,11 @@ def mit_fail_agree(node_class, seed):
     c.one(107, 3, True)
 
 
-def mit_fail_no_agree(node_class, seed):
+def mit_fail_no_agree(ctx, node_class, seed):
     """5 nodes, 3 followers cut off: the leader accepts 20 at index 2 but
     nothing commits; after reconnection everything agrees again."""
     n = 5
-    c = cluster(n, seed, node_class)
+    c = cluster(ctx, n, seed, node_class)
     c.one(10, n, False)
     leader = c.check_one_leader()
     for k in (1, 2, 3):
@@ -296,11 +295,11 @@ def mit_fail_no_agree(node_class, seed):
     c.one(1000, n, True)
 
 
-def mit_rejoin(node_class, seed):
+def mit_rejoin(ctx, node_class, seed):
     """A partitioned leader piles up 3 entries; the others commit; then the
     old leader (longer log, older last term) and a follower (newer term)
     must elect the follower, and the old leader's entries are overwritten."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.one(101, 3, True)
     leader1 = c.check_one_leader()
     c.disconnect(leader1)
@@ -315,12 +314,12 @@ def mit_rejoin(node_class, seed):
     c.one(105, 3, True)
 
 
-def mit_backup(node_class, seed):
+def mit_backup(ctx, node_class, seed):
     """5 nodes; two minorities pile up 50 stale entries each; the majority
     with the later committed entries must overwrite them quickly."""
     rng = random.Random(seed)
     n = 5
-    c = cluster(n, seed, node_class)
+    c = cluster(ctx, n, seed, node_class)
     c.one(rand_int(rng), n, True)
     leader1 = c.check_one_leader()
     for k in (2, 3, 4):
@@ -354,12 +353,12 @@ def mit_backup(node_class, seed):
     c.one(rand_int(rng), n, True)
 
 
-def mit_unreliable_agree(node_class, seed, rounds=49):
+def mit_unreliable_agree(ctx, node_class, seed, rounds=49):
     """5 nodes on an unreliable network (drops, delays, reordering): many
     commands in flight at once; all must commit, then one on all 5."""
     rng = random.Random(seed)
     n = 5
-    c = cluster(n, seed, node_class)
+    c = cluster(ctx, n, seed, node_class)
     c.set_reliable(False)
     c.set_network(delay=(0.0, 0.040))  # wide delays: requests overtake each other
     c.one(0, 1, True)
@@ -382,10 +381,10 @@ def mit_unreliable_agree(node_class, seed, rounds=49):
         c.n_committed(index)  # raises if two nodes applied different commands
 
 
-def mit_persist1(node_class, seed):
+def mit_persist1(ctx, node_class, seed):
     """Crash and restart everyone, then leaders and followers one at a
     time; restarted nodes keep their logs and catch up."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.one(11, 3, True)
     for i in range(3):
         c.restart(i)
@@ -407,11 +406,11 @@ def mit_persist1(node_class, seed):
     c.one(16, 3, True)
 
 
-def mit_persist2(node_class, seed, rounds=5):
+def mit_persist2(ctx, node_class, seed, rounds=5):
     """5 nodes: commit on 3, isolate everyone, restart the two that missed
     the entry, then one that has it: that group must elect it and commit."""
     n = 5
-    c = cluster(n, seed, node_class)
+    c = cluster(ctx, n, seed, node_class)
     index = 1
     for _ in range(rounds):
         c.one(10 + index, n, True)
@@ -436,10 +435,10 @@ def mit_persist2(node_class, seed, rounds=5):
     c.one(1000, n, True)
 
 
-def mit_persist3(node_class, seed):
+def mit_persist3(ctx, node_class, seed):
     """Leader L and L+1 commit 102 without L+2; both crash; L restarts next
     to L+2: L must win (it has 102) and commit 103; then 104 on all."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.one(101, 3, True)
     leader = c.check_one_leader()
     c.disconnect((leader + 2) % 3)
@@ -453,12 +452,12 @@ def mit_persist3(node_class, seed):
     c.one(104, 3, True)
 
 
-def mit_figure8(node_class, seed, iterations=1000):
+def mit_figure8(ctx, node_class, seed, iterations=1000):
     """5 nodes: submit on every live node, crash the leader that accepted,
     restart someone when fewer than 3 are up; at the end all agree."""
     rng = random.Random(seed)
     n = 5
-    c = cluster(n, seed, node_class)
+    c = cluster(ctx, n, seed, node_class)
     c.one(rand_int(rng), 1, True)
     up = n
     for _ in range(iterations):
@@ -490,23 +489,23 @@ exercise(1, "Fix the seed: the election timer", "01-fix-the-seed",
 
 
 @scenario(1, "initial election", 15, public=True, seeds=(1, 2, 3))
-def ex1_initial_election(node_class, seed):
+def ex1_initial_election(ctx, node_class, seed):
     """MIT InitialElection: a leader within 5 s, terms agree, no needless elections."""
-    mit_initial_election(node_class, seed)
+    mit_initial_election(ctx, node_class, seed)
 
 
 @scenario(1, "re-election", 20, public=True, seeds=(1, 2, 3))
-def ex1_re_election(node_class, seed):
+def ex1_re_election(ctx, node_class, seed):
     """MIT ReElection: elections after the leader disconnects, none without a quorum."""
-    mit_re_election(node_class, seed)
+    mit_re_election(ctx, node_class, seed)
 
 
 @scenario(1, "split vote is retried", 10, public=True, seeds=(1, 2, 3))
-def ex1_split_vote(node_class, seed):
+def ex1_split_vote(ctx, node_class, seed):
     """Every node alone for a second: each times out, votes for itself and
     loses (a split vote). After healing, a candidate must try again: a
     candidate whose election fails starts a new one when its timer fires."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.partition([0], [1], [2])
     c.run_for(1.0)
     terms = [c.get_state(i)[0] for i in range(3)]
@@ -516,11 +515,11 @@ def ex1_split_vote(node_class, seed):
 
 
 @scenario(1, "a leader stays leader", 20, seeds=(1, 2, 3))
-def ex1_stable_leader(node_class, seed):
+def ex1_stable_leader(ctx, node_class, seed):
     """With heartbeats every 50 ms and timeouts of 150-300 ms, nobody may
     start an election while the leader is alive: the term and the leader
     stay the same for 3 s."""
-    c = cluster(5, seed, node_class)
+    c = cluster(ctx, 5, seed, node_class)
     leader = c.check_one_leader()
     term = c.get_state(leader)[0]
     c.run_for(3.0)
@@ -531,18 +530,18 @@ def ex1_stable_leader(node_class, seed):
 
 
 @scenario(1, "many elections", 10, seeds=(1, 2, 3))
-def ex1_many_elections(node_class, seed):
+def ex1_many_elections(ctx, node_class, seed):
     """MIT ManyElections: 7 nodes, random disconnections, always one leader."""
-    mit_many_elections(node_class, seed)
+    mit_many_elections(ctx, node_class, seed)
 
 
 @scenario(1, "becoming a candidate", 10, public=True, seeds=(1,))
-def ex1_becoming_candidate(node_class, seed):
+def ex1_becoming_candidate(ctx, node_class, seed):
     """White-box, Figure 2 (candidates): start_election increments the term
     by one, votes for itself, resets the election timer and persists that
     before asking; it wins only with a majority: 5 nodes, its own vote and
     one granted reply (2 of 5) are not enough."""
-    c = frozen(node_class, seed, n=5)
+    c = frozen(ctx, node_class, seed, n=5)
     node = c.nodes[0]
     set_log(node, [], term=3)
     c.connect(0)
@@ -575,14 +574,14 @@ def election_timers(c, i) -> int:
 
 
 @scenario(1, "one election timer per node", 10, seeds=(1, 2, 3))
-def ex1_one_timer(node_class, seed):
+def ex1_one_timer(ctx, node_class, seed):
     """An election timer must return once the term moves on, whoever moved
     it: each election, and each newer term learnt from a message, starts a
     new timer, and old ones that keep running pile up (a goroutine leak).
     Every node alone for 2 s (a dozen elections each), then 4 leader
     changes: at most 2 timers per node may run at once (the new one, and an
     old one on its last tick)."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
 
     def at_most_two(when):
         counts = [election_timers(c, i) for i in range(3)]
@@ -606,12 +605,12 @@ def ex1_one_timer(node_class, seed):
 
 
 @scenario(1, "RPC counts", 5, seeds=(1, 2, 3))
-def ex1_rpc_counts(node_class, seed):
+def ex1_rpc_counts(ctx, node_class, seed):
     """MIT TestCount (its election and idle parts): at most 30 RPCs to elect
     the first leader of 3, at most 3 * 20 = 60 in a second with nothing to
     do. Elections that restart far too often (a timer that fires on every
     tick, or is never reset) still elect a leader in the end: this counts them."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.check_one_leader()
     total1 = c.rpc_count()
     expect(1 <= total1 <= 30, f"too many or few RPCs ({total1}) to elect the first leader (seed={seed})")
@@ -631,11 +630,11 @@ exercise(2, "RequestVote: the handler and the vote counting", "02-request-vote",
 
 
 @scenario(2, "term rules", 10, public=True, seeds=(1,))
-def ex2_term_rules(node_class, seed):
+def ex2_term_rules(ctx, node_class, seed):
     """White-box, Figure 2: a request from an older term gets no vote and
     the reply carries our term; a request from a newer term makes us adopt
     it and step down to follower (and then we may vote)."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [], term=3)
     reply = node.request_vote(RequestVoteArgs(2, 1, 0, 0))
@@ -656,11 +655,11 @@ def ex2_term_rules(node_class, seed):
 
 
 @scenario(2, "one vote per term", 15, public=True, seeds=(1,))
-def ex2_one_vote(node_class, seed):
+def ex2_one_vote(ctx, node_class, seed):
     """White-box: a node grants at most one vote per term (Figure 2:
     votedFor is null or candidateId). Asking again for the same candidate
     (a duplicated request) gets the vote again; another candidate does not."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     reply = node.request_vote(RequestVoteArgs(1, 1, 0, 0))
     expect(reply.vote_granted, "node 0 (term 0, never voted) refused its vote to candidate 1 of term 1")
@@ -674,11 +673,11 @@ def ex2_one_vote(node_class, seed):
 
 
 @scenario(2, "election timer reset on a granted vote", 10, public=True, seeds=(1,))
-def ex2_timer_reset(node_class, seed):
+def ex2_timer_reset(ctx, node_class, seed):
     """White-box: granting a vote resets the election timer
     (election_reset_event = now), refusing one does not, so a node that
     just voted does not start a competing election right away."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [], term=1)  # already in term 1: only the vote itself can reset the timer
     before = node.election_reset_event
@@ -697,13 +696,13 @@ def ex2_timer_reset(node_class, seed):
 
 
 @scenario(2, "vote counting", 15, public=True, seeds=(1,))
-def ex2_vote_counting(node_class, seed):
+def ex2_vote_counting(ctx, node_class, seed):
     """White-box: a candidate counts a reply as a vote only if the vote was
     granted for the election it is running now (a request of its current
     term); a majority makes it leader; a reply with a newer term makes it
     step down. (`votes` is the one-element list [count] that
     start_election shares between its reply threads.)"""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     cand, voter = c.nodes[0], c.nodes[1]
     voter.request_vote = types.MethodType(ConsensusModule.request_vote, voter)  # the voter is raftkit's own
     c.connect(0)
@@ -744,11 +743,11 @@ def ex2_vote_counting(node_class, seed):
 
 
 @scenario(2, "up-to-date check (5.4.1)", 15, public=True, seeds=(1,))
-def ex2_up_to_date(node_class, seed):
+def ex2_up_to_date(ctx, node_class, seed):
     """White-box, the election restriction: vote only for a candidate whose
     log is at least as up-to-date: compare the last terms first, and the
     lengths only if the last terms are equal (not the lengths alone)."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 3, 3], term=3)  # last term 3, last index 3
     cases = [  # (term, candidate, last_log_index, last_log_term, granted, why)
@@ -765,24 +764,24 @@ def ex2_up_to_date(node_class, seed):
 
 
 @scenario(2, "initial election", 5, public=True, seeds=(1, 2, 3))
-def ex2_initial_election(node_class, seed):
+def ex2_initial_election(ctx, node_class, seed):
     """MIT InitialElection."""
-    mit_initial_election(node_class, seed)
+    mit_initial_election(ctx, node_class, seed)
 
 
 @scenario(2, "re-election", 5, seeds=(1, 2, 3))
-def ex2_re_election(node_class, seed):
+def ex2_re_election(ctx, node_class, seed):
     """MIT ReElection: a lone node never wins (votes from failed RPCs or
     refusals must not count)."""
-    mit_re_election(node_class, seed)
+    mit_re_election(ctx, node_class, seed)
 
 
 @scenario(2, "split votes stay safe", 5, seeds=(1, 2, 3))
-def ex2_split_votes(node_class, seed):
+def ex2_split_votes(ctx, node_class, seed):
     """Equal election timeouts: everyone becomes a candidate at once, over
     and over, for 3 s. The safety monitor checks that no term ever has two
     leaders (a double vote, or a refusal counted as a vote, would give two)."""
-    c = cluster(3, seed, node_class, config=Config(election_timeout=(0.150, 0.152)))
+    c = cluster(ctx, 3, seed, node_class, config=Config(election_timeout=(0.150, 0.152)))
     c.run_for(3.0)
     terms = [c.get_state(i)[0] for i in range(3)]
     expect(max(terms) >= 2 or c.leader() is not None,
@@ -790,19 +789,19 @@ def ex2_split_votes(node_class, seed):
 
 
 @scenario(2, "rejoin (election restriction)", 5, seeds=(1, 2, 3))
-def ex2_rejoin(node_class, seed):
+def ex2_rejoin(ctx, node_class, seed):
     """MIT Rejoin: the old leader, with a longer log but an older last
     term, must not win against a node that has the committed entries."""
-    mit_rejoin(node_class, seed)
+    mit_rejoin(ctx, node_class, seed)
 
 
 @scenario(2, "a majority of 4 and of 5", 10, public=True, seeds=(1,))
-def ex2_majority(node_class, seed):
+def ex2_majority(ctx, node_class, seed):
     """White-box: a candidate needs more than half of all the nodes,
     itself included: 3 of 4, 3 of 5 (2 of 4 is a tie, not a majority); a
     vote that arrives after it won changes nothing."""
     for n in (4, 5):
-        c = frozen(node_class, seed, n=n)
+        c = frozen(ctx, node_class, seed, n=n)
         cand = c.nodes[0]
         for i in range(n):
             c.connect(i)
@@ -829,11 +828,11 @@ def ex2_majority(node_class, seed):
 
 
 @scenario(2, "votes and terms are saved before answering", 5, public=True, seeds=(1,))
-def ex2_saved(node_class, seed):
+def ex2_saved(ctx, node_class, seed):
     """White-box, Figure 2: currentTerm and votedFor are updated on stable
     storage before responding to RPCs: a vote, and a newer term learnt from
     a reply, survive a crash."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     reply = c.nodes[2].request_vote(RequestVoteArgs(1, 1, 0, 0))
     expect(reply.vote_granted, "node 2 (term 0, never voted) refused its vote to candidate 1 of term 1")
     c.restart(2)
@@ -869,11 +868,11 @@ def ae(term, prev, prev_term, entries=(), commit=0, leader=1):
 
 
 @scenario(3, "term rules and the timer", 10, public=True, seeds=(1,))
-def ex3_term_rules(node_class, seed):
+def ex3_term_rules(ctx, node_class, seed):
     """White-box: a request of an older term is refused with our term and
     does not reset the timer; a request of the current term resets it; a
     candidate hearing the leader of its term steps down; a newer term is adopted."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1], term=2)
     reply = node.append_entries(ae(1, 1, 1))
@@ -896,12 +895,12 @@ def ex3_term_rules(node_class, seed):
 
 
 @scenario(3, "consistency check", 15, public=True, seeds=(1,))
-def ex3_consistency(node_class, seed):
+def ex3_consistency(ctx, node_class, seed):
     """White-box: reply false if the log has no entry at prev_log_index
     whose term is prev_log_term (heartbeats too), with the conflict hint:
     our log length + 1 if too short, else the conflicting term and the
     first index we hold of it."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 2, 2, 2], term=3)
     cases = [  # (prev, prev_term, entries, success, hint, why)
@@ -927,11 +926,11 @@ def ex3_consistency(node_class, seed):
 
 
 @scenario(3, "truncate only on conflict", 20, public=True, seeds=(1,))
-def ex3_truncate(node_class, seed):
+def ex3_truncate(ctx, node_class, seed):
     """White-box: entries that already match stay (a stale, reordered
     request must not delete newer entries); at the first conflicting entry
     delete it and all that follow, then append the new ones."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 1, 1, 2], term=2, commands=["a", "b", "c", "d"])
     reply = node.append_entries(ae(2, 1, 1, [(1, "b")]))
@@ -949,11 +948,11 @@ def ex3_truncate(node_class, seed):
 
 
 @scenario(3, "commit index rule", 15, public=True, seeds=(1,))
-def ex3_commit_rule(node_class, seed):
+def ex3_commit_rule(ctx, node_class, seed):
     """White-box, Figure 2 step 5: commit_index = min(leader_commit, index of
     the last new entry): never an entry the leader has not checked, never
     past our log, never backwards."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 1, 2, 2], term=3)
     node.append_entries(ae(3, 1, 1, [], commit=4))
@@ -971,35 +970,35 @@ def ex3_commit_rule(node_class, seed):
 
 
 @scenario(3, "basic agreement", 5, public=True, seeds=(1, 2, 3))
-def ex3_basic_agree(node_class, seed):
+def ex3_basic_agree(ctx, node_class, seed):
     """MIT BasicAgree."""
-    mit_basic_agree(node_class, seed)
+    mit_basic_agree(ctx, node_class, seed)
 
 
 @scenario(3, "agreement after reconnection", 5, seeds=(1, 2, 3))
-def ex3_fail_agree(node_class, seed):
+def ex3_fail_agree(ctx, node_class, seed):
     """MIT FailAgree: a follower that missed entries is repaired."""
-    mit_fail_agree(node_class, seed)
+    mit_fail_agree(ctx, node_class, seed)
 
 
 @scenario(3, "rejoin", 5, seeds=(1, 2, 3))
-def ex3_rejoin(node_class, seed):
+def ex3_rejoin(ctx, node_class, seed):
     """MIT Rejoin: conflicting entries of an old leader are overwritten."""
-    mit_rejoin(node_class, seed)
+    mit_rejoin(ctx, node_class, seed)
 
 
 @scenario(3, "unreliable agreement", 10, seeds=(1, 2))
-def ex3_unreliable(node_class, seed):
+def ex3_unreliable(ctx, node_class, seed):
     """MIT UnreliableAgree: drops and reordering; a follower
     that truncates on stale requests loses committed entries."""
-    mit_unreliable_agree(node_class, seed)
+    mit_unreliable_agree(ctx, node_class, seed)
 
 
 @scenario(3, "conflict hint: the whole term", 5, public=True, seeds=(1,))
-def ex3_conflict_term_start(node_class, seed):
+def ex3_conflict_term_start(ctx, node_class, seed):
     """White-box: the conflict index is the first index of the conflicting
     term, however long that term is and wherever it starts (index 1 included)."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     cases = [  # (log terms, prev, prev_term, hint)
         ([1, 1, 1, 2], 3, 2, (1, 1)),
@@ -1016,10 +1015,10 @@ def ex3_conflict_term_start(node_class, seed):
 
 
 @scenario(3, "term and entries are saved before answering", 5, public=True, seeds=(1,))
-def ex3_saved(node_class, seed):
+def ex3_saved(ctx, node_class, seed):
     """White-box, Figure 2: a newer term learnt from AppendEntries, and the
     entries appended, are on stable storage before the reply: they survive a crash."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [], term=2)
     node.append_entries(ae(4, 0, 0))
@@ -1035,11 +1034,11 @@ def ex3_saved(node_class, seed):
 
 
 @scenario(3, "commit index never goes back", 5, public=True, seeds=(1,))
-def ex3_commit_back(node_class, seed):
+def ex3_commit_back(ctx, node_class, seed):
     """White-box, Figure 2 step 5: a late request that checked fewer entries
     than we have committed must not lower commit_index, even when its
     leader_commit is higher than ours."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 1, 1, 1], term=1)
     node.append_entries(ae(1, 4, 1, [], commit=3))
@@ -1068,11 +1067,11 @@ def make_leader(node, terms, term, match):
 
 
 @scenario(4, "commit rule (Figure 8)", 15, public=True, seeds=(1,))
-def ex4_commit_rule(node_class, seed):
+def ex4_commit_rule(ctx, node_class, seed):
     """White-box: a leader commits the highest index N stored on a majority
     (itself included) only if log[N].term == currentTerm (§5.4.2); older
     entries get committed along with it, never by counting replicas."""
-    c = frozen(node_class, seed, n=5)
+    c = frozen(ctx, node_class, seed, n=5)
     node = c.nodes[0]
     make_leader(node, [1, 1, 2, 3], 3, {1: 3, 2: 3, 3: 0, 4: 0})
     locked(node, node.advance_commit_index)
@@ -1096,13 +1095,13 @@ def ex4_commit_rule(node_class, seed):
 
 
 @scenario(4, "next_index backup", 15, public=True, seeds=(1,))
-def ex4_backup(node_class, seed):
+def ex4_backup(ctx, node_class, seed):
     """White-box, the fast backup: a follower that refuses sends its
     conflict term and the first index it holds of it. If the leader has
     entries of that term, next_index = its last entry of that term + 1;
     otherwise next_index = conflict_index; a follower whose log is too
     short sends conflict_term 0 and its length + 1."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     make_leader(node, [1, 1, 1, 4, 4, 5, 5, 6, 6, 6], 6, {1: 0, 2: 0})
     cases = [  # (conflict_index, conflict_term, next_index, why)
@@ -1118,13 +1117,13 @@ def ex4_backup(node_class, seed):
 
 
 @scenario(4, "handling AppendEntries replies", 15, public=True, seeds=(1,))
-def ex4_replies(node_class, seed):
+def ex4_replies(ctx, node_class, seed):
     """White-box: on success, match_index = prev_log_index + len(entries) of
     that request (replies come late and out of order), next_index follows;
     on failure next_index backs up with backup_index, never below
     match_index + 1; a reply to a request of an older term is ignored; a
     reply with a newer term makes the leader step down."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     leader, f = c.nodes[0], c.nodes[1]
     c.connect(0)
     c.connect(1)
@@ -1161,11 +1160,11 @@ def ex4_replies(node_class, seed):
 
 
 @scenario(4, "figure 8 (scripted)", 15, public=True, seeds=(1, 2, 3))
-def ex4_figure8_scripted(node_class, seed):
+def ex4_figure8_scripted(ctx, node_class, seed):
     """The paper's Figure 8 with crashes: X (old term) reaches a majority
     under a later leader; a leader that commits X by counting loses a
     committed entry when S5 (with Y of a newer term) is elected."""
-    c = cluster(5, seed, node_class)
+    c = cluster(ctx, 5, seed, node_class)
     s1 = c.check_one_leader()
     s2, s3, s4, s5 = [(s1 + k) % 5 for k in range(1, 5)]
     for i in (s3, s4, s5):
@@ -1196,30 +1195,30 @@ def ex4_figure8_scripted(node_class, seed):
 
 
 @scenario(4, "no commit without a majority", 5, seeds=(1, 2, 3))
-def ex4_fail_no_agree(node_class, seed):
+def ex4_fail_no_agree(ctx, node_class, seed):
     """MIT FailNoAgree."""
-    mit_fail_no_agree(node_class, seed)
+    mit_fail_no_agree(ctx, node_class, seed)
 
 
 @scenario(4, "backup over wrong logs", 5, seeds=(1, 2))
-def ex4_backup_black_box(node_class, seed):
+def ex4_backup_black_box(ctx, node_class, seed):
     """MIT Backup: 2 x 50 stale entries repaired within one()'s windows."""
-    mit_backup(node_class, seed)
+    mit_backup(ctx, node_class, seed)
 
 
 @scenario(4, "unreliable agreement", 10, seeds=(1, 2))
-def ex4_unreliable(node_class, seed):
+def ex4_unreliable(ctx, node_class, seed):
     """Drops and reordering: match_index must come from the request that
     succeeded (prev_log_index + len(entries)), not from the leader's log now."""
-    mit_unreliable_agree(node_class, seed)
+    mit_unreliable_agree(ctx, node_class, seed)
 
 
 @scenario(4, "commit rule: majorities and runs", 10, public=True, seeds=(1,))
-def ex4_commit_more(node_class, seed):
+def ex4_commit_more(ctx, node_class, seed):
     """White-box: a majority is more than half of all nodes (2 of 4 is not);
     the leader commits the highest index of its term on a majority, not a
     lower one, and commit_index never goes back within one call."""
-    c = frozen(node_class, seed, n=4)
+    c = frozen(ctx, node_class, seed, n=4)
     node = c.nodes[0]
     make_leader(node, [1], 1, {1: 1, 2: 0, 3: 0})
     locked(node, node.advance_commit_index)
@@ -1229,7 +1228,7 @@ def ex4_commit_more(node_class, seed):
     locked(node, node.advance_commit_index)
     expect(node.commit_index == 1, f"index 1 on 3 of 4 nodes: commit_index must become 1, got {node.commit_index}")
     c.stop()
-    c = frozen(node_class, seed, n=5)
+    c = frozen(ctx, node_class, seed, n=5)
     node = c.nodes[0]
     cases = [  # (match_index, commit_index wanted)
         ({1: 2, 2: 2, 3: 0, 4: 0}, 2),
@@ -1244,12 +1243,12 @@ def ex4_commit_more(node_class, seed):
 
 
 @scenario(4, "next_index after replies", 10, public=True, seeds=(1,))
-def ex4_next_index(node_class, seed):
+def ex4_next_index(ctx, node_class, seed):
     """White-box: after a refusal next_index = backup_index(reply), but
     never at or below match_index; after a success next_index moves past
     what the request proved; backup finds a term that starts at index 1;
     a newer term in a reply is saved before anything else."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     leader, f = c.nodes[0], c.nodes[1]
     c.connect(0)
     c.connect(1)
@@ -1294,10 +1293,10 @@ def node_state(node):
 
 
 @scenario(5, "state survives a restart", 20, public=True, seeds=(1, 2))
-def ex5_state_survives(node_class, seed):
+def ex5_state_survives(ctx, node_class, seed):
     """White-box: after entries, elections and a vote, crash and restart
     every node: its current_term, voted_for and log are exactly as before."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     c.one("a", 3)
     leader = c.check_one_leader()
     c.disconnect(leader)
@@ -1314,11 +1313,11 @@ def ex5_state_survives(node_class, seed):
 
 
 @scenario(5, "a vote survives a restart", 20, public=True, seeds=(1,))
-def ex5_vote_survives(node_class, seed):
+def ex5_vote_survives(ctx, node_class, seed):
     """White-box: a node votes for candidate 1 in term 1, crashes and
     restarts: candidate 2 of term 1 must not get its vote (one vote per
     term, across crashes, needs voted_for on disk)."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     reply = c.nodes[0].request_vote(RequestVoteArgs(1, 1, 0, 0))
     expect(reply.vote_granted, "node 0 refused its first vote of term 1")
     c.restart(0)
@@ -1330,44 +1329,44 @@ def ex5_vote_survives(node_class, seed):
 
 
 @scenario(5, "basic persistence", 15, seeds=(1, 2, 3))
-def ex5_persist1(node_class, seed):
+def ex5_persist1(ctx, node_class, seed):
     """MIT Persist1."""
-    mit_persist1(node_class, seed)
+    mit_persist1(ctx, node_class, seed)
 
 
 @scenario(5, "more persistence", 10, seeds=(1, 2))
-def ex5_persist2(node_class, seed):
+def ex5_persist2(ctx, node_class, seed):
     """MIT Persist2."""
-    mit_persist2(node_class, seed)
+    mit_persist2(ctx, node_class, seed)
 
 
 @scenario(5, "partitioned leader and crashes", 15, seeds=(1, 2, 3))
-def ex5_persist3(node_class, seed):
+def ex5_persist3(ctx, node_class, seed):
     """MIT Persist3."""
-    mit_persist3(node_class, seed)
+    mit_persist3(ctx, node_class, seed)
 
 
 @scenario(5, "figure 8 with crashes", 10, seeds=(1, 2))
-def ex5_figure8(node_class, seed):
+def ex5_figure8(ctx, node_class, seed):
     """MIT Figure8: 1000 iterations; leaders crash right after accepting."""
-    mit_figure8(node_class, seed)
+    mit_figure8(ctx, node_class, seed)
 
 
 @scenario(5, "persistence goes through Storage", 10, public=True, seeds=(1,))
-def ex5_through_storage(node_class, seed):
+def ex5_through_storage(ctx, node_class, seed):
     """White-box: persist() writes to self.storage and restore() reads
     self.storage, nothing else: a node of another cluster starts empty, and
     a node given the bytes another one saved comes back with its term and
     vote. (State kept in a class attribute or a global also survives a
     restart, but not a real crash: the grader's process is not the one
     that restarts.)"""
-    a = frozen(node_class, seed)
+    a = frozen(ctx, node_class, seed)
     reply = a.nodes[0].request_vote(RequestVoteArgs(1, 1, 0, 0))
     expect(reply.vote_granted, "node 0 refused its first vote of term 1")
     saved = a.nodes[0].storage.read_state()
     expect(bool(saved), "node 0 voted, yet self.storage holds no state: persist() must save through "
                         "self.storage.save(state)")
-    b = frozen(node_class, seed + 1)
+    b = frozen(ctx, node_class, seed + 1)
     node = b.nodes[0]
     expect((node.current_term, node.voted_for) == (0, None),
            f"node 0 of a brand-new cluster (empty storage) started with term {node.current_term} and voted_for "
@@ -1392,16 +1391,16 @@ MAX_LOG_BYTES = 2000  # MIT's MAXLOGSIZE
 
 
 @scenario(6, "snapshot trims the log", 15, public=True, seeds=(1,))
-def ex6_snapshot_trims(node_class, seed):
+def ex6_snapshot_trims(ctx, node_class, seed):
     """White-box: snapshot(index) drops the entries up to index, records
     last_included_index/term, keeps the later entries (index translation:
     log[k] is entry last_included_index + 1 + k), and saves the snapshot."""
-    c = cluster(3, seed, node_class)
+    c = cluster(ctx, 3, seed, node_class)
     for k in range(1, 9):
         c.one(f"c{k}", 3)
     node = c.nodes[c.check_one_leader()]
     terms = [e.term for e in node.log]
-    c.direct_calls = True
+    ctx.not_repeatable()
     node.snapshot(5, b"five")
     expect(node.last_included_index == 5 and node.last_included_term == terms[4],
            f"after snapshot(5): last_included_index={node.last_included_index} (want 5), "
@@ -1422,12 +1421,12 @@ def ex6_snapshot_trims(node_class, seed):
 
 
 @scenario(6, "install snapshot (follower)", 15, public=True, seeds=(1,))
-def ex6_install_white_box(node_class, seed):
+def ex6_install_white_box(ctx, node_class, seed):
     """White-box, Figure 13: a stale or old snapshot changes nothing; a
     snapshot whose last entry we hold keeps the entries after it; otherwise
     the whole log goes; commit_index, last_applied follow the snapshot and
     the service gets it (pending_snapshot)."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 1, 2, 2, 2], term=2)
     node.commit_index = node.last_applied = 2
@@ -1455,12 +1454,12 @@ def ex6_install_white_box(node_class, seed):
            f"a snapshot past our log (up to 9) replaces the whole log: log {show_log(node)}")
 
 
-def snap_common(node_class, seed, disconnect, reliable, crash, iters=30):
+def snap_common(ctx, node_class, seed, disconnect, reliable, crash, iters=30):
     """MIT snapcommon: 3 nodes, snapshots every 10 entries; a victim is
     disconnected or crashed while entries pile up, then must catch up
     (usually with InstallSnapshot); the persisted log stays small."""
     rng = random.Random(seed)
-    c = cluster(3, seed, node_class, snapshot_interval=10)
+    c = cluster(ctx, 3, seed, node_class, snapshot_interval=10)
     if not reliable:
         c.set_reliable(False)
     c.one(rand_int(rng), 3, True)
@@ -1492,36 +1491,36 @@ def snap_common(node_class, seed, disconnect, reliable, crash, iters=30):
 
 
 @scenario(6, "snapshots basic", 10, public=True, seeds=(1, 2))
-def ex6_basic(node_class, seed):
+def ex6_basic(ctx, node_class, seed):
     """MIT SnapshotBasic."""
-    snap_common(node_class, seed, False, True, False)
+    snap_common(ctx, node_class, seed, False, True, False)
 
 
 @scenario(6, "install snapshots (disconnect)", 10, seeds=(1, 2))
-def ex6_install(node_class, seed):
+def ex6_install(ctx, node_class, seed):
     """MIT SnapshotInstall: a follower behind the snapshot gets InstallSnapshot."""
-    snap_common(node_class, seed, True, True, False)
+    snap_common(ctx, node_class, seed, True, True, False)
 
 
 @scenario(6, "install snapshots (crash)", 10, seeds=(1, 2))
-def ex6_install_crash(node_class, seed):
+def ex6_install_crash(ctx, node_class, seed):
     """MIT SnapshotInstallCrash."""
-    snap_common(node_class, seed, False, True, True)
+    snap_common(ctx, node_class, seed, False, True, True)
 
 
 @scenario(6, "install snapshots (unreliable)", 10, seeds=(1, 2))
-def ex6_install_unreliable(node_class, seed):
+def ex6_install_unreliable(ctx, node_class, seed):
     """MIT SnapshotInstallUnreliable: duplicated and reordered
     InstallSnapshot must never move a node backwards."""
-    snap_common(node_class, seed, True, False, False)
+    snap_common(ctx, node_class, seed, True, False, False)
 
 
 @scenario(6, "snapshot survives restarts", 10, seeds=(1, 2, 3))
-def ex6_init(node_class, seed):
+def ex6_init(ctx, node_class, seed):
     """MIT SnapshotInit + AllCrash: crash everyone after a snapshot, twice;
     the restarted nodes continue from it and indexes never go back."""
     rng = random.Random(seed)
-    c = cluster(3, seed, node_class, snapshot_interval=10)
+    c = cluster(ctx, 3, seed, node_class, snapshot_interval=10)
     c.one(rand_int(rng), 3, True)
     for _ in range(11):
         c.one(rand_int(rng), 3, True)
@@ -1540,7 +1539,7 @@ def ex6_init(node_class, seed):
 
 
 @scenario(6, "install snapshot: more follower rules", 10, public=True, seeds=(1,))
-def ex6_install_more(node_class, seed):
+def ex6_install_more(ctx, node_class, seed):
     """White-box, Figure 13 with Figure 2's term rules: a candidate hearing
     the leader of its term steps down and resets its timer; the reply
     carries our term; a follower that already has a snapshot keeps the
@@ -1548,7 +1547,7 @@ def ex6_install_more(node_class, seed):
     snapshot at once (and only the snapshot); a newer term is adopted and
     saved even when the snapshot itself is stale; a leader ignores a stale one;
     a log that disagrees with the snapshot (another term at its last index) goes."""
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     node = c.nodes[0]
     set_log(node, [1, 2, 2, 2], term=2, commands=["e3", "e4", "e5", "e6"])
     node.last_included_index, node.last_included_term = 2, 1
@@ -1597,13 +1596,13 @@ def ex6_install_more(node_class, seed):
 
 
 @scenario(6, "InstallSnapshot replies (leader)", 10, public=True, seeds=(1,))
-def ex6_snapshot_replies(node_class, seed):
+def ex6_snapshot_replies(ctx, node_class, seed):
     """White-box: after a snapshot is accepted, match_index and next_index
     move up to it (never back); a reply to an older term's request is
     ignored; a reply with a newer term makes the leader step down and save
     that term; only a leader sends heartbeats."""
     from ..messages import InstallSnapshotReply
-    c = frozen(node_class, seed)
+    c = frozen(ctx, node_class, seed)
     leader, f = c.nodes[0], c.nodes[1]
     c.connect(0)
     c.connect(1)
@@ -1692,12 +1691,12 @@ def graded_clerk(clerk_class, kv, history):
     return clerk
 
 
-def kv_cluster(impl: KVImpl, seed: int, n: int = 3, **options) -> KVCluster:
-    kv = KVCluster(n, seed=seed, service_class=graded_service(impl.store), watchdog=WATCHDOG,
+def kv_cluster(ctx: ScenarioContext, impl: KVImpl, seed: int, n: int = 3, **options) -> KVCluster:
+    kv = KVCluster(n, seed=seed, service_class=graded_service(impl.store), watchdog=ctx.watchdog,
                    clerk_timeout=5.0, **options)
     kv.graded_history = _History()
-    CLUSTERS.append(kv)
-    return kv
+    ctx.not_repeatable()  # clerks drive it from outside the nodes: rerun() cannot repeat this run
+    return ctx.keep(kv)
 
 
 def check_history(kv, seed, what):
@@ -1751,7 +1750,7 @@ def appended_once(kv, seed):
 
 
 @scenario(7, "dedup table", 15, public=True, seeds=(1,))
-def ex7_dedup(impl, seed):
+def ex7_dedup(ctx, impl, seed):
     """White-box: the state machine applies each (client_id, seq) once: a
     duplicate returns the first result and changes nothing, an older
     sequence number changes nothing; every client has its own numbers."""
@@ -1777,9 +1776,9 @@ def ex7_dedup(impl, seed):
 
 
 @scenario(7, "basic operations", 10, public=True, seeds=(1,))
-def ex7_basic(impl, seed):
+def ex7_basic(ctx, impl, seed):
     """Put, append and get through the log with the student's clerk."""
-    kv = kv_cluster(impl, seed)
+    kv = kv_cluster(ctx, impl, seed)
     clerk = graded_clerk(impl.clerk, kv, kv.graded_history)
     out = {}
 
@@ -1797,11 +1796,11 @@ def ex7_basic(impl, seed):
 
 
 @scenario(7, "lost replies: retry with the same seq", 20, public=True, seeds=(1, 2))
-def ex7_lost_replies(impl, seed):
+def ex7_lost_replies(ctx, impl, seed):
     """30 % of replies are lost: the clerk must retry until it gets an
     answer, with the same sequence number, so that a retried append is
     applied once. Every operation completes and the history is linearizable."""
-    kv = kv_cluster(impl, seed)
+    kv = kv_cluster(ctx, impl, seed)
     kv.check_one_leader()
     kv.set_network(reply_drop=0.3)
     done = run_clients(kv, impl, seed, clients=2, ops=15)
@@ -1817,10 +1816,10 @@ def ex7_lost_replies(impl, seed):
 
 
 @scenario(7, "duplicated requests", 15, seeds=(1, 2))
-def ex7_duplicates(impl, seed):
+def ex7_duplicates(ctx, impl, seed):
     """The network delivers 30 % of requests twice: the state machine must
     apply each operation once."""
-    kv = kv_cluster(impl, seed)
+    kv = kv_cluster(ctx, impl, seed)
     kv.check_one_leader()
     kv.set_network(duplicate=0.3)
     done = run_clients(kv, impl, seed, clients=3, ops=10)
@@ -1830,11 +1829,11 @@ def ex7_duplicates(impl, seed):
 
 
 @scenario(7, "leader changes", 15, seeds=(1, 2))
-def ex7_leader_changes(impl, seed):
+def ex7_leader_changes(ctx, impl, seed):
     """Clients keep going while leaders are disconnected and come back:
     the clerk must find the new leader and never apply an operation twice."""
     rng = random.Random(seed)
-    kv = kv_cluster(impl, seed, n=5)
+    kv = kv_cluster(ctx, impl, seed, n=5)
     done = run_clients(kv, impl, seed, clients=3, ops=12, pause=0.05)
     for _ in range(6):
         kv.run_for(rng.uniform(0.3, 0.8))
@@ -1850,12 +1849,12 @@ def ex7_leader_changes(impl, seed):
 
 
 @scenario(7, "crashes and snapshots", 15, seeds=(1, 2))
-def ex7_snapshots(impl, seed):
+def ex7_snapshots(ctx, impl, seed):
     """Snapshots every 5 entries, nodes crash and restart, replies are
     lost: the dedup table must travel in the snapshot, or a restarted node
     applies a retried operation again."""
     rng = random.Random(seed)
-    kv = kv_cluster(impl, seed, n=3, snapshot_interval=5)
+    kv = kv_cluster(ctx, impl, seed, n=3, snapshot_interval=5)
     kv.set_network(reply_drop=0.2)
     done = run_clients(kv, impl, seed, clients=2, ops=15, pause=0.05)
     for _ in range(5):
@@ -1873,10 +1872,10 @@ def ex7_snapshots(impl, seed):
 
 
 @scenario(7, "finding the leader among 4", 10, seeds=(1, 2))
-def ex7_four_servers(impl, seed):
+def ex7_four_servers(ctx, impl, seed):
     """4 servers whose leader is not server 0 or 2: a clerk that tries the
     servers in turn must reach every one of them."""
-    kv = kv_cluster(impl, seed, n=4)
+    kv = kv_cluster(ctx, impl, seed, n=4)
     leader = kv.check_one_leader()
     for _ in range(10):
         if leader % 2 == 1:
