@@ -135,3 +135,15 @@ def test_every_run_on_the_reference_passes_with_the_same_digests(number):
 def test_the_digest_data_covers_every_run():
     assert set(DIGESTS) == {f"{sc.exercise}/{sc.name}/{seed}" for ex in EXERCISES.values()
                             for sc in ex.scenarios for seed in sc.seeds}
+
+
+def test_a_failure_names_the_scenario_step_it_happened_in():
+    """The report finds the failing step by the battery's files: that still
+    works with the battery split into modules."""
+    class NeverCandidate(raftkit.ConsensusModule):
+        def start_election(self):
+            pass
+
+    run = run_scenario(EXERCISES[1].scenario("initial election"), NeverCandidate, 1)
+    assert not run["ok"] and run["error_type"] == "CheckFailed"
+    assert run["where"] == "scenario step: c.check_one_leader()"

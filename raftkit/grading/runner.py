@@ -728,7 +728,7 @@ def run_scenario(sc, impl, seed: int, *, watchdog: float | None = None, stop: bo
     t0 = time.perf_counter()
     error = None
     try:
-        sc(ctx, impl, seed)
+        sc.run(ctx, impl, seed)
     except (Exception, SystemExit) as e:  # a check, an invariant, the student's exception (or exit())
         error = e
     elapsed = time.perf_counter() - t0
