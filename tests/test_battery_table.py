@@ -7,11 +7,12 @@ grades or their replays: do it on purpose, and update the data here."""
 import hashlib
 import json
 import pathlib
+from functools import partial
 
 import pytest
 
 import raftkit
-from raftkit.grading.battery import EXERCISES, KVImpl
+from raftkit.grading.battery import EXERCISES, KVImpl, exercise, scenario
 from raftkit.grading.runner import run_scenario
 from raftkit.kv import Clerk, KVStore
 
@@ -147,3 +148,29 @@ def test_a_failure_names_the_scenario_step_it_happened_in():
     run = run_scenario(EXERCISES[1].scenario("initial election"), NeverCandidate, 1)
     assert not run["ok"] and run["error_type"] == "CheckFailed"
     assert run["where"] == "scenario step: c.check_one_leader()"
+
+
+def _says_something(ctx, impl, seed):
+    """Something must hold."""
+
+
+def test_a_row_takes_its_doc_from_its_function_or_from_doc():
+    assert scenario(1, "a", 5, _says_something).doc == "Something must hold."
+    assert scenario(1, "a", 5, partial(_says_something)).doc == "Something must hold."
+    row = scenario(1, "a", 5, partial(_says_something), public=True, seeds=[4], doc="  Other\n   words. ")
+    assert (row.doc, row.public, row.seeds, row.run.func) == ("Other words.", True, (4,), _says_something)
+
+
+def test_clumsy_grade_sheets_are_refused_with_a_reason():
+    with pytest.raises(ValueError, match="does not say what must hold"):
+        scenario(1, "silent", 5, lambda ctx, impl, seed: None)
+    with pytest.raises(TypeError, match="must be a function"):
+        scenario(1, "not callable", 5, "mit_basic_agree", doc="x")
+    row = scenario(99, "a", 5, _says_something)
+    with pytest.raises(ValueError, match=r"names these scenarios twice: \['a'\]"):
+        exercise(99, "t", "nb", scenarios=[row, row])
+    with pytest.raises(ValueError, match="rows of another exercise"):
+        exercise(99, "t", "nb", scenarios=[scenario(2, "b", 5, _says_something)])
+    with pytest.raises(ValueError, match="exercise 1 is registered twice"):
+        exercise(1, "t", "nb", scenarios=[scenario(1, "a", 5, _says_something)])
+    assert 99 not in EXERCISES and EXERCISES[1].scenarios[0].name == "initial election"

@@ -11,11 +11,7 @@ from .exercise import ClassSpec, exercise, scenario
 from .helpers import CANDIDATE, FOLLOWER, LEADER, cluster, expect, frozen, set_log
 from .mit import mit_initial_election, mit_re_election, mit_rejoin
 
-exercise(2, "RequestVote: the handler and the vote counting", "02-request-vote",
-         ClassSpec("MyNode", ConsensusModule, ("request_vote", "send_request_vote")))
 
-
-@scenario(2, "term rules", 10, public=True, seeds=(1,))
 def ex2_term_rules(ctx, node_class, seed):
     """White-box, Figure 2: a request from an older term gets no vote and
     the reply carries our term; a request from a newer term makes us adopt
@@ -40,7 +36,6 @@ def ex2_term_rules(ctx, node_class, seed):
     expect(reply.term == 5, f"the reply must carry the new term 5, got {reply.term}")
 
 
-@scenario(2, "one vote per term", 15, public=True, seeds=(1,))
 def ex2_one_vote(ctx, node_class, seed):
     """White-box: a node grants at most one vote per term (Figure 2:
     votedFor is null or candidateId). Asking again for the same candidate
@@ -58,7 +53,6 @@ def ex2_one_vote(ctx, node_class, seed):
                                "must be granted again (Figure 2: votedFor is null or candidateId)")
 
 
-@scenario(2, "election timer reset on a granted vote", 10, public=True, seeds=(1,))
 def ex2_timer_reset(ctx, node_class, seed):
     """White-box: granting a vote resets the election timer
     (election_reset_event = now), refusing one does not, so a node that
@@ -81,7 +75,6 @@ def ex2_timer_reset(ctx, node_class, seed):
                f"to {node.election_reset_event:.3f})")
 
 
-@scenario(2, "vote counting", 15, public=True, seeds=(1,))
 def ex2_vote_counting(ctx, node_class, seed):
     """White-box: a candidate counts a reply as a vote only if the vote was
     granted for the election it is running now (a request of its current
@@ -128,7 +121,6 @@ def ex2_vote_counting(ctx, node_class, seed):
            f"become leader (start_leader()); it is {cand.state}, votes={votes}")
 
 
-@scenario(2, "up-to-date check (5.4.1)", 15, public=True, seeds=(1,))
 def ex2_up_to_date(ctx, node_class, seed):
     """White-box, the election restriction: vote only for a candidate whose
     log is at least as up-to-date: compare the last terms first, and the
@@ -149,20 +141,6 @@ def ex2_up_to_date(ctx, node_class, seed):
                f"last_log_term={llt} should {'get' if want else 'not get'} the vote: {why}")
 
 
-@scenario(2, "initial election", 5, public=True, seeds=(1, 2, 3))
-def ex2_initial_election(ctx, node_class, seed):
-    """MIT InitialElection."""
-    mit_initial_election(ctx, node_class, seed)
-
-
-@scenario(2, "re-election", 5, seeds=(1, 2, 3))
-def ex2_re_election(ctx, node_class, seed):
-    """MIT ReElection: a lone node never wins (votes from failed RPCs or
-    refusals must not count)."""
-    mit_re_election(ctx, node_class, seed)
-
-
-@scenario(2, "split votes stay safe", 5, seeds=(1, 2, 3))
 def ex2_split_votes(ctx, node_class, seed):
     """Equal election timeouts: everyone becomes a candidate at once, over
     and over, for 3 s. The safety monitor checks that no term ever has two
@@ -174,14 +152,6 @@ def ex2_split_votes(ctx, node_class, seed):
            f"after 3 s there is no leader and the terms are {terms}: candidates stopped trying (seed={seed})")
 
 
-@scenario(2, "rejoin (election restriction)", 5, seeds=(1, 2, 3))
-def ex2_rejoin(ctx, node_class, seed):
-    """MIT Rejoin: the old leader, with a longer log but an older last
-    term, must not win against a node that has the committed entries."""
-    mit_rejoin(ctx, node_class, seed)
-
-
-@scenario(2, "a majority of 4 and of 5", 10, public=True, seeds=(1,))
 def ex2_majority(ctx, node_class, seed):
     """White-box: a candidate needs more than half of all the nodes,
     itself included: 3 of 4, 3 of 5 (2 of 4 is a tie, not a majority); a
@@ -213,7 +183,6 @@ def ex2_majority(ctx, node_class, seed):
         c.stop()
 
 
-@scenario(2, "votes and terms are saved before answering", 5, public=True, seeds=(1,))
 def ex2_saved(ctx, node_class, seed):
     """White-box, Figure 2: currentTerm and votedFor are updated on stable
     storage before responding to RPCs: a vote, and a newer term learnt from
@@ -239,3 +208,26 @@ def ex2_saved(ctx, node_class, seed):
     expect(c.nodes[0].current_term == 7,
            f"candidate 0 adopted term 7 from a reply and crashed: it came back in term {c.nodes[0].current_term}: "
            "persist() after adopting a newer term")
+
+
+# The grade sheet: what is graded, worth how much, with which seeds (the order is the report's).
+SCENARIOS = [
+    scenario(2, "term rules", 10, ex2_term_rules, public=True, seeds=(1,)),
+    scenario(2, "one vote per term", 15, ex2_one_vote, public=True, seeds=(1,)),
+    scenario(2, "election timer reset on a granted vote", 10, ex2_timer_reset, public=True, seeds=(1,)),
+    scenario(2, "vote counting", 15, ex2_vote_counting, public=True, seeds=(1,)),
+    scenario(2, "up-to-date check (5.4.1)", 15, ex2_up_to_date, public=True, seeds=(1,)),
+    scenario(2, "initial election", 5, mit_initial_election, public=True, seeds=(1, 2, 3), doc="MIT InitialElection."),
+    scenario(2, "re-election", 5, mit_re_election, seeds=(1, 2, 3),
+             doc="MIT ReElection: a lone node never wins (votes from failed RPCs or refusals must not count)."),
+    scenario(2, "split votes stay safe", 5, ex2_split_votes, seeds=(1, 2, 3)),
+    scenario(2, "rejoin (election restriction)", 5, mit_rejoin, seeds=(1, 2, 3),
+             doc="MIT Rejoin: the old leader, with a longer log but an older last term, must not win against a node "
+                 "that has the committed entries."),
+    scenario(2, "a majority of 4 and of 5", 10, ex2_majority, public=True, seeds=(1,)),
+    scenario(2, "votes and terms are saved before answering", 5, ex2_saved, public=True, seeds=(1,)),
+]
+
+exercise(2, "RequestVote: the handler and the vote counting", "02-request-vote",
+         ClassSpec("MyNode", ConsensusModule, ("request_vote", "send_request_vote")),
+         scenarios=SCENARIOS)

@@ -7,11 +7,7 @@ from .exercise import ClassSpec, exercise, scenario
 from .helpers import CANDIDATE, FOLLOWER, ae, expect, frozen, set_log, show_log
 from .mit import mit_basic_agree, mit_fail_agree, mit_rejoin, mit_unreliable_agree
 
-exercise(3, "AppendEntries: the follower side", "03-append-entries",
-         ClassSpec("MyNode", ConsensusModule, ("append_entries", "conflict_hint")))
 
-
-@scenario(3, "term rules and the timer", 10, public=True, seeds=(1,))
 def ex3_term_rules(ctx, node_class, seed):
     """White-box: a request of an older term is refused with our term and
     does not reset the timer; a request of the current term resets it; a
@@ -38,7 +34,6 @@ def ex3_term_rules(ctx, node_class, seed):
            f"a request of term 4 must be adopted (term now {node.current_term}, reply {reply})")
 
 
-@scenario(3, "consistency check", 15, public=True, seeds=(1,))
 def ex3_consistency(ctx, node_class, seed):
     """White-box: reply false if the log has no entry at prev_log_index
     whose term is prev_log_term (heartbeats too), with the conflict hint:
@@ -69,7 +64,6 @@ def ex3_consistency(ctx, node_class, seed):
     expect(reply.success, "prev_log_index 0 (before the first entry) always matches")
 
 
-@scenario(3, "truncate only on conflict", 20, public=True, seeds=(1,))
 def ex3_truncate(ctx, node_class, seed):
     """White-box: entries that already match stay (a stale, reordered
     request must not delete newer entries); at the first conflicting entry
@@ -91,7 +85,6 @@ def ex3_truncate(ctx, node_class, seed):
            f"expected [1:a, 1:b, 3:x], got {show_log(node)}")
 
 
-@scenario(3, "commit index rule", 15, public=True, seeds=(1,))
 def ex3_commit_rule(ctx, node_class, seed):
     """White-box, Figure 2 step 5: commit_index = min(leader_commit, index of
     the last new entry): never an entry the leader has not checked, never
@@ -113,32 +106,6 @@ def ex3_commit_rule(ctx, node_class, seed):
     expect(node.commit_index == 3, f"commit_index must never go backwards (3), got {node.commit_index}")
 
 
-@scenario(3, "basic agreement", 5, public=True, seeds=(1, 2, 3))
-def ex3_basic_agree(ctx, node_class, seed):
-    """MIT BasicAgree."""
-    mit_basic_agree(ctx, node_class, seed)
-
-
-@scenario(3, "agreement after reconnection", 5, seeds=(1, 2, 3))
-def ex3_fail_agree(ctx, node_class, seed):
-    """MIT FailAgree: a follower that missed entries is repaired."""
-    mit_fail_agree(ctx, node_class, seed)
-
-
-@scenario(3, "rejoin", 5, seeds=(1, 2, 3))
-def ex3_rejoin(ctx, node_class, seed):
-    """MIT Rejoin: conflicting entries of an old leader are overwritten."""
-    mit_rejoin(ctx, node_class, seed)
-
-
-@scenario(3, "unreliable agreement", 10, seeds=(1, 2))
-def ex3_unreliable(ctx, node_class, seed):
-    """MIT UnreliableAgree: drops and reordering; a follower
-    that truncates on stale requests loses committed entries."""
-    mit_unreliable_agree(ctx, node_class, seed)
-
-
-@scenario(3, "conflict hint: the whole term", 5, public=True, seeds=(1,))
 def ex3_conflict_term_start(ctx, node_class, seed):
     """White-box: the conflict index is the first index of the conflicting
     term, however long that term is and wherever it starts (index 1 included)."""
@@ -158,7 +125,6 @@ def ex3_conflict_term_start(ctx, node_class, seed):
                f"{hint[1]}), got conflict_index={reply.conflict_index}, conflict_term={reply.conflict_term}")
 
 
-@scenario(3, "term and entries are saved before answering", 5, public=True, seeds=(1,))
 def ex3_saved(ctx, node_class, seed):
     """White-box, Figure 2: a newer term learnt from AppendEntries, and the
     entries appended, are on stable storage before the reply: they survive a crash."""
@@ -177,7 +143,6 @@ def ex3_saved(ctx, node_class, seed):
            "changing the log, before the reply")
 
 
-@scenario(3, "commit index never goes back", 5, public=True, seeds=(1,))
 def ex3_commit_back(ctx, node_class, seed):
     """White-box, Figure 2 step 5: a late request that checked fewer entries
     than we have committed must not lower commit_index, even when its
@@ -192,3 +157,27 @@ def ex3_commit_back(ctx, node_class, seed):
     expect(node.commit_index == 3,
            f"a late heartbeat (prev_log_index=1, leader_commit=4) checked entry 1 only: commit_index must stay 3, "
            f"not go back to min(4, 1) = 1; got {node.commit_index}")
+
+
+# The grade sheet: what is graded, worth how much, with which seeds (the order is the report's).
+SCENARIOS = [
+    scenario(3, "term rules and the timer", 10, ex3_term_rules, public=True, seeds=(1,)),
+    scenario(3, "consistency check", 15, ex3_consistency, public=True, seeds=(1,)),
+    scenario(3, "truncate only on conflict", 20, ex3_truncate, public=True, seeds=(1,)),
+    scenario(3, "commit index rule", 15, ex3_commit_rule, public=True, seeds=(1,)),
+    scenario(3, "basic agreement", 5, mit_basic_agree, public=True, seeds=(1, 2, 3), doc="MIT BasicAgree."),
+    scenario(3, "agreement after reconnection", 5, mit_fail_agree, seeds=(1, 2, 3),
+             doc="MIT FailAgree: a follower that missed entries is repaired."),
+    scenario(3, "rejoin", 5, mit_rejoin, seeds=(1, 2, 3),
+             doc="MIT Rejoin: conflicting entries of an old leader are overwritten."),
+    scenario(3, "unreliable agreement", 10, mit_unreliable_agree, seeds=(1, 2),
+             doc="MIT UnreliableAgree: drops and reordering; a follower that truncates on stale requests loses "
+                 "committed entries."),
+    scenario(3, "conflict hint: the whole term", 5, ex3_conflict_term_start, public=True, seeds=(1,)),
+    scenario(3, "term and entries are saved before answering", 5, ex3_saved, public=True, seeds=(1,)),
+    scenario(3, "commit index never goes back", 5, ex3_commit_back, public=True, seeds=(1,)),
+]
+
+exercise(3, "AppendEntries: the follower side", "03-append-entries",
+         ClassSpec("MyNode", ConsensusModule, ("append_entries", "conflict_hint")),
+         scenarios=SCENARIOS)

@@ -8,15 +8,11 @@ from .exercise import ClassSpec, exercise, scenario
 from .helpers import cluster, expect, frozen
 from .mit import mit_figure8, mit_persist1, mit_persist2, mit_persist3
 
-exercise(5, "Persistence: what to save, and restore on restart", "05-persistence",
-         ClassSpec("MyNode", ConsensusModule, ("persist", "restore")))
-
 
 def node_state(node):
     return node.current_term, node.voted_for, [(e.term, e.command) for e in node.log]
 
 
-@scenario(5, "state survives a restart", 20, public=True, seeds=(1, 2))
 def ex5_state_survives(ctx, node_class, seed):
     """White-box: after entries, elections and a vote, crash and restart
     every node: its current_term, voted_for and log are exactly as before."""
@@ -36,7 +32,6 @@ def ex5_state_survives(ctx, node_class, seed):
                            f"(persist() must save it and restore() must load it; seed={seed})")
 
 
-@scenario(5, "a vote survives a restart", 20, public=True, seeds=(1,))
 def ex5_vote_survives(ctx, node_class, seed):
     """White-box: a node votes for candidate 1 in term 1, crashes and
     restarts: candidate 2 of term 1 must not get its vote (one vote per
@@ -52,31 +47,6 @@ def ex5_vote_survives(ctx, node_class, seed):
                                    "term 1: voted_for must be persisted")
 
 
-@scenario(5, "basic persistence", 15, seeds=(1, 2, 3))
-def ex5_persist1(ctx, node_class, seed):
-    """MIT Persist1."""
-    mit_persist1(ctx, node_class, seed)
-
-
-@scenario(5, "more persistence", 10, seeds=(1, 2))
-def ex5_persist2(ctx, node_class, seed):
-    """MIT Persist2."""
-    mit_persist2(ctx, node_class, seed)
-
-
-@scenario(5, "partitioned leader and crashes", 15, seeds=(1, 2, 3))
-def ex5_persist3(ctx, node_class, seed):
-    """MIT Persist3."""
-    mit_persist3(ctx, node_class, seed)
-
-
-@scenario(5, "figure 8 with crashes", 10, seeds=(1, 2))
-def ex5_figure8(ctx, node_class, seed):
-    """MIT Figure8: 1000 iterations; leaders crash right after accepting."""
-    mit_figure8(ctx, node_class, seed)
-
-
-@scenario(5, "persistence goes through Storage", 10, public=True, seeds=(1,))
 def ex5_through_storage(ctx, node_class, seed):
     """White-box: persist() writes to self.storage and restore() reads
     self.storage, nothing else: a node of another cluster starts empty, and
@@ -101,3 +71,20 @@ def ex5_through_storage(ctx, node_class, seed):
     expect((node.current_term, node.voted_for) == (1, 1),
            f"node 0 restarted on the bytes another node 0 saved after voting for 1 in term 1; it came back with "
            f"term {node.current_term}, voted_for {node.voted_for}")
+
+
+# The grade sheet: what is graded, worth how much, with which seeds (the order is the report's).
+SCENARIOS = [
+    scenario(5, "state survives a restart", 20, ex5_state_survives, public=True, seeds=(1, 2)),
+    scenario(5, "a vote survives a restart", 20, ex5_vote_survives, public=True, seeds=(1,)),
+    scenario(5, "basic persistence", 15, mit_persist1, seeds=(1, 2, 3), doc="MIT Persist1."),
+    scenario(5, "more persistence", 10, mit_persist2, seeds=(1, 2), doc="MIT Persist2."),
+    scenario(5, "partitioned leader and crashes", 15, mit_persist3, seeds=(1, 2, 3), doc="MIT Persist3."),
+    scenario(5, "figure 8 with crashes", 10, mit_figure8, seeds=(1, 2),
+             doc="MIT Figure8: 1000 iterations; leaders crash right after accepting."),
+    scenario(5, "persistence goes through Storage", 10, ex5_through_storage, public=True, seeds=(1,)),
+]
+
+exercise(5, "Persistence: what to save, and restore on restart", "05-persistence",
+         ClassSpec("MyNode", ConsensusModule, ("persist", "restore")),
+         scenarios=SCENARIOS)

@@ -11,10 +11,6 @@ from ..context import ScenarioContext
 from .exercise import ClassSpec, KVImpl, exercise, scenario
 from .helpers import Failed, expect
 
-exercise(7, "A KV service with exactly-once clerks", "07-kv-exactly-once",
-         ClassSpec("MyKVStore", KVStore, ("apply", "dump", "load")),
-         ClassSpec("MyClerk", Clerk, ("request",)))
-
 
 def graded_service(store_class):
     class GradedKVService(KVService):
@@ -114,7 +110,6 @@ def appended_once(kv, seed):
                              f"applied twice (a retry, or a duplicated request; seed={seed})")
 
 
-@scenario(7, "dedup table", 15, public=True, seeds=(1,))
 def ex7_dedup(ctx, impl, seed):
     """White-box: the state machine applies each (client_id, seq) once: a
     duplicate returns the first result and changes nothing, an older
@@ -140,7 +135,6 @@ def ex7_dedup(ctx, impl, seed):
            "after load(dump()) a duplicate was applied again: the dedup table must be part of the snapshot")
 
 
-@scenario(7, "basic operations", 10, public=True, seeds=(1,))
 def ex7_basic(ctx, impl, seed):
     """Put, append and get through the log with the student's clerk."""
     kv = kv_cluster(ctx, impl, seed)
@@ -160,7 +154,6 @@ def ex7_basic(ctx, impl, seed):
            f"put a=x, append a+=y, get a, get nope should answer 'xy', 'xy', '', got {out} (seed={seed})")
 
 
-@scenario(7, "lost replies: retry with the same seq", 20, public=True, seeds=(1, 2))
 def ex7_lost_replies(ctx, impl, seed):
     """30 % of replies are lost: the clerk must retry until it gets an
     answer, with the same sequence number, so that a retried append is
@@ -180,7 +173,6 @@ def ex7_lost_replies(ctx, impl, seed):
     check_history(kv, seed, "lost replies")
 
 
-@scenario(7, "duplicated requests", 15, seeds=(1, 2))
 def ex7_duplicates(ctx, impl, seed):
     """The network delivers 30 % of requests twice: the state machine must
     apply each operation once."""
@@ -193,7 +185,6 @@ def ex7_duplicates(ctx, impl, seed):
     check_history(kv, seed, "duplicated requests")
 
 
-@scenario(7, "leader changes", 15, seeds=(1, 2))
 def ex7_leader_changes(ctx, impl, seed):
     """Clients keep going while leaders are disconnected and come back:
     the clerk must find the new leader and never apply an operation twice."""
@@ -213,7 +204,6 @@ def ex7_leader_changes(ctx, impl, seed):
     check_history(kv, seed, "leader changes")
 
 
-@scenario(7, "crashes and snapshots", 15, seeds=(1, 2))
 def ex7_snapshots(ctx, impl, seed):
     """Snapshots every 5 entries, nodes crash and restart, replies are
     lost: the dedup table must travel in the snapshot, or a restarted node
@@ -236,7 +226,6 @@ def ex7_snapshots(ctx, impl, seed):
     check_history(kv, seed, "crashes and snapshots")
 
 
-@scenario(7, "finding the leader among 4", 10, seeds=(1, 2))
 def ex7_four_servers(ctx, impl, seed):
     """4 servers whose leader is not server 0 or 2: a clerk that tries the
     servers in turn must reach every one of them."""
@@ -262,3 +251,20 @@ def ex7_four_servers(ctx, impl, seed):
            f"server {leader} of 4 leads, and the clerk did not finish put and get in 30 s: it must try every "
            f"server in turn (seed={seed})")
     expect(out == {"put": None, "get": "1"}, f"put a=1 then get a should answer '1', got {out} (seed={seed})")
+
+
+# The grade sheet: what is graded, worth how much, with which seeds (the order is the report's).
+SCENARIOS = [
+    scenario(7, "dedup table", 15, ex7_dedup, public=True, seeds=(1,)),
+    scenario(7, "basic operations", 10, ex7_basic, public=True, seeds=(1,)),
+    scenario(7, "lost replies: retry with the same seq", 20, ex7_lost_replies, public=True, seeds=(1, 2)),
+    scenario(7, "duplicated requests", 15, ex7_duplicates, seeds=(1, 2)),
+    scenario(7, "leader changes", 15, ex7_leader_changes, seeds=(1, 2)),
+    scenario(7, "crashes and snapshots", 15, ex7_snapshots, seeds=(1, 2)),
+    scenario(7, "finding the leader among 4", 10, ex7_four_servers, seeds=(1, 2)),
+]
+
+exercise(7, "A KV service with exactly-once clerks", "07-kv-exactly-once",
+         ClassSpec("MyKVStore", KVStore, ("apply", "dump", "load")),
+         ClassSpec("MyClerk", Clerk, ("request",)),
+         scenarios=SCENARIOS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -71,14 +72,34 @@ class KVImpl(NamedTuple):
 EXERCISES: dict[int, Exercise] = {}
 
 
-def exercise(number, title, notebook, *classes):
-    EXERCISES[number] = Exercise(number, title, notebook, tuple(classes))
+def exercise(number: int, title: str, notebook: str, *classes: ClassSpec, scenarios) -> Exercise:
+    """Register exercise ``number``: the classes the student writes and its
+    grade sheet, rows made by :func:`scenario` in the order the report lists them."""
+    scenarios = list(scenarios)
+    strays = [s.name for s in scenarios if s.exercise != number]
+    if strays:
+        raise ValueError(f"exercise {number}'s grade sheet holds rows of another exercise: {strays}")
+    names = [s.name for s in scenarios]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"exercise {number} names these scenarios twice: {twice}")
+    if number in EXERCISES:
+        raise ValueError(f"exercise {number} is registered twice")
+    EXERCISES[number] = Exercise(number, title, notebook, tuple(classes), scenarios)
+    return EXERCISES[number]
 
 
-def scenario(number: int, name: str, points: int, *, public: bool = False, seeds=(1, 2, 3)):
-    """Register the decorated function as a scenario of exercise ``number``."""
-    def register(fn):
-        doc = " ".join((fn.__doc__ or "").split())
-        EXERCISES[number].scenarios.append(Scenario(number, name, points, fn, doc, public, tuple(seeds)))
-        return fn
-    return register
+def scenario(number: int, name: str, points: int, run, *, public: bool = False, seeds=(1, 2, 3),
+             doc: str | None = None) -> Scenario:
+    """One row of exercise ``number``'s grade sheet: ``run(ctx, impl, seed)``
+    (a scenario function, or a ``functools.partial`` of one that fixes its
+    other arguments) is worth ``points`` if it passes on every seed. ``doc``
+    (what must hold, shown in reports) defaults to the function's docstring."""
+    if not callable(run):
+        raise TypeError(f"scenario {name!r}: run must be a function (ctx, impl, seed), got {run!r}")
+    if doc is None:
+        doc = (run.func if isinstance(run, functools.partial) else run).__doc__ or ""
+    doc = " ".join(doc.split())
+    if not doc:
+        raise ValueError(f"scenario {name!r} does not say what must hold: give its function a docstring, or doc=")
+    return Scenario(number, name, points, run, doc, public, tuple(seeds))
