@@ -166,6 +166,8 @@ def test_clumsy_grade_sheets_are_refused_with_a_reason():
         scenario(1, "silent", 5, lambda ctx, impl, seed: None)
     with pytest.raises(TypeError, match="must be a function"):
         scenario(1, "not callable", 5, "mit_basic_agree", doc="x")
+    with pytest.raises(TypeError, match="must be a function"):  # the shape before ScenarioContext
+        scenario(1, "old shape", 5, lambda impl, seed: None, doc="x")
     row = scenario(99, "a", 5, _says_something)
     with pytest.raises(ValueError, match=r"names these scenarios twice: \['a'\]"):
         exercise(99, "t", "nb", scenarios=[row, row])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -95,8 +96,10 @@ def scenario(number: int, name: str, points: int, run, *, public: bool = False, 
     (a scenario function, or a ``functools.partial`` of one that fixes its
     other arguments) is worth ``points`` if it passes on every seed. ``doc``
     (what must hold, shown in reports) defaults to the function's docstring."""
-    if not callable(run):
-        raise TypeError(f"scenario {name!r}: run must be a function (ctx, impl, seed), got {run!r}")
+    try:
+        inspect.signature(run).bind(None, None, None)
+    except (TypeError, ValueError):  # not callable, or another shape: it would fail every student's run
+        raise TypeError(f"scenario {name!r}: run must be a function (ctx, impl, seed), got {run!r}") from None
     if doc is None:
         doc = (run.func if isinstance(run, functools.partial) else run).__doc__ or ""
     doc = " ".join(doc.split())
