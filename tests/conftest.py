@@ -18,6 +18,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Test workers running side by side (pytest-xdist's gw0, gw1, ...) give
+    their clusters a core each (raftkit.clock: RAFTKIT_CPU)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        os.environ.setdefault("RAFTKIT_CPU", worker[2:])
+
+
 @pytest.fixture
 def no_leaked_threads():
     """leaktest's counterpart: leaving ``with Cluster(...)`` ends every thread

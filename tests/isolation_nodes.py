@@ -92,3 +92,22 @@ class ThreadBomb(ConsensusModule):
     def request_vote(self, args):
         while True:
             self.go(self.get_state)
+
+
+class EmitsForever(ConsensusModule):
+    """Writes trace events in a loop and never blocks: as stuck as a bare loop."""
+
+    def request_vote(self, args):
+        while True:
+            self.emit("spam", self.id)
+
+
+class TermBecomesTrue(ConsensusModule):
+    """Sets its term to True (== 1 in Python) once it has term 1: the mirror
+    must see the bool, not take it for the unchanged 1."""
+
+    def request_vote(self, args):
+        reply = super().request_vote(args)
+        if self.current_term == 1:
+            self.current_term = True
+        return reply

@@ -391,3 +391,17 @@ def test_thread_limit_is_per_node():
 
     message, _, _ = _bomb_failure(BombOnTwo, seed=1)
     assert message.startswith("node 2 has"), message
+
+
+def test_raftkit_cpu_gives_a_clock_the_core_it_names(monkeypatch):
+    """A grader running clocks side by side gives each a core of its own
+    (RAFTKIT_CPU); without it the core depends on the process id."""
+    monkeypatch.setattr(raftkit.clock.os, "sched_getaffinity", lambda pid: {4, 6}, raising=False)
+    for slot, core in (("0", 4), ("1", 6), ("2", 4)):
+        monkeypatch.setenv("RAFTKIT_CPU", slot)
+        assert raftkit.clock._pick_cpu() == core
+    monkeypatch.setenv("RAFTKIT_CPU", "not a number")
+    assert raftkit.clock._pick_cpu() in (4, 6)
+    monkeypatch.setattr(raftkit.clock.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setenv("RAFTKIT_CPU", "1")
+    assert raftkit.clock._pick_cpu() is None  # one core: nothing to choose

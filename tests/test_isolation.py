@@ -126,6 +126,8 @@ def test_stop_ends_every_node_process():
     (hostile.ForgesCode, NodeError, "may not cross the trust boundary"),
     (hostile.LiesAboutState, NodeError, "not a CMState"),
     (hostile.ThreadBomb, NodeError, "live threads, the most one node may have"),
+    (hostile.EmitsForever, DeadlockError, "without reaching a kit primitive"),
+    (hostile.TermBecomesTrue, NodeError, "self.current_term is True, not a number"),
 ])
 def test_a_hostile_node_fails_its_run_with_an_accurate_message(cls, error, words):
     if os.path.exists(hostile.ForgesCode.MARK):

@@ -260,3 +260,27 @@ def test_any_malformed_notebook_is_a_clear_submission_error(tmp_path):
         path.write_bytes(raw)
         with pytest.raises(SubmissionError):
             read_cells(str(path))
+
+
+def test_workers_running_at_once_get_different_slots(monkeypatch, tmp_path):
+    """-j 2: the two notebooks graded at once never share a slot (each
+    worker's clocks get a core of their own from it)."""
+    import threading
+    running, seen, mu = set(), [], threading.Lock()
+    both = threading.Barrier(2, timeout=10)
+
+    def fake(path, options, slot=None):
+        with mu:
+            assert slot not in running
+            running.add(slot)
+            seen.append(slot)
+        if len(seen) <= 2:
+            both.wait()  # the first two really overlap
+        with mu:
+            running.discard(slot)
+        return {"notebook": path, "score": 0, "max": 0, "scenarios": []}
+    monkeypatch.setattr(runner_mod, "grade_notebook", fake)
+    paths = [str(tmp_path / f"{k}.ipynb") for k in range(6)]
+    results = runner_mod.grade_notebooks(paths, runner_mod.GradeOptions(), jobs=2)
+    assert [r["notebook"] for r in results] == paths
+    assert sorted(set(seen)) == [0, 1] and len(seen) == 6

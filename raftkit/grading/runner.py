@@ -122,9 +122,11 @@ def student_of(path: str) -> str:
 # The parent: one worker process per notebook
 # ==========================================================================
 
-def grade_notebook(path: str, options: GradeOptions) -> dict:
+def grade_notebook(path: str, options: GradeOptions, slot: int | None = None) -> dict:
     """Grade one notebook in a fresh worker process. Never raises for a
-    bad submission; a result with ``grader_error`` means grading broke."""
+    bad submission; a result with ``grader_error`` means grading broke.
+    ``slot``: the worker's place among those running at once (its clocks
+    then get a core of their own, see ``raftkit.clock``)."""
     path = os.path.abspath(path)
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "raftkit.grading.runner", "--result-fd", str(write_fd),
@@ -138,6 +140,8 @@ def grade_notebook(path: str, options: GradeOptions) -> dict:
     # worker and its children, even after they were killed.
     home = tempfile.mkdtemp(prefix="raftkit-worker-")
     env = dict(os.environ, MALLOC_ARENA_MAX="2", PYTHONDONTWRITEBYTECODE="1", TMPDIR=home)
+    if slot is not None:
+        env["RAFTKIT_CPU"] = str(slot)
     try:
         proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True, env=env, cwd=home)
@@ -205,12 +209,23 @@ def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool 
     """Grade notebooks, ``jobs`` at a time, in the order given. Ctrl-C
     kills every worker (and what they started) before it propagates.
     ``on_result(k, result)`` is called as each notebook finishes (to save it)."""
+    import queue
     from concurrent.futures import ThreadPoolExecutor, as_completed
     results: list = [None] * len(paths)
     bar = _progress(len(paths), progress)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = {pool.submit(grade_notebook, p, options): k for k, p in enumerate(paths)}
+        slots = queue.SimpleQueue()  # a worker's slot is free again when its notebook is done
+        for k in range(max(1, jobs)):
+            slots.put(k)
+
+        def grade_in_a_slot(path):
+            slot = slots.get()
+            try:
+                return grade_notebook(path, options, slot)
+            finally:
+                slots.put(slot)
+        futures = {pool.submit(grade_in_a_slot, p): k for k, p in enumerate(paths)}
         for fut in as_completed(futures):
             k = futures[fut]
             try:

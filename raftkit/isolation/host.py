@@ -84,6 +84,9 @@ class Host:
         self.values: dict[int, object] = {}    # channel values stay here; handles cross
         self._ids = itertools.count(1)
         self._send_mu = threading.Lock()
+        self.reader = wire.Reader(fd, trusted=True)
+        self.outbox: list[bytes] = []          # posts, sent with the next frame that waits for an answer
+        self._reported = None                  # the last report's values, to send only what changed
         self.node = None
         self.locks: list = []                  # (lock, name) that must not be held across a block
         self._sent_log: list = []
@@ -91,8 +94,12 @@ class Host:
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
+        """Send ``msg`` and the posts before it, in one write."""
         with self._send_mu:
-            wire.send(self.fd, msg)
+            self.outbox.append(wire.frame(msg))
+            data = b"".join(self.outbox)
+            self.outbox.clear()
+            wire.write(self.fd, data)
 
     def request(self, op: str, *args, block: bool = False):
         """Send a request for the current job and wait for its answer."""
@@ -117,9 +124,14 @@ class Host:
         return value
 
     def post(self, op: str, *args) -> None:
-        """A request that needs no answer (emit, save)."""
+        """A request that needs no answer (emit, save): it leaves with the
+        next frame (the trusted side reads nothing before that one)."""
         job = getattr(self.local, "job", None)
-        self.send(("post", job.key if job else 0, op, args))
+        with self._send_mu:
+            self.outbox.append(wire.frame(("post", job.key if job else 0, op, args)))
+            if len(self.outbox) >= 256:
+                wire.write(self.fd, b"".join(self.outbox))
+                self.outbox.clear()
 
     def held(self, what: str):
         """None, or (line, stack) if a guarded lock is held: the trusted side
@@ -133,7 +145,8 @@ class Host:
 
     def report(self):
         """What the trusted side mirrors of the node (for the safety monitor,
-        the harness and the drawings): plain values, and the log's change."""
+        the harness and the drawings): its plain values (four Nones if they
+        did not change since the last report), and the log's change."""
         node = self.node
         if node is None:
             return None
@@ -152,9 +165,14 @@ class Host:
         except AttributeError:
             return ("bad", "self.log holds something that is not a LogEntry")
         state = g("state")
-        return (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
-                dict(g("next_index") or {}), dict(g("match_index") or {}), keep, new,
-                {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in self.shared.items()} or None)
+        now = (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
+               dict(g("next_index") or {}), dict(g("match_index") or {}))
+        blob = wire.dumps(now)  # equal bytes: equal values of equal types (True is not 1 here)
+        if blob == self._reported:
+            now = (None, None, None, None)
+        self._reported = blob
+        return now + (keep, new, {k: (list(v) if isinstance(v, list) else dict(v))
+                                      for k, v in self.shared.items()} or None)
 
     # -- the reader ------------------------------------------------------------
     # The trusted side answers one frame with one frame, so exactly one host
@@ -186,7 +204,7 @@ class Host:
         another thread takes over reading (``_HANDED_OFF``)."""
         while True:
             try:
-                msg = wire.recv(self.fd, trusted=True)
+                msg = self.reader.recv()
             except wire.HostGone:
                 os._exit(0)  # the trusted side is gone: so is this node
             kind = msg[0]
@@ -527,7 +545,7 @@ def template_main(ctl_fd: int) -> None:
         ctl.send(wire.dumps((number, kind, value)))
 
     try:
-        spec = wire.recv(0, trusted=True)
+        spec = wire.Reader(0, trusted=True).recv()
         cls, info = _load_class(spec, progress=lambda n: answer(0, "cell", n))
         if cls is None:
             answer(0, "refused", info)

@@ -375,6 +375,7 @@ class NodeHost:
         self.template = nodes.template
         self.pid, self.sock = self.template.spawn(self.clock._cpu)
         self.fd = self.sock.fileno()
+        self.reader = wire.Reader(self.fd)
         self.channels: list = []
         self.shared: dict = {}
         self.keys = itertools.count(1)
@@ -430,11 +431,15 @@ class NodeHost:
     def _serve_frames(self, key, what):
         pending = None
         while True:
+            since = time.monotonic()
             msg = self._recv()
             kind = msg[0]
-            if kind == "post":
+            while kind == "post":  # posts alone are no progress: a loop of emits is as stuck as a bare loop
                 self._post(msg)
-                continue
+                if time.monotonic() - since > self.timeout:
+                    raise self._stuck()
+                msg = self._recv()
+                kind = msg[0]
             _check(msg[1] == key, f"a frame for job {msg[1]!r} while job {key} runs")
             if kind == "end":
                 _check(len(msg) == 5, "a bad end frame")
@@ -479,21 +484,26 @@ class NodeHost:
 
     def _recv(self):
         try:
-            self._wait()
-            msg = wire.recv(self.fd, self.timeout)
+            if not self.reader.has_frame():
+                self._wait()
+                self.reader.read_ready()
+            msg = self.reader.recv(self.timeout)
             _check(isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in ("req", "post", "end"),
                    "a frame that is not a request, a post or an end")
             return msg
         except TimeoutError:
-            stacks = self._stacks()
-            raise self._fail(DeadlockError(
-                f"node {self.i} ran for {self.timeout:.1f} s of wall time without reaching a kit primitive "
-                f"(its last request: {self.last}). A thread of it is stuck in an infinite loop, or waiting on "
-                "something outside the kit (a raw threading wait, or a lock another thread holds).", stacks)) from None
+            raise self._stuck() from None
         except wire.HostGone:
             raise self._fail(None) from None
         except wire.ProtocolError as e:
             raise self._fail(NodeError(f"node {self.i}'s process broke the protocol: {e}")) from None
+
+    def _stuck(self):
+        stacks = self._stacks()
+        return self._fail(DeadlockError(
+            f"node {self.i} ran for {self.timeout:.1f} s of wall time without reaching a kit primitive "
+            f"(its last request: {self.last}). A thread of it is stuck in an infinite loop, or waiting on "
+            "something outside the kit (a raw threading wait, or a lock another thread holds).", stacks))
 
     def _stacks(self) -> dict:
         """The host's stacks. Asking takes a moment on a loaded machine: the
@@ -540,8 +550,11 @@ class NodeHost:
         if op == "sleep":
             _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0 and not math.isnan(args[0]),
                    "sleep(dt >= 0, held)")
-            with self._held(args[1], "sleep"):
+            if args[1] is None:
                 clock.sleep(args[0])
+            else:
+                with self._held(args[1], "sleep"):
+                    clock.sleep(args[0])
             return None
         if op == "chan":
             _check(len(args) == 1, "chan(capacity)")
@@ -573,8 +586,11 @@ class NodeHost:
                    and len(method) <= 100, "call: a bad method name")
             _check(isinstance(packet, tuple) and len(packet) == 2 and type(packet[0]) is bytes
                    and type(packet[1]) is bool, "call: a bad packet")
+            summary = _text(summary, "a summary")
+            if held is None:
+                return self.bus.call_encoded(self.i, dst, method, packet, summary)
             with self._held(held, "call"):
-                return self.bus.call_encoded(self.i, dst, method, packet, _text(summary, "a summary"))
+                return self.bus.call_encoded(self.i, dst, method, packet, summary)
         if op == "apply":
             _check(len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 7, "apply(msg)")
             cv, command, index, sv, snap, sterm, sindex = args[0]
@@ -638,6 +654,15 @@ class NodeHost:
             raise NodeError(f"node {self.i}: {_text(report[1], 'a report')}")
         _check(len(report) == 7, "a bad state report")
         state, fields, next_index, match_index, keep, new, shared = report
+        if state is None and fields is None and next_index is None and match_index is None:
+            self._mirror_log(p, keep, new)
+            self._mirror_shared(shared)
+            return
+        self._mirror_shared(shared)
+        self._mirror_values(p, state, fields, next_index, match_index)
+        self._mirror_log(p, keep, new)
+
+    def _mirror_shared(self, shared):
         if shared is not None:
             _check(type(shared) is dict, "a bad report of shared objects")
             for key, value in shared.items():
@@ -647,6 +672,8 @@ class NodeHost:
                 elif type(obj) is dict and type(value) is dict:
                     obj.clear()
                     obj.update(value)
+
+    def _mirror_values(self, p, state, fields, next_index, match_index):
         try:
             state = CMState(state)
         except ValueError:
@@ -660,21 +687,23 @@ class NodeHost:
         for d in (next_index, match_index):
             _check(type(d) is dict and all(type(k) is _INT and type(v) is _INT for k, v in d.items()),
                    "next_index / match_index must map ints to ints")
+        d = p.__dict__
+        d["state"] = state
+        d.update(zip(FIELDS, fields))
+        d["next_index"] = _WriteThrough(self, "next_index", next_index)
+        d["match_index"] = _WriteThrough(self, "match_index", match_index)
+
+    def _mirror_log(self, p, keep, new):
         _check(type(keep) is _INT and 0 <= keep <= len(p.log) and isinstance(new, (tuple, list)),
                "a bad log report")
         entries = []
         for e in new:
             _check(isinstance(e, tuple) and len(e) == 2 and type(e[0]) is _INT, "a bad log entry")
             entries.append(LogEntry(e[0], e[1]))
-        d = p.__dict__
-        d["state"] = state
-        d.update(zip(FIELDS, fields))
-        d["next_index"] = _WriteThrough(self, "next_index", next_index)
-        d["match_index"] = _WriteThrough(self, "match_index", match_index)
         if keep == len(p.log):
             p.log.extend(entries)
         else:
-            d["log"] = p.log[:keep] + entries
+            p.__dict__["log"] = p.log[:keep] + entries
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import select
 import struct
 import time
 
-__all__ = ["Ref", "Shared", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", "send", "recv", "safe_loads", "dumps"]
+__all__ = ["Ref", "Shared", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", "Reader", "frame", "write", "send",
+           "safe_loads", "dumps"]
 
 MAX_FRAME = 64 << 20          # bytes in one frame, either way
 _HEADER = struct.Struct(">I")
@@ -80,12 +81,17 @@ def dumps(obj) -> bytes:
     return pickle.dumps(obj, protocol=_PICKLE)
 
 
-def send(fd: int, obj) -> None:
-    """Write one frame (blocking; EPIPE means the other side is gone)."""
+def frame(obj) -> bytes:
+    """``obj`` as one frame: its length, then its pickle."""
     data = dumps(obj)
     if len(data) > MAX_FRAME:
         raise ProtocolError(f"a frame of {len(data)} bytes, over the limit of {MAX_FRAME}")
-    view = memoryview(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def write(fd: int, data: bytes) -> None:
+    """Write frames (blocking; EPIPE means the other side is gone)."""
+    view = memoryview(data)
     try:
         while view:
             view = view[os.write(fd, view):]
@@ -93,34 +99,58 @@ def send(fd: int, obj) -> None:
         raise HostGone("the other side closed the pipe") from None
 
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
-    chunks, left = [], n
-    while left:
+def send(fd: int, obj) -> None:
+    """Write one frame."""
+    write(fd, frame(obj))
+
+
+class Reader:
+    """The frames arriving on ``fd``, read ahead: one system call takes
+    whatever the other side wrote, often several frames at once.
+    ``trusted=True`` (a host reading its grader) unpickles normally."""
+
+    def __init__(self, fd: int, *, trusted: bool = False):
+        self.fd, self.trusted = fd, trusted
+        self.buf = bytearray()
+
+    def read_ready(self) -> None:
+        """Take in what ``fd`` has (it is readable: this does not block)."""
+        self._fill(None)
+
+    def has_frame(self) -> bool:
+        buf = self.buf
+        return len(buf) >= _HEADER.size and len(buf) >= _HEADER.size + _HEADER.unpack_from(buf)[0]
+
+    def recv(self, timeout: float | None = None):
+        """The next frame: ``TimeoutError`` if none starts within ``timeout``
+        seconds (the rest of a frame gets the same bound again), ``HostGone``
+        at end of file, ``ProtocolError`` for a bad frame."""
+        buf, head = self.buf, _HEADER.size
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(buf) < head:
+            self._fill(deadline, head - len(buf))
+        (size,) = _HEADER.unpack_from(buf)
+        if size > MAX_FRAME:
+            raise ProtocolError(f"a frame announces {size} bytes, over the limit of {MAX_FRAME}")
+        if deadline is not None:
+            deadline = time.monotonic() + timeout
+        while len(buf) < head + size:
+            self._fill(deadline, head + size - len(buf))
+        data = bytes(memoryview(buf)[head:head + size])
+        del buf[:head + size]
+        return pickle.loads(data) if self.trusted else safe_loads(data)
+
+    def _fill(self, deadline, wanted: int = 0) -> None:
+        """Read what has arrived (waiting until ``deadline``, if one is
+        given, for something to arrive)."""
         if deadline is not None:
             wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            if wait <= 0 or not select.select([self.fd], [], [], wait)[0]:
                 raise TimeoutError
         try:
-            chunk = os.read(fd, min(left, 1 << 20))
+            chunk = os.read(self.fd, max(wanted, 1 << 16) if wanted < 1 << 20 else 1 << 20)
         except ConnectionResetError:
             chunk = b""
         if not chunk:
             raise HostGone("the other side closed the pipe")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-
-
-def recv(fd: int, timeout: float | None = None, *, trusted: bool = False):
-    """Read one frame: ``TimeoutError`` if none starts within ``timeout``
-    seconds (the rest of a frame gets the same bound again), ``HostGone`` at
-    end of file, ``ProtocolError`` for a bad frame. ``trusted=True`` (a host
-    reading its grader) unpickles normally."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    if size > MAX_FRAME:
-        raise ProtocolError(f"a frame announces {size} bytes, over the limit of {MAX_FRAME}")
-    if deadline is not None:
-        deadline = time.monotonic() + timeout
-    data = _read_exact(fd, size, deadline)
-    return pickle.loads(data) if trusted else safe_loads(data)
+        self.buf += chunk
