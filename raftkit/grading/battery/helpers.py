@@ -12,9 +12,6 @@ FOLLOWER, CANDIDATE, LEADER = CMState.FOLLOWER, CMState.CANDIDATE, CMState.LEADE
 ET = 1.0                 # MIT's RaftElectionTimeout: the unit of the tester's sleeps
 
 
-ET = 1.0                 # MIT's RaftElectionTimeout: the unit of the tester's sleeps
-
-
 class Failed(AssertionError):
     """A scenario's own check failed (the message says what was expected)."""
 
