@@ -29,13 +29,16 @@ CALL_THE_REFERENCE = {
 }
 
 PATCH_THE_CHECKS = """
+import sys
 import raftkit.grading.battery as battery, raftkit.safety as safety, raftkit.cluster as cluster
 for ex in battery.EXERCISES.values():
     for sc in ex.scenarios:
-        object.__setattr__(sc, "run", lambda impl, seed: None)
+        object.__setattr__(sc, "run", lambda ctx, impl, seed: None)
 safety.SafetyMonitor.check = lambda self, node: None
 cluster.Cluster.check_one_leader = lambda self: 0
-battery.expect = lambda *a, **k: None
+for name, module in list(sys.modules.items()):
+    if name.startswith("raftkit.grading.battery"):
+        module.expect = lambda *a, **k: None
 """
 
 WALK_THE_STACK = """
@@ -295,12 +298,15 @@ CALL_THE_REFERENCE_7 = {
 }
 
 PATCH_THE_CHECKER = """
+import sys
 import raftkit.grading.battery as battery, raftkit.lincheck as lincheck
 lincheck.check = lambda *a, **k: lincheck.CheckResult("ok", {}, {}) if hasattr(lincheck, "CheckResult") else None
-battery.check_history = battery.appended_once = lambda *a, **k: None
-battery.expect = lambda *a, **k: None
+for name, module in list(sys.modules.items()):
+    if name.startswith("raftkit.grading.battery"):
+        module.check_history = module.appended_once = module.answers_from_the_log = lambda *a, **k: None
+        module.expect = lambda *a, **k: None
 for sc in battery.EXERCISES[7].scenarios:
-    object.__setattr__(sc, "run", lambda impl, seed: None)
+    object.__setattr__(sc, "run", lambda ctx, impl, seed: None)
 """
 
 FORGE_THE_HISTORY = {"request": """

@@ -9,6 +9,7 @@ import pytest
 
 import raftkit
 from raftkit.errors import DeadlockError, NodeError, SafetyViolation
+from raftkit.grading.context import ScenarioContext
 from tests import isolation_nodes as hostile
 
 
@@ -183,17 +184,16 @@ def _battery_runs():
 
 def _digests(ex, name, impl):
     from raftkit.grading import battery
+    from raftkit.grading.context import ScenarioContext
     sc = battery.EXERCISES[ex].scenario(name)
-    battery.CLUSTERS.clear()
+    ctx = ScenarioContext()
     try:
-        sc(impl, sc.seeds[0])
+        sc(ctx, impl, sc.seeds[0])
         error = None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
-    digests = [c.trace_digest() for c in battery.CLUSTERS]
-    for c in battery.CLUSTERS:
-        c.stop()
-    battery.CLUSTERS.clear()
+    digests = [c.trace_digest() for c in ctx.clusters]
+    ctx.stop()
     return digests, error
 
 
@@ -325,14 +325,12 @@ def test_a_clerk_that_gives_up_at_once_earns_no_maybe_applied(isolated):
     from raftkit.kv import KVStore
     impl = battery.KVImpl(*hosted_kv(kv_spec(KVStore, hostile.GivesUpAtOnce))) if isolated else \
         battery.KVImpl(KVStore, hostile.GivesUpAtOnce)
-    battery.CLUSTERS.clear()
+    ctx = ScenarioContext()
     try:
         with pytest.raises(NodeError, match=r"gave up \(ClerkTimeout\) after 0.000 s, before its timeout"):
-            battery.EXERCISES[7].scenario("duplicated requests")(impl, 1)
+            battery.EXERCISES[7].scenario("duplicated requests")(ctx, impl, 1)
     finally:
-        for c in battery.CLUSTERS:
-            c.stop()
-        battery.CLUSTERS.clear()
+        ctx.stop()
 
 
 def test_a_bare_store_lives_in_its_own_process():
@@ -358,14 +356,12 @@ def test_a_server_that_answers_without_the_log_is_caught():
     from raftkit.isolation.kvprocess import hosted_kv, kv_spec
     from raftkit.kv import Clerk
     impl = battery.KVImpl(*hosted_kv(kv_spec(hostile.AnswersWithoutRaft, Clerk)))
-    battery.CLUSTERS.clear()
+    ctx = ScenarioContext()
     try:
         with pytest.raises(battery.Failed, match="applied does not hold it at all"):
-            battery.EXERCISES[7].scenario("basic operations")(impl, 1)
+            battery.EXERCISES[7].scenario("basic operations")(ctx, impl, 1)
     finally:
-        for c in battery.CLUSTERS:
-            c.stop()
-        battery.CLUSTERS.clear()
+        ctx.stop()
 
 
 def test_a_store_that_loops_is_reported_as_the_store():
@@ -393,12 +389,10 @@ def test_a_crash_while_a_request_waits_in_a_server_ends_that_request_as_in_proce
     sc = battery.EXERCISES[7].scenario("crashes and snapshots")
     runs = []
     for impl in (KVImpl(KVStore, Clerk), KVImpl(*hosted_kv(kv_spec(KVStore, Clerk)))):
-        battery.CLUSTERS.clear()
-        sc(impl, 202)
-        runs.append([c.trace_digest() for c in battery.CLUSTERS])
-        for c in battery.CLUSTERS:
-            c.stop()
-        battery.CLUSTERS.clear()
+        ctx = ScenarioContext()
+        sc(ctx, impl, 202)
+        runs.append([c.trace_digest() for c in ctx.clusters])
+        ctx.stop()
     assert runs[0] == runs[1] and runs[0]
 
 

@@ -43,20 +43,19 @@ import pytest
 import raftkit
 from raftkit.grading import battery
 from raftkit.grading.battery import ET, figure8_sleep, rand_int  # ET: MIT's RaftElectionTimeout, 1 s
+from raftkit.grading.context import ScenarioContext
 
 CHEAP_SEEDS = [1, 2, 3, 4]
 SEEDS = [1, 2]
 
 
 @pytest.fixture
-def battery_clusters():
-    """Stops the clusters a battery scenario made (the grader's runner does
-    this when it grades)."""
-    battery.CLUSTERS.clear()
-    yield
-    for c in battery.CLUSTERS:
-        c.stop()
-    battery.CLUSTERS.clear()
+def ctx():
+    """The context a battery scenario runs in; stops the clusters it made
+    (the grader's runner does this when it grades)."""
+    context = ScenarioContext()
+    yield context
+    context.stop()
 
 
 def randstring(rng: random.Random, n: int) -> str:
@@ -131,7 +130,7 @@ def one_thread(c: raftkit.Cluster, cmd, expected_servers: int, retry: bool, seed
 # =====================================================================
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_initial_election(seed, battery_clusters):
+def test_initial_election(seed, ctx):
     """TestInitialElection3A: a leader appears within ~5 s, all 3 servers agree
     on a term >= 1, and with no failures the term stays put (MIT only warns;
     the grader's scenario requires it) and there is still a leader 2 s later.
@@ -139,11 +138,11 @@ def test_initial_election(seed, battery_clusters):
     Catches: no leader because of identical/too long election timeouts (split
     votes), GetState not reporting leadership, followers not adopting the
     leader's term quickly (checkTerms after 50 ms)."""
-    battery.mit_initial_election(raftkit.ConsensusModule, seed)
+    battery.mit_initial_election(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_re_election(seed, battery_clusters):
+def test_re_election(seed, ctx):
     """TestReElection3A: the leader's disconnection gets a new leader; the old
     leader rejoining does not make two leaders in one term; a lone server
     never claims leadership; a quorum of 2 elects even though the lone server
@@ -152,11 +151,11 @@ def test_re_election(seed, battery_clusters):
     Catches: not stepping down / not adopting a higher term seen in any
     request or reply, counting failed RPCs as votes, resetting the election
     timer on the wrong events."""
-    battery.mit_re_election(raftkit.ConsensusModule, seed)
+    battery.mit_re_election(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_many_elections(seed, battery_clusters):
+def test_many_elections(seed, ctx):
     """TestManyElections3A: 7 servers; 9 times disconnect 3 random servers
     (repeats allowed), there must be one leader among the rest, then
     reconnect them; a leader at the end.
@@ -164,7 +163,7 @@ def test_many_elections(seed, battery_clusters):
     Catches: election timer mismanagement (a candidate whose timer fires must
     start a new election; reset only on the right events), livelocks from
     split votes, two leaders in one term."""
-    battery.mit_many_elections(raftkit.ConsensusModule, seed)
+    battery.mit_many_elections(ctx, raftkit.ConsensusModule, seed)
 
 
 # =====================================================================
@@ -172,14 +171,14 @@ def test_many_elections(seed, battery_clusters):
 # =====================================================================
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_basic_agree(seed, battery_clusters):
+def test_basic_agree(seed, ctx):
     """TestBasicAgree3B: nothing is committed before Start; commands 100, 200,
     300 land at indexes 1, 2, 3 and all 3 servers apply each within 2 s.
 
     Catches: a 0-based log or a no-op entry appended on election (wrong
     indexes), applying only on the leader, applying late (commit noticed only
     when the next entry arrives), repeated elections while the leader lives."""
-    battery.mit_basic_agree(raftkit.ConsensusModule, seed)
+    battery.mit_basic_agree(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
@@ -269,7 +268,7 @@ def test_leader_failure(seed):
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_fail_agree(seed, battery_clusters):
+def test_fail_agree(seed, ctx):
     """TestFailAgree3B: a follower that missed 4 entries (and probably raised
     its term) reconnects; the cluster must re-elect if needed, repair its log
     and commit 106 and 107 on all three.
@@ -278,11 +277,11 @@ def test_fail_agree(seed, battery_clusters):
     a follower claim a match it does not have), not rejecting a prevLogIndex
     past the end of the follower's log, no clean re-election when the
     higher-term follower returns."""
-    battery.mit_fail_agree(raftkit.ConsensusModule, seed)
+    battery.mit_fail_agree(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_fail_no_agree(seed, battery_clusters):
+def test_fail_no_agree(seed, ctx):
     """TestFailNoAgree3B: 5 servers, 3 followers disconnected: Start(20)
     returns index 2 but nothing commits in 2 s; after reconnection the next
     leader's Start(30) lands at index 2 or 3 and one(1000) reaches all 5.
@@ -290,7 +289,7 @@ def test_fail_no_agree(seed, battery_clusters):
     Catches: committing without a majority, a wrong Start index, the election
     restriction done by log length instead of (last term, length), not
     truncating conflicting entries."""
-    battery.mit_fail_no_agree(raftkit.ConsensusModule, seed)
+    battery.mit_fail_no_agree(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
@@ -350,7 +349,7 @@ def test_concurrent_starts(seed):
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_rejoin(seed, battery_clusters):
+def test_rejoin(seed, ctx):
     """TestRejoin3B: a partitioned leader accepts 102-104 that never commit;
     the others commit 103; then with the new leader cut off, the old leader
     (longer log, older last term) and the remaining follower must elect the
@@ -359,11 +358,11 @@ def test_rejoin(seed, battery_clusters):
 
     Catches: the election restriction implemented by log length ("No cheating
     and just checking the length!"), not truncating conflicting entries."""
-    battery.mit_rejoin(raftkit.ConsensusModule, seed)
+    battery.mit_rejoin(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", SEEDS + [3])
-def test_backup(seed, battery_clusters):
+def test_backup(seed, ctx):
     """TestBackup3B: 5 servers; a minority leader piles up 50 uncommitted
     entries, the majority commits 50 others, a second minority piles up 50
     more, then the group holding the later term's committed entries must
@@ -373,7 +372,7 @@ def test_backup(seed, battery_clusters):
     Catches: backing up nextIndex one entry per heartbeat (too slow; needs
     immediate retries and the fast conflict-term backup), setting matchIndex
     from current state instead of prevLogIndex + len(entries) of the request."""
-    battery.mit_backup(raftkit.ConsensusModule, seed)
+    battery.mit_backup(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
@@ -453,7 +452,7 @@ def test_count(seed):
 # =====================================================================
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_persist1(seed, battery_clusters):
+def test_persist1(seed, ctx):
     """TestPersist13C: crash and restart all servers, then single leaders and
     followers in turn; each time the restarted servers keep their logs, vote
     correctly and catch up (a restarted server must apply index 4 again).
@@ -461,11 +460,11 @@ def test_persist1(seed, battery_clusters):
     Catches: currentTerm, votedFor or the log not persisted on every change
     (the crash keeps exactly what was persisted), state not read back on
     restart, acknowledging before persisting."""
-    battery.mit_persist1(raftkit.ConsensusModule, seed)
+    battery.mit_persist1(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_persist2(seed, battery_clusters):
+def test_persist2(seed, ctx):
     """TestPersist23C: 5 servers, 5 rounds: commit on all, commit on 3 with
     two followers cut off, isolate everyone, restart the two that missed the
     last entry, wait 1 s, restart one that has it: that group of 3 must elect
@@ -474,11 +473,11 @@ def test_persist2(seed, battery_clusters):
 
     Catches: log or term not persisted, so a restarted server forgets
     committed entries or votes twice; the election restriction."""
-    battery.mit_persist2(raftkit.ConsensusModule, seed)
+    battery.mit_persist2(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", CHEAP_SEEDS)
-def test_persist3(seed, battery_clusters):
+def test_persist3(seed, ctx):
     """TestPersist33C: leader L and L+1 commit 102 without L+2; L and L+1
     crash; L restarts next to L+2 (which lacks 102): L must win and commit
     103 on 2; then L+1 restarts and 104 commits on all 3.
@@ -486,11 +485,11 @@ def test_persist3(seed, battery_clusters):
     Catches: the log or votedFor not persisted (a restarted L must still hold
     102 and the election restriction must prefer it), readPersist not called
     on restart."""
-    battery.mit_persist3(raftkit.ConsensusModule, seed)
+    battery.mit_persist3(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_figure8(seed, battery_clusters):
+def test_figure8(seed, ctx):
     """TestFigure83C: 5 servers, 1000 iterations: Start on every live server,
     sleep (10 %: 0-499 ms, else 0-12 ms), crash the leader that accepted,
     restart a random dead server when fewer than 3 are up. Leaders mostly die
@@ -500,7 +499,7 @@ def test_figure8(seed, battery_clusters):
     Catches: committing an entry of an earlier term by counting replicas
     (Figure 8 of the paper: only current-term entries commit by counting),
     seen as an agreement violation or a lost entry; persistence bugs."""
-    battery.mit_figure8(raftkit.ConsensusModule, seed)
+    battery.mit_figure8(ctx, raftkit.ConsensusModule, seed)
 
 
 @pytest.mark.parametrize("seed", SEEDS + [3])

@@ -73,7 +73,7 @@ def check(exercise: int, *classes, quiet: bool = False) -> dict | None:
         failure = None
         for seed in sc.seeds:
             run = run_scenario(sc, impl, seed, keep=True)
-            stuck = stuck or any(c.clock.threads() for c in run["clusters"] if c.virtual)
+            stuck = stuck or any(c.clock.threads() for c in run["context"].clusters if c.virtual)
             if not run["ok"]:
                 failure = run
                 break
@@ -113,7 +113,8 @@ def replay(exercise: int, scenario: str, seed: int, *classes):
         raise TypeError("; ".join(problems))
     impl = ex.make_impl(*found)
     run = run_scenario(sc, impl, seed, keep=True, stop=False)
-    clusters = run.pop("clusters")
+    ctx = run.pop("context")
+    clusters = ctx.clusters
     error = run.pop("error")
     if not clusters:
         print(f"{sc.name} (seed {seed}) made no cluster: {run['message'] or 'it passed'}")
@@ -127,8 +128,7 @@ def replay(exercise: int, scenario: str, seed: int, *classes):
         return c
     print(f"{sc.name}, seed {seed}: {run['message'].splitlines()[0] if run['message'] else run['error_type']}")
     from_clock = isinstance(error, (SafetyViolation, NodeError, DeadlockError))
-    repeatable = c.virtual and not getattr(c, "clerks", None) and not getattr(c, "direct_calls", False)
-    if from_clock and repeatable:
+    if from_clock and c.virtual and ctx.repeatable:
         failed_at = c.clock.events
         c.stop()
         c = rerun_before(c, failed_at - 1)

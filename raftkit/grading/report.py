@@ -23,7 +23,7 @@ __all__ = ["describe_error", "replay_call", "trim_stack_dump", "format_submissio
            "write_json", "write_csv", "student_frames"]
 
 _KIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_BATTERY = os.path.join(_KIT_DIR, "grading", "battery.py")
+_BATTERY = os.path.join(_KIT_DIR, "grading", "battery", "")  # the scenarios' package
 _LIB_DIRS = tuple({os.path.abspath(p) for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib",
                                                                                       "purelib", "platlib")) if p})
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:,)? in (?P<func>\S+)\s*$')
@@ -87,7 +87,7 @@ def _tb_frames(exc):
 def _scenario_step(frames) -> str:
     """The last line of the scenario that ran (which step failed)."""
     for filename, _line, _func, code in reversed(frames):
-        if os.path.abspath(filename) == _BATTERY and code and not code.startswith(("raise ", "expect(")):
+        if os.path.abspath(filename).startswith(_BATTERY) and code and not code.startswith(("raise ", "expect(")):
             return f"scenario step: {code.strip()}"
     return ""
 

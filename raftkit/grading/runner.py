@@ -79,6 +79,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 
 from . import battery
+from .context import ScenarioContext
 from .report import describe_error, replay_call, trim_stack_dump
 
 __all__ = ["GradeOptions", "grade_notebooks", "grade_notebook", "grade_in_process", "pick_random_seeds",
@@ -735,26 +736,19 @@ def _start_watchdog(timeout: float, path: str) -> None:
 def run_scenario(sc, impl, seed: int, *, watchdog: float | None = None, stop: bool = True, keep: bool = False):
     """Run one scenario with one seed in this process. Returns a run dict
     (``ok``, ``error_type``, ``message``, ``where``, ``time``); with
-    ``keep=True`` also ``error`` (the exception) and ``clusters``."""
-    old = battery.WATCHDOG
-    if watchdog is not None:
-        battery.WATCHDOG = watchdog
-    battery.CLUSTERS.clear()
+    ``keep=True`` also ``error`` (the exception) and ``context`` (the
+    :class:`ScenarioContext`: the clusters made, whether ``rerun`` can repeat them)."""
+    ctx = ScenarioContext() if watchdog is None else ScenarioContext(watchdog=watchdog)
     t0 = time.perf_counter()
     error = None
     try:
-        sc.run(impl, seed)
+        sc.run(ctx, impl, seed)
     except (Exception, SystemExit) as e:  # a check, an invariant, the student's exception (or exit())
         error = e
-    finally:
-        battery.WATCHDOG = old
     elapsed = time.perf_counter() - t0
-    clusters = list(battery.CLUSTERS)
-    battery.CLUSTERS.clear()
+    clusters = ctx.clusters
     if stop:
-        for c in clusters:
-            with contextlib.suppress(Exception):
-                c.stop()
+        ctx.stop()
     out = {"ok": error is None, "seed": seed, "time": round(elapsed, 3), "error_type": "", "message": "",
            "where": ""}
     if error is not None:
@@ -762,7 +756,7 @@ def run_scenario(sc, impl, seed: int, *, watchdog: float | None = None, stop: bo
         if clusters:  # for the feedback page's diagram of the moments before the failure
             out["events"] = last_events(clusters[-1])
     if keep:
-        out["error"], out["clusters"] = error, clusters
+        out["error"], out["context"] = error, ctx
     return out
 
 
