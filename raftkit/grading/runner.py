@@ -76,10 +76,11 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 from . import battery
 from .context import ScenarioContext
+from .options import GradeOptions, grader_error, pick_random_seeds, student_of
 from .report import describe_error, replay_call, trim_stack_dump
 
 __all__ = ["GradeOptions", "grade_notebooks", "grade_notebook", "grade_in_process", "pick_random_seeds",
@@ -87,34 +88,6 @@ __all__ = ["GradeOptions", "grade_notebooks", "grade_notebook", "grade_in_proces
 
 SKIP_TAGS = {"raftkit-check", "raftkit-skip"}
 _RESULT_SLACK = 5.0   # seconds a run may overrun its limit (faulthandler first) before it is killed
-
-
-@dataclass
-class GradeOptions:
-    """Limits and seeds of one grading run (JSON-able: sent to workers)."""
-
-    scenario_timeout: float = 30.0      # wall seconds per (scenario, seed) run
-    notebook_timeout: float = 600.0     # wall seconds for a whole notebook
-    load_timeout: float = 60.0          # wall seconds to execute the notebook's cells
-    memory_mb: int | None = 2048        # RLIMIT_AS of the student's processes (None: no limit)
-    watchdog: float = 3.0               # cluster watchdog (stuck node thread), wall seconds
-    random_seeds: list = field(default_factory=list)  # fresh seeds, added to every scenario's own
-    exercise: int | None = None         # force the exercise number
-    only: list | None = None            # run only scenarios whose name contains one of these
-    seeds: list | None = None           # run only these seeds (replaces fixed + random)
-    keep_going: bool = False            # run every seed even after a failure
-    isolation: str = "process"          # "process": each node in its own process; "none": the old way
-    sandbox: str = "auto"               # "bwrap", "uid" (a user of its own), "none" (not for record), "auto"
-
-
-def pick_random_seeds(k: int) -> list[int]:
-    """``k`` fresh seeds, different at every grading run."""
-    return [secrets.randbelow(10**6) + 1000 for _ in range(k)]
-
-
-def student_of(path: str) -> str:
-    """The student a submission belongs to: the name of its folder."""
-    return os.path.basename(os.path.dirname(os.path.abspath(path))) or "?"
 
 
 # ==========================================================================
@@ -148,7 +121,7 @@ def grade_notebook(path: str, options: GradeOptions, slot: int | None = None) ->
         os.close(read_fd)
         os.close(write_fd)
         shutil.rmtree(home, ignore_errors=True)
-        return _grader_error(path, f"cannot start the grading worker: {e}")
+        return grader_error(path, f"cannot start the grading worker: {e}")
     with _LIVE_LOCK:
         _LIVE.add(proc.pid)
     try:
@@ -171,7 +144,7 @@ def _collect(proc, path, read_fd, write_fd, options, t0) -> dict:
             if left <= 0:
                 _terminate(proc.pid)
                 proc.wait()
-                return _grader_error(path, f"the grading worker did not finish within "
+                return grader_error(path, f"the grading worker did not finish within "
                                            f"{options.notebook_timeout + 30:.0f} s and was killed")
             ready, _, _ = select.select(watched, [], [], min(left, 1.0))
             if reader in ready:
@@ -197,7 +170,7 @@ def _collect(proc, path, read_fd, write_fd, options, t0) -> dict:
         tail = err.decode(errors="replace").strip()[-2000:]
         if proc.returncode < 0 and "Traceback" not in tail:  # a signal the grader did not send
             return _killed_by_the_notebook(path, -proc.returncode)
-        return _grader_error(path, f"the grading worker exited with status {proc.returncode} without a "
+        return grader_error(path, f"the grading worker exited with status {proc.returncode} without a "
                                    f"result{': ' + tail if tail else ''}")
     result["time"] = round(time.monotonic() - t0, 3)
     return result
@@ -230,7 +203,7 @@ def grade_notebooks(paths, options: GradeOptions, jobs: int = 1, progress: bool 
             try:
                 results[k] = fut.result()
             except Exception as e:  # a bug of the grader itself
-                results[k] = _grader_error(paths[k], f"{type(e).__name__}: {e}")
+                results[k] = grader_error(paths[k], f"{type(e).__name__}: {e}")
             if on_result is not None:
                 on_result(k, results[k])
             bar.update(1)
@@ -273,11 +246,6 @@ def _terminate(pid, grace: float = 2.0) -> None:
             break
         time.sleep(0.02)
     _kill_group(pid)
-
-
-def _grader_error(path, message):
-    return {"notebook": os.path.abspath(path), "student": student_of(path), "exercise": None, "title": "",
-            "score": 0, "max": 0, "error": None, "grader_error": message, "warnings": [], "scenarios": []}
 
 
 def _killed_by_the_notebook(path, sig):
@@ -920,7 +888,7 @@ def worker_main(argv=None) -> int:
         options = GradeOptions(**json.loads(args.options))
         result = grade_in_worker(args.notebook, options)
     except Exception:
-        result = _grader_error(args.notebook, "the grader failed:\n" + traceback.format_exc())
+        result = grader_error(args.notebook, "the grader failed:\n" + traceback.format_exc())
     out.write(json.dumps(result, default=str))
     out.close()
     return 0
