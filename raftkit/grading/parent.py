@@ -4,14 +4,14 @@ Theory of operation
 -------------------
 Three kinds of process take part; only the last two ever run student code.
 
-``raftkit grade`` (the *parent*)
+``raftkit grade`` (the *parent*: this module)
     starts one *worker* per notebook (``python -m raftkit.grading.worker``,
     at most ``-j`` at a time, each in its own session), and reads the
     worker's verdict from a pipe it created for that worker. It kills a
     worker that overruns the notebook's time limit. It never imports the
     student's code.
 
-the *worker*
+the *worker* (``grading/worker.py``)
     reads the notebook (``nbformat``), picks the code cells to run (all
     of them except those tagged ``raftkit-check`` or ``raftkit-skip``),
     and forks a *loader*. It then asks the loader for one run per
@@ -21,7 +21,7 @@ the *worker*
     verdict, and its pipe to the parent is closed in every child right
     after the fork, before any student code runs.
 
-the *loader* (forked from the worker)
+the *loader* (forked from the worker; ``grading/loader.py``)
     closes the parent's pipe, sends its stdout/stderr to ``/dev/null``
     (so nothing the notebook prints can reach any channel that is read),
     lowers its memory limit (``RLIMIT_AS``) and executes the cells once,
@@ -31,7 +31,7 @@ the *loader* (forked from the worker)
     inherits the student's classes, so the cells run once per notebook
     while every (scenario, seed) still gets a fresh process.
 
-a *run* (forked from the loader)
+a *run* (forked from the loader; ``grading/loader.py``, the scenario itself ``grading/runs.py``)
     moves into its own process group, arms ``faulthandler`` to dump every
     thread's stack and exit at the time limit, runs one scenario with one
     seed under the cluster watchdog, and writes one JSON line carrying the

@@ -11,11 +11,13 @@ __all__ = ["kill_group", "status_text", "limit_memory"]
 
 
 def kill_group(pid):
+    """SIGKILL every process of the group ``pid`` leads (gone already: nothing to do)."""
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
 
 
 def status_text(status):
+    """How a child ended, from its ``waitpid`` status: "exit status 0", "killed by SIGKILL (out of memory?)"."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
@@ -25,6 +27,7 @@ def status_text(status):
 
 
 def limit_memory(mb):
+    """Cap this process's address space (``RLIMIT_AS``) at ``mb`` megabytes, never above the hard limit."""
     if not mb:
         return
     import resource
