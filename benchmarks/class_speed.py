@@ -42,7 +42,7 @@ def make_class(folder: str, students: int) -> list[str]:
 
 def main(students: int = 100, jobs: int = 2):
     from raftkit.grading import GradeOptions, grade_notebooks
-    from raftkit.grading.runner import pick_random_seeds
+    from raftkit.grading.options import pick_random_seeds
 
     with tempfile.TemporaryDirectory() as folder:
         paths = make_class(folder, students)

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main(jobs=None, random_seeds=2, isolation="process"):
     from raftkit.grading import GradeOptions, grade_notebooks
-    from raftkit.grading.runner import pick_random_seeds
+    from raftkit.grading.options import pick_random_seeds
 
     paths = sorted(glob.glob(os.path.join(ROOT, "solutions", "*.ipynb")))
     jobs = jobs or os.cpu_count() or 1

@@ -13,7 +13,7 @@ import pytest
 
 import raftkit
 from raftkit.grading.battery import EXERCISES, KVImpl, exercise, scenario
-from raftkit.grading.runner import run_scenario
+from raftkit.grading.runs import run_scenario
 from raftkit.kv import Clerk, KVStore
 
 EXPECTED_EXERCISES = [

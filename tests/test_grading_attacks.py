@@ -267,7 +267,7 @@ def test_the_nodes_of_one_student_are_apart_from_each_other(tmp_path):
     import raftkit
     from raftkit.grading import EXERCISES
     from raftkit.grading.isolated import load_isolated
-    from raftkit.grading.runner import read_cells
+    from raftkit.grading.notebook import read_cells
     _, cells = read_cells(solution_path(2))
     loaded, impl, _ = load_isolated(cells + [(99, NODES_APART)], EXERCISES[2], GradeOptions(),
                                     os.path.dirname(solution_path(2)), str(tmp_path))

@@ -26,7 +26,7 @@ MARK = "raftkit-uid-attack-5c1e"
 
 
 def _honest_class() -> str:
-    from raftkit.grading.runner import read_cells
+    from raftkit.grading.notebook import read_cells
     _, cells = read_cells(solution_path(2))
     return next(src for _, src in cells if "class MyNode" in src)
 
@@ -218,7 +218,7 @@ def test_node_processes_run_as_an_unprivileged_user_of_their_own(tmp_path):
     import raftkit
     from raftkit.grading import EXERCISES
     from raftkit.grading.isolated import load_isolated
-    from raftkit.grading.runner import read_cells
+    from raftkit.grading.notebook import read_cells
     _, cells = read_cells(solution_path(2))
     loaded, impl, _ = load_isolated(cells + [(99, WHO_AM_I)], EXERCISES[2], GradeOptions(sandbox="uid"),
                                     str(tmp_path), str(tmp_path))
@@ -251,7 +251,7 @@ def test_the_template_imports_nothing_from_the_working_folder_while_it_is_root(t
     (a student's folder, say) must not be imported then."""
     from raftkit.grading import EXERCISES
     from raftkit.grading.isolated import load_isolated
-    from raftkit.grading.runner import read_cells
+    from raftkit.grading.notebook import read_cells
     marker = tmp_path / "imported-as"
     for name in ("bisect", "heapq", "statistics", "raftkit"):
         (tmp_path / f"{name}.py").write_text(f"import os\nopen({str(marker)!r}, 'a').write(str(os.getuid()))\n")

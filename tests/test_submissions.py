@@ -15,8 +15,8 @@ import os
 import nbformat
 import pytest
 
-from raftkit.grading import EXERCISES
-from raftkit.grading import runner as runner_mod
+from raftkit.grading import EXERCISES, GradeOptions
+from raftkit.grading import parent as parent_mod
 from raftkit.grading.cli import grade_main
 from raftkit.grading.submissions import find_submissions, missing_results
 
@@ -106,7 +106,7 @@ class Interrupted(KeyboardInterrupt):
 
 def fake_grading(calls: list, stop_after: int | None = None):
     """Stands in for the worker processes: full marks for each notebook,
-    reported through on_result as the real runner does; Ctrl-C after
+    reported through on_result as the real grader does; Ctrl-C after
     ``stop_after`` notebooks."""
     def grade_notebooks(paths, options, jobs=1, progress=False, on_result=None):
         results = []
@@ -135,7 +135,7 @@ def klass(tmp_path):
 
 
 def run(argv, monkeypatch, calls, stop_after=None):
-    monkeypatch.setattr(runner_mod, "grade_notebooks", fake_grading(calls, stop_after))
+    monkeypatch.setattr(parent_mod, "grade_notebooks", fake_grading(calls, stop_after))
     return grade_main([*argv, "--no-progress", "--random-seeds", "1"])
 
 
@@ -240,7 +240,7 @@ def test_any_malformed_notebook_is_a_clear_submission_error(tmp_path):
     string, cells as a number, a source of None, ...), reading it either works
     or raises SubmissionError with a message for the student: never another
     exception, which would be a grader crash."""
-    from raftkit.grading.runner import SubmissionError, read_cells, which_exercise
+    from raftkit.grading.notebook import SubmissionError, read_cells, which_exercise
     base = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"raftkit": {"exercise": 2}},
             "cells": [{"cell_type": "code", "metadata": {"tags": ["x"]}, "source": ["a = 1\n", "b = 2"],
                        "outputs": [], "execution_count": None},
@@ -279,8 +279,8 @@ def test_workers_running_at_once_get_different_slots(monkeypatch, tmp_path):
         with mu:
             running.discard(slot)
         return {"notebook": path, "score": 0, "max": 0, "scenarios": []}
-    monkeypatch.setattr(runner_mod, "grade_notebook", fake)
+    monkeypatch.setattr(parent_mod, "grade_notebook", fake)
     paths = [str(tmp_path / f"{k}.ipynb") for k in range(6)]
-    results = runner_mod.grade_notebooks(paths, runner_mod.GradeOptions(), jobs=2)
+    results = parent_mod.grade_notebooks(paths, GradeOptions(), jobs=2)
     assert [r["notebook"] for r in results] == paths
     assert sorted(set(seen)) == [0, 1] and len(seen) == 6

@@ -91,8 +91,8 @@ def grade_parser() -> argparse.ArgumentParser:
 
 def grade_main(argv=None) -> int:
     """``raftkit grade ...``; returns the exit status."""
+    from .parent import grade_notebooks
     from .report import format_report, write_csv, write_json
-    from .runner import grade_notebooks
     from .submissions import find_submissions, missing_results
 
     args = grade_parser().parse_args(argv)
@@ -179,7 +179,7 @@ def _options(args, earlier_meta: dict | None):
     """The run's options and the metadata saved with its results. A resumed
     run keeps the random seeds of the run it goes on from."""
     from .. import __version__
-    from .runner import GradeOptions, pick_random_seeds
+    from .options import GradeOptions, pick_random_seeds
     if args.random_seed_list is not None:
         random_seeds = args.random_seed_list
     elif earlier_meta and isinstance(earlier_meta.get("random_seeds"), list):

@@ -19,7 +19,8 @@ import sys
 
 from ..errors import DeadlockError, NodeError, SafetyViolation
 from . import battery
-from .runner import check_classes, run_scenario
+from .cells import check_classes
+from .runs import run_scenario
 
 __all__ = ["check", "replay", "rerun_before"]
 

@@ -17,7 +17,7 @@ def preload() -> None:
     Python installation may not be readable by that user)."""
     import importlib
 
-    from . import battery, runner  # noqa: F401
+    from . import battery, cells, procs  # noqa: F401
     for name in ("IPython.core.interactiveshell", "traitlets.config", "bisect", "collections", "copy",
                  "dataclasses", "enum", "functools", "heapq", "itertools", "json", "math", "random",
                  "statistics", "typing"):
@@ -30,10 +30,11 @@ def run_cells(cells, exercise: int, folder: str, memory_mb, progress=None):
     the exercise's node class (None if the notebook does not define it
     properly) and ``{"ok", "error", "warnings"}`` for the report."""
     from . import battery
-    from .runner import _limit_memory, _make_shell, load_cells
-    _limit_memory(memory_mb)
+    from .cells import load_cells, make_shell
+    from .procs import limit_memory
+    limit_memory(memory_mb)
     os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="raftkit-ipython-")
-    _make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
+    make_shell()  # imported before the notebook's folder joins sys.path (at the end: it shadows nothing)
     with contextlib.suppress(OSError):
         os.chdir(folder)
     sys.path.append(folder)

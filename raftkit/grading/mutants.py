@@ -31,8 +31,8 @@ Statements that only feed the pictures (``self.emit(...)``, ``self.timeout = ...
 and the text inside them are not mutated: no grade can depend on them.
 
 Each mutant is graded in a forked process (two at a time on two cores): the
-cells are executed with :func:`runner.load_cells` and every scenario runs
-through :func:`runner.run_scenario`, exactly as ``check()`` and the grader do,
+cells are executed with :func:`cells.load_cells` and every scenario runs
+through :func:`runs.run_scenario`, exactly as ``check()`` and the grader do,
 but in-process (these are the instructor's own mutants, not student code).
 Scenarios run white-box first, then in the battery's order, and a mutant
 stops at its first failure. Unlike the grader (a fresh process per run),
@@ -74,8 +74,11 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import wait
 
 from . import battery
+from .cells import load_cells
+from .notebook import SubmissionError, read_cells
+from .options import GradeOptions
 from .release import BEGIN, END
-from .runner import GradeOptions, SubmissionError, load_cells, read_cells, run_scenario
+from .runs import run_scenario
 
 __all__ = ["Mutant", "mutate_source", "solution_lines", "mutants_of", "run_mutants", "EQUIVALENT", "equivalent_reason",
            "main"]
