@@ -13,6 +13,7 @@ import pytest
 
 from raftkit.grading import GradeOptions, grade_notebooks
 from raftkit.isolation.sandbox import bwrap_problem
+from tests.conftest import processes_marked
 from tests.test_grading import EXERCISE_DIR, JOBS, ROOT, STEMS, by_name, solution_path, submission
 
 pytestmark = [pytest.mark.slow,
@@ -145,18 +146,6 @@ def _kit_digest() -> str:
     return h.hexdigest()
 
 
-def _marked_processes() -> list[int]:
-    found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if MARK.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.fixture(scope="module")
 def graded_attacks(tmp_path_factory):
     root = tmp_path_factory.mktemp("attacks")
@@ -216,7 +205,7 @@ def test_calling_the_reference_says_it_is_not_available(graded_attacks):
 def test_nothing_is_left_behind_and_the_kit_is_unchanged(graded_attacks):
     results, root, before = graded_attacks
     assert _kit_digest() == before
-    assert not _marked_processes()
+    assert not processes_marked(MARK)
     assert not list(root.rglob(f"{MARK}*")) and not list(pathlib.Path("/tmp").glob(f"{MARK}*"))
     assert (root / "honest" / (STEMS[2] + ".ipynb")).exists()
 

@@ -17,6 +17,7 @@ from raftkit.grading import GradeOptions, grade_notebooks
 from raftkit.grading.cli import grade_main, grade_parser
 from raftkit.isolation import uidsandbox
 from raftkit.isolation.uidsandbox import BASE_UID, exposed, readable_by_others, uid_problem
+from tests.conftest import processes_marked
 from tests.test_grading import EXERCISE_DIR, JOBS, STEMS, by_name, solution_path, submission
 
 as_root = pytest.mark.skipif(uid_problem() is not None, reason=f"no uid sandbox here: {uid_problem()}")
@@ -376,18 +377,6 @@ if os.fork() == 0:
 """
 
 
-def _marked_processes() -> list[int]:
-    found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if MARK.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def _until(condition, seconds: float):
     """The reaper cleans up after the loader ended, on its own: wait for it (bounded)."""
     deadline = time.monotonic() + seconds
@@ -463,7 +452,7 @@ def test_under_the_uid_sandbox_the_honest_classmate_and_the_oracle_get_full_mark
 @pytest.mark.timeout(900)
 def test_under_the_uid_sandbox_nothing_is_left_behind(graded_uid_attacks):
     _, root = graded_uid_attacks
-    assert _until(lambda: not _marked_processes(), 20.0), _marked_processes()
+    assert _until(lambda: not processes_marked(MARK), 20.0), processes_marked(MARK)
     assert _until(lambda: not list(pathlib.Path("/tmp").glob(f"{MARK}*")), 20.0)  # /tmp was writable: cleaned
     assert not list(root.rglob(f"{MARK}*"))
     assert (root / "honest" / (STEMS[2] + ".ipynb")).exists()

@@ -592,13 +592,16 @@ class NodeHost:
             with self._held(held, "call"):
                 return self.bus.call_encoded(self.i, dst, method, packet, summary)
         if op == "apply":
-            _check(len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 7, "apply(msg)")
-            cv, command, index, sv, snap, sterm, sindex = args[0]
-            _check(type(cv) is bool and type(sv) is bool and all(type(v) is _INT for v in (index, sterm, sindex))
-                   and (snap is None or type(snap) is bytes), "apply: a bad ApplyMsg")
-            self.service.apply(ApplyMsg(cv, command, index, sv, snap, sterm, sindex))
+            self._apply(args)
             return None
         raise wire.ProtocolError(f"an unknown request {op[:50]!r}")
+
+    def _apply(self, args):
+        _check(len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 7, "apply(msg)")
+        cv, command, index, sv, snap, sterm, sindex = args[0]
+        _check(type(cv) is bool and type(sv) is bool and all(type(v) is _INT for v in (index, sterm, sindex))
+               and (snap is None or type(snap) is bytes), "apply: a bad ApplyMsg")
+        self.service.apply(ApplyMsg(cv, command, index, sv, snap, sterm, sindex))
 
     def _post(self, msg):
         _check(len(msg) == 4 and type(msg[2]) is str and type(msg[3]) is tuple, "a bad post frame")
@@ -613,6 +616,8 @@ class NodeHost:
             kind, peer, detail = args
             _check(peer is None or type(peer) is _INT, "emit: peer must be an int or None")
             self.recorder.record(_text(kind, "an event kind", 100), self.i, peer, _text(detail, "an event detail"))
+        elif op == "apply":  # a service that never calls its node back: see host.Host._apply
+            self._apply(args)
         elif op == "save":
             _check(len(args) == 2 and type(args[0]) is bytes and (args[1] is None or type(args[1]) is bytes),
                    "save(state, snapshot)")
@@ -871,7 +876,8 @@ class ProcessNodes:
         self.hosts[i] = host
         host.timeout = max(self.timeout, _STARTUP)  # a new process on a loaded machine: its first answer
         try:
-            host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot()))
+            host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot(),
+                                   bool(c.snapshot_interval)))
         finally:
             host.timeout = self.timeout
         return proxy
