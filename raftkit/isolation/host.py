@@ -83,7 +83,7 @@ class Host:
         self.outbox: list[bytes] = []          # posts, sent with the next frame that waits for an answer
         self._reported = None                  # the last report's values, to send only what changed
         self.node = None
-        self.apply_answered = True             # see _apply
+        self.snapshot_interval = None          # the service's: see _apply
         self.locks: list = []                  # (lock, name) that must not be held across a block
         self._sent_log: list = []
         self.shared: dict = {}                 # the harness's lists and dicts, see wire.Shared
@@ -308,8 +308,8 @@ class Host:
                 break
         return obj
 
-    def _construct(self, cls, i, peers, config, rng_seed, state, snapshot, apply_answered=True):
-        self.apply_answered = apply_answered
+    def _construct(self, cls, i, peers, config, rng_seed, state, snapshot, snapshot_interval=None):
+        self.snapshot_interval = snapshot_interval
         clock, bus = HostClock(self), HostBus(self, i)
         storage = HostStorage(self, state, snapshot)
         node = cls(i, peers, clock=clock, bus=bus, storage=storage, apply=self._apply, config=config,
@@ -320,11 +320,13 @@ class Host:
 
     def _apply(self, msg) -> None:
         """Hand ``msg`` to the trusted service. It waits for the answer only
-        if the service may call the node back (a snapshot every k entries),
-        as it would in one process; else the message leaves with the next
-        frame (the service is the trusted side's: nothing here reads it)."""
+        when the service calls the node back (the snapshot it takes every k
+        entries), as it would in one process; else the message leaves with
+        the next frame (the service is the trusted side's: nothing here
+        reads it)."""
         fields = tuple(getattr(msg, f) for f in ApplyMsg.__dataclass_fields__)
-        if self.apply_answered:
+        k = self.snapshot_interval
+        if k and msg.command_valid and msg.command_index % k == 0:
             self.request("apply", fields, block=True)
         else:
             self.post("apply", fields)

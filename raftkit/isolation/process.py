@@ -877,7 +877,7 @@ class ProcessNodes:
         host.timeout = max(self.timeout, _STARTUP)  # a new process on a loaded machine: its first answer
         try:
             host.job("construct", (i, peers, c.config, rng_seed, storage.read_state(), storage.read_snapshot(),
-                                   bool(c.snapshot_interval)))
+                                   c.snapshot_interval))
         finally:
             host.timeout = self.timeout
         return proxy
