@@ -15,7 +15,13 @@ from collections.abc import Callable
 from .errors import SafetyViolation
 from .messages import ApplyMsg
 
-__all__ = ["Service"]
+__all__ = ["Service", "snapshot_due"]
+
+
+def snapshot_due(snapshot_interval: int | None, msg: ApplyMsg) -> bool:
+    """Whether applying ``msg`` makes the service snapshot its node's state
+    (every ``snapshot_interval`` commands): the one apply that calls the node back."""
+    return bool(snapshot_interval) and msg.command_valid and msg.command_index % snapshot_interval == 0
 
 
 class Service:
@@ -50,8 +56,7 @@ class Service:
             self.on_apply(self.node_id, msg)
         if msg.command_valid:
             self.execute(msg.command_index, msg.command)
-            k = self.snapshot_interval
-            if k and msg.command_index % k == 0:
+            if snapshot_due(self.snapshot_interval, msg):
                 self.node.snapshot(msg.command_index, self.dump())
 
     # -- what a state machine overrides ---------------------------------

@@ -301,6 +301,7 @@ def _hostile_clerk(clerk_class, seed=1):
     (hostile.ExitsOnRequest, "client 0's process exited with code 3"),
     (hostile.SavesState, "client 0's process broke the protocol: a clerk saves nothing"),
     (hostile.AppliesEntries, "client 0's process broke the protocol: a clerk applies nothing"),
+    (hostile.PostsApplied, "client 0's process broke the protocol: a clerk saves nothing, applies nothing"),
 ])
 def test_a_clerk_cannot_return_what_no_server_answered(cls, words):
     """The result a clerk returns is recorded only if a server gave it, for

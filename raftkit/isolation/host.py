@@ -36,6 +36,7 @@ from ..clock import Clock, Killed, _check_capacity, _check_delay
 from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
 from ..messages import ApplyMsg, decode, encode, summarize
 from ..raft import extend_if_appended
+from ..service import snapshot_due
 from . import wire
 
 __all__ = ["template_main"]
@@ -93,9 +94,7 @@ class Host:
         """Send ``msg`` and the posts before it, in one write."""
         with self._send_mu:
             self.outbox.append(wire.frame(msg))
-            data = b"".join(self.outbox)
-            self.outbox.clear()
-            wire.write(self.fd, data)
+            self._flush()
 
     def request(self, op: str, *args, block: bool = False):
         """Send a request for the current job and wait for its answer."""
@@ -125,8 +124,13 @@ class Host:
         with self._send_mu:
             self.outbox.append(wire.frame(("post", job.key if job else 0, op, args)))
             if len(self.outbox) >= 256:
-                wire.write(self.fd, b"".join(self.outbox))
-                self.outbox.clear()
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the outbox, in one system call (``_send_mu`` held)."""
+        data = b"".join(self.outbox)
+        self.outbox.clear()
+        wire.write(self.fd, data)
 
     def held(self, what: str):
         """None, or (line, stack) if a guarded lock is held: the trusted side
@@ -325,8 +329,7 @@ class Host:
         the next frame (the service is the trusted side's: nothing here
         reads it)."""
         fields = tuple(getattr(msg, f) for f in ApplyMsg.__dataclass_fields__)
-        k = self.snapshot_interval
-        if k and msg.command_valid and msg.command_index % k == 0:
+        if snapshot_due(self.snapshot_interval, msg):
             self.request("apply", fields, block=True)
         else:
             self.post("apply", fields)

@@ -216,7 +216,8 @@ class _ClerkTwin(_Named):
             self.answers.append((reply.value, op.seq))
 
     def _post(self, msg):
-        _check(len(msg) == 4 and msg[2] not in ("save", "emit"), "a clerk saves nothing and writes no events")
+        _check(len(msg) == 4 and msg[2] not in ("save", "emit", "apply"),
+               "a clerk saves nothing, applies nothing and writes no events")
         super()._post(msg)
 
     def _mirror(self, report):

@@ -43,6 +43,7 @@ __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class"
 _STARTUP = 30.0            # wall seconds a template may take to start, before its own load time limit
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
 _INT = int
+_NO_LOCK = contextlib.nullcontext()
 _KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -550,11 +551,8 @@ class NodeHost:
         if op == "sleep":
             _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0 and not math.isnan(args[0]),
                    "sleep(dt >= 0, held)")
-            if args[1] is None:
+            with self._held(args[1], "sleep"):
                 clock.sleep(args[0])
-            else:
-                with self._held(args[1], "sleep"):
-                    clock.sleep(args[0])
             return None
         if op == "chan":
             _check(len(args) == 1, "chan(capacity)")
@@ -586,11 +584,8 @@ class NodeHost:
                    and len(method) <= 100, "call: a bad method name")
             _check(isinstance(packet, tuple) and len(packet) == 2 and type(packet[0]) is bytes
                    and type(packet[1]) is bool, "call: a bad packet")
-            summary = _text(summary, "a summary")
-            if held is None:
-                return self.bus.call_encoded(self.i, dst, method, packet, summary)
             with self._held(held, "call"):
-                return self.bus.call_encoded(self.i, dst, method, packet, summary)
+                return self.bus.call_encoded(self.i, dst, method, packet, _text(summary, "a summary"))
         if op == "apply":
             self._apply(args)
             return None
@@ -625,14 +620,14 @@ class NodeHost:
         else:
             raise wire.ProtocolError(f"an unknown post {op[:50]!r}")
 
-    @contextlib.contextmanager
     def _held(self, held, what):
         """The host held a guarded lock when it asked: the trusted twin holds
         the node's lock too, so the clock raises exactly where it would
-        in-process, with the host's line."""
-        if held is None:
-            yield
-            return
+        in-process, with the host's line (most requests: no lock, nothing to do)."""
+        return _NO_LOCK if held is None else self._holding(held, what)
+
+    @contextlib.contextmanager
+    def _holding(self, held, what):
         _check(isinstance(held, tuple) and len(held) == 3, "a bad lock report")
         name, line, stack = (_text(v, "a lock report") for v in held)
         took = self.proxy.mu.acquire(False)
@@ -659,12 +654,9 @@ class NodeHost:
             raise NodeError(f"node {self.i}: {_text(report[1], 'a report')}")
         _check(len(report) == 7, "a bad state report")
         state, fields, next_index, match_index, keep, new, shared = report
-        if state is None and fields is None and next_index is None and match_index is None:
-            self._mirror_log(p, keep, new)
-            self._mirror_shared(shared)
-            return
         self._mirror_shared(shared)
-        self._mirror_values(p, state, fields, next_index, match_index)
+        if (state, fields, next_index, match_index) != (None, None, None, None):  # four Nones: unchanged
+            self._mirror_values(p, state, fields, next_index, match_index)
         self._mirror_log(p, keep, new)
 
     def _mirror_shared(self, shared):

@@ -148,7 +148,7 @@ class Reader:
             if wait <= 0 or not select.select([self.fd], [], [], wait)[0]:
                 raise TimeoutError
         try:
-            chunk = os.read(self.fd, max(wanted, 1 << 16) if wanted < 1 << 20 else 1 << 20)
+            chunk = os.read(self.fd, min(max(wanted, 1 << 16), 1 << 20))
         except ConnectionResetError:
             chunk = b""
         if not chunk:
