@@ -159,8 +159,9 @@ def _thread_bomb(owner_tasks: list, starter: str) -> NodeError:
         f"without end (say, a leader that never steps down on a higher term)?")
 
 
-def _task_stack(thread: threading.Thread | None) -> str:
-    frame = sys._current_frames().get(thread.ident) if thread else None
+def _task_stack(thread: threading.Thread | None, frame=None) -> str:
+    """The stack of ``thread`` (running), or from ``frame`` (a parked greenlet)."""
+    frame = frame or (sys._current_frames().get(thread.ident) if thread else None)
     if frame is None:
         return "(not running)"
     frames = [f for f in traceback.extract_stack(frame) if f.filename != __file__]
@@ -186,9 +187,10 @@ class _Task:
 
 
 class _Worker:
-    """An OS thread that runs tasks one after another (a goroutine pool)."""
+    """An OS thread, or a greenlet of the runner thread (``greenlets=True``),
+    that runs tasks one after another (a goroutine pool)."""
 
-    __slots__ = ("sem", "task", "thread", "ident")
+    __slots__ = ("sem", "task", "thread", "ident", "glet")
 
     def __init__(self):
         self.sem = threading.Lock()
@@ -196,6 +198,24 @@ class _Worker:
         self.task = None
         self.thread = None
         self.ident = None
+        self.glet = None
+
+
+class _Runner:
+    """The one OS thread whose greenlets run every task of a
+    ``VirtualClock(greenlets=True)``: a hand-off between two of them is a
+    greenlet switch, no system call. Its main greenlet (the hub) waits for
+    the driver to hand it a worker; ``next`` is the worker a greenlet that
+    parks switches to (None: the baton went to the driver)."""
+
+    __slots__ = ("thread", "ident", "sem", "hub", "handoff", "next", "getcurrent", "greenlet")
+
+    def __init__(self):
+        import greenlet  # only clocks that ask for greenlets load it
+        self.greenlet, self.getcurrent = greenlet.greenlet, greenlet.getcurrent
+        self.sem = threading.Lock()
+        self.sem.acquire()
+        self.thread = self.ident = self.hub = self.handoff = self.next = None
 
 
 class VirtualClock(Clock):
@@ -204,11 +224,17 @@ class VirtualClock(Clock):
     ``watchdog`` is the wall time (seconds) a thread may keep running
     without reaching a primitive before ``DeadlockError`` is raised.
     ``on_yield(task)`` is called by each thread as it hands the baton on.
+    ``greenlets=True`` runs the tasks as greenlets of one OS thread instead
+    of an OS thread each: a hand-off costs no system call, but a task that
+    blocks outside the kit's primitives (a raw lock, ``time.sleep``) stops
+    them all, so it is for tasks that run only the kit's own code (the
+    trusted twins of node processes, see ``isolation/process.py``). The
+    watchdog still reports such a task, with every task's stack.
     """
 
     virtual = True
 
-    def __init__(self, *, watchdog: float = 5.0, on_yield: Callable | None = None):
+    def __init__(self, *, watchdog: float = 5.0, on_yield: Callable | None = None, greenlets: bool = False):
         if not watchdog > 0:
             raise ValueError(f"watchdog must be > 0 seconds, got {watchdog!r}")
         self.watchdog = watchdog
@@ -237,6 +263,7 @@ class VirtualClock(Clock):
         self._guarded: list = []
         self._cpu = _pick_cpu()
         self._turn = threading.RLock()  # the driver's seat, see driving()
+        self._runner = _Runner() if greenlets else None
 
     # -- the primitives ----------------------------------------------------
     def now(self) -> float:
@@ -368,11 +395,15 @@ class VirtualClock(Clock):
         if self._broken is None:
             for task in list(self._live.values()):
                 self._unwind(task)
-        else:  # a thread is stuck with the baton: release the parked ones, abandon it
+        elif self._runner is None:  # a thread is stuck with the baton: release the parked ones, abandon it
             for task in list(self._live.values()):
                 if task is not self._current and task.worker is not None:
                     task.killed = True
                     task.worker.sem.release()
+        if self._runner is not None:
+            self._stop_runner()
+            self._heap.clear()
+            return
         for w in self._workers:
             if w.task is None:
                 w.sem.release()  # an idle worker with no task exits
@@ -383,8 +414,22 @@ class VirtualClock(Clock):
                 w.thread.join(max(0.0, deadline - time.monotonic()))
         self._heap.clear()
 
+    def _stop_runner(self):
+        """End the runner thread (its idle greenlets first); one stuck with
+        the baton is abandoned (daemon), its parked greenlets with it."""
+        r = self._runner
+        if r.thread is None:
+            return
+        if self._broken is None:
+            r.handoff = None
+            r.sem.release()
+            r.thread.join(2.0)
+
     def threads(self) -> list[threading.Thread]:
         """OS threads of this clock that are still alive."""
+        if self._runner is not None:
+            thread = self._runner.thread
+            return [thread] if thread is not None and thread.is_alive() else []
         return [w.thread for w in self._workers if w.thread.is_alive()]
 
     def live_tasks(self) -> list[_Task]:
@@ -443,9 +488,13 @@ class VirtualClock(Clock):
         heapq.heappush(self._heap, (t, seq, task))
 
     def _yield(self, task):
-        sem = task.worker.sem
-        self._dispatch(task)
-        sem.acquire()
+        if self._runner is None:
+            sem = task.worker.sem
+            self._dispatch(task)
+            sem.acquire()
+        else:
+            self._dispatch(task)
+            self._park()
         if task.killed:
             raise Killed()
 
@@ -475,7 +524,10 @@ class VirtualClock(Clock):
                 if t > self._now:
                     self._now = t
                 self._current = self.last_task = task
-                (task.worker or self._bind(task)).sem.release()
+                if self._runner is None:
+                    (task.worker or self._bind(task)).sem.release()
+                else:
+                    self._wake(task.worker or self._bind(task))
                 return
         self._current = None
         self._driver.release()
@@ -487,6 +539,9 @@ class VirtualClock(Clock):
 
     def _new_worker(self) -> _Worker:
         w = _Worker()
+        if self._runner is not None:  # its greenlet is made in the runner thread, when it first runs
+            self._workers.append(w)
+            return w
         w.thread = threading.Thread(target=self._work, args=(w,), daemon=True,
                                     name=f"raftkit-worker-{len(self._workers)}")
         w.thread._raftkit_clock = self
@@ -499,26 +554,92 @@ class VirtualClock(Clock):
         _share_one_core(self._cpu)
         while True:
             w.sem.acquire()
-            task = w.task
+            task = self._run_task(w)
             if task is None:
                 return
-            try:
-                if not task.killed:
-                    task.fn(*task.args)
-                    self._check_locks_released(task)
-            except Killed:
-                pass
-            except BaseException as e:
-                if not self._stopped and self._failure is None:
-                    self._failure = e if isinstance(e, RaftkitError) else NodeError(
-                        f"{task.name} raised {type(e).__name__}: {e}\n" + "".join(traceback.format_exc()))
-            self._forget(task)
-            task.worker = None
-            w.task = None
-            if self._broken is not None or (self._stopped and not self._unwinding):
-                return
-            self._idle.append(w)
             self._dispatch(task)
+
+    def _run_task(self, w: _Worker):
+        """Run the task of worker ``w`` to its end; returns it, or None if
+        the worker is to end."""
+        task = w.task
+        if task is None:
+            return None
+        try:
+            if not task.killed:
+                task.fn(*task.args)
+                self._check_locks_released(task)
+        except Killed:
+            pass
+        except BaseException as e:
+            if not self._stopped and self._failure is None:
+                self._failure = e if isinstance(e, RaftkitError) else NodeError(
+                    f"{task.name} raised {type(e).__name__}: {e}\n" + "".join(traceback.format_exc()))
+        self._forget(task)
+        task.worker = None
+        w.task = None
+        if self._broken is not None or (self._stopped and not self._unwinding):
+            return None
+        self._idle.append(w)
+        return task
+
+    # -- greenlets (greenlets=True) ----------------------------------------
+    def _wake(self, w: _Worker):
+        """Give the baton to worker ``w``: from the runner thread, the
+        greenlet that parks next switches to it; from the driver, the hub does."""
+        r = self._runner
+        if threading.get_ident() == r.ident:
+            r.next = w
+            return
+        if r.thread is None:
+            r.thread = threading.Thread(target=self._hub, daemon=True, name="raftkit-runner")
+            r.thread._raftkit_clock = self
+            r.thread.start()
+        r.handoff = w
+        r.sem.release()
+
+    def _park(self):
+        """The calling greenlet waits for the baton: it switches to the
+        worker the baton went to, or to the hub if it went to the driver."""
+        r = self._runner
+        w = r.next
+        if w is None:
+            r.hub.switch()
+        else:
+            r.next = None
+            if w.glet is not r.getcurrent():
+                self._enter(w)
+
+    def _enter(self, w: _Worker):
+        r = self._runner
+        if w.glet is None:
+            w.ident = r.ident
+            w.glet = r.greenlet(self._glet_work, parent=r.hub)
+        w.glet.switch(w)
+
+    def _glet_work(self, w: _Worker):
+        while True:
+            task = self._run_task(w)
+            if task is None:
+                return
+            self._dispatch(task)
+            self._park()
+
+    def _hub(self):
+        """The runner thread: it runs the worker the driver hands it, until
+        the baton comes back to the driver; at the end its idle workers end."""
+        r = self._runner
+        r.ident, r.hub = threading.get_ident(), r.getcurrent()
+        _share_one_core(self._cpu)
+        while True:
+            r.sem.acquire()
+            w, r.handoff = r.handoff, None
+            if w is None:
+                break
+            self._enter(w)
+        for w in self._workers:
+            if w.glet is not None and not w.glet.dead and w.task is None:
+                w.glet.switch()  # it finds no task and returns
 
     def _unwind(self, task):
         """Make a parked thread raise Killed and run it to its end, now."""
@@ -530,7 +651,10 @@ class VirtualClock(Clock):
         self._unwinding = True
         try:
             self._current = task
-            task.worker.sem.release()
+            if self._runner is None:
+                task.worker.sem.release()
+            else:
+                self._wake(task.worker)
             self._wait_for_baton(limit=2.0)
         finally:
             self._unwinding = False
@@ -560,14 +684,23 @@ class VirtualClock(Clock):
                 self._broken = self._deadlock(limit)
                 raise self._broken
 
+    def _stack(self, w: _Worker | None, running: bool = False) -> str:
+        if w is None:
+            return "(not running)"
+        if self._runner is None:
+            return _task_stack(w.thread)
+        if running:  # the greenlet the runner thread runs
+            return _task_stack(self._runner.thread)
+        return _task_stack(None, w.glet and w.glet.gr_frame)
+
     def _deadlock(self, waited) -> DeadlockError:
         task = self._current
         stacks = {}
         if task is not None:
-            stacks[f"{task.name} (holds the baton)"] = _task_stack(task.worker and task.worker.thread)
+            stacks[f"{task.name} (holds the baton)"] = self._stack(task.worker, running=True)
         for t in list(self._live.values()):  # a copy: threads may still come and go
             if t is not task and t.worker is not None:
-                stacks[t.name] = _task_stack(t.worker.thread)
+                stacks[t.name] = self._stack(t.worker)
         who = task.name if task else "a node thread"
         return DeadlockError(
             f"{who} ran for {waited:.1f} s of wall time without reaching a kit primitive "

@@ -164,7 +164,9 @@ class Cluster:
         self.config = config or Config()
         self.snapshot_interval = snapshot_interval
         _stop_dropped_clusters()
-        self.clock = VirtualClock(watchdog=watchdog) if clock == "virtual" else RealClock(speed)
+        # isolated: the node threads' trusted twins only relay (isolation/process.py), as greenlets
+        self.clock = (VirtualClock(watchdog=watchdog, greenlets=isolation == "process") if clock == "virtual"
+                      else RealClock(speed))
         self._when_dropped = weakref.finalize(self, _DROPPED.append, self.clock)
         self._when_dropped.atexit = False
         self.virtual = clock == "virtual"

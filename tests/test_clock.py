@@ -11,9 +11,10 @@ import raftkit.clock
 from raftkit import DeadlockError, Killed, NodeError, RealClock, VirtualClock
 
 
-@pytest.fixture
-def clock():
-    c = VirtualClock(watchdog=1.0)
+@pytest.fixture(params=[False, True], ids=["threads", "greenlets"])
+def clock(request):
+    """Both kinds of virtual clock: tasks on OS threads, or on greenlets of one."""
+    c = VirtualClock(watchdog=1.0, greenlets=request.param)
     yield c
     c.stop()
 
@@ -116,6 +117,33 @@ def test_same_program_same_schedule():
     first = program()
     assert len(first) == 15
     assert first == program()
+
+
+def test_greenlets_run_every_task_on_one_thread():
+    """greenlets=True: the tasks take turns on one OS thread (not the
+    driver's), in the same order as on threads of their own; stop() ends it."""
+    def program(greenlets):
+        c = VirtualClock(greenlets=greenlets)
+        log, idents = [], set()
+
+        def worker(name, dt):
+            for _ in range(3):
+                c.sleep(dt)
+                idents.add(threading.get_ident())
+                log.append((c.now(), name))
+
+        for k in range(4):
+            c.go(worker, k, 0.001 * (k % 2 + 1))
+        c.run(until=1)
+        threads = c.threads()
+        c.stop()
+        assert c.threads() == []
+        return log, idents, threads
+
+    log, idents, threads = program(True)
+    assert len(log) == 12 and log == program(False)[0]
+    assert len(idents) == 1 and threading.get_ident() not in idents
+    assert [t.ident for t in threads] == list(idents)
 
 
 def test_step_runs_one_event(clock):
@@ -271,11 +299,12 @@ def test_returning_with_the_lock_held_is_caught(clock):
 
 
 @pytest.mark.timeout(30)  # the hang guard: the watchdog fires after 0.3 s, stop() never waits long
+@pytest.mark.parametrize("greenlets", [False, True], ids=["threads", "greenlets"])
 @pytest.mark.parametrize("kind", ["raw lock", "infinite loop", "raw event"])
-def test_watchdog_reports_stuck_thread_with_stacks(kind):
+def test_watchdog_reports_stuck_thread_with_stacks(kind, greenlets):
     """A thread that never yields becomes a DeadlockError with its stack
     (no hang), and stop() still returns."""
-    clock = VirtualClock(watchdog=0.3)
+    clock = VirtualClock(watchdog=0.3, greenlets=greenlets)
     other = threading.Lock()
     other.acquire()
     stop = threading.Event()
@@ -300,7 +329,7 @@ def test_watchdog_reports_stuck_thread_with_stacks(kind):
     assert "ran for 0.3 s of wall time" in str(err.value)
     assert "node 1: stuck (holds the baton)" in err.value.stacks
     assert "STUCK-HERE" in err.value.stacks["node 1: stuck (holds the baton)"]
-    assert "node 2: bystander" in err.value.stacks
+    assert "in bystander" in err.value.stacks["node 2: bystander"]  # a parked thread's stack too
     with pytest.raises(RuntimeError, match="deadlock"):
         clock.run(until=2)
     clock.stop()
