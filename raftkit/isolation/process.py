@@ -25,6 +25,7 @@ import os
 import re
 import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -44,6 +45,8 @@ _STARTUP = 30.0            # wall seconds a template may take to start, before i
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
 _INT = int
 _NO_LOCK = contextlib.nullcontext()
+_SLICE = 0.1               # wall seconds a read waits before the watchdog hears that it still waits
+_FRAMES = ("req", "post", "end")
 _KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -375,6 +378,8 @@ class NodeHost:
         self.timeout = nodes.timeout
         self.template = nodes.template
         self.pid, self.sock = self.template.spawn(self.clock._cpu)
+        # a read waits at most _SLICE (SO_RCVTIMEO): waiting and reading are one system call
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_SLICE * 1e6)))
         self.fd = self.sock.fileno()
         self.reader = wire.Reader(self.fd)
         self.channels: list = []
@@ -472,25 +477,34 @@ class NodeHost:
             except wire.HostGone:
                 raise self._fail(None) from None
 
-    def _wait(self) -> None:
-        """Wait for the host's next frame, at most ``timeout`` wall seconds.
-        Meanwhile the driver's watchdog is told that this thread waits on a
-        node process (whose silence this wait times itself), so it is that
-        node, with its stacks, that gets reported."""
+    def _read(self) -> bytes:
+        """Read until a whole frame has arrived: ``timeout`` wall seconds
+        for its start, as long again for the rest. Every ``_SLICE`` meanwhile
+        the driver's watchdog is told that this thread waits on a node
+        process (whose silence this wait times itself), so it is that node,
+        with its stacks, that gets reported."""
+        reader, started = self.reader, bool(self.reader.buf)
         deadline = time.monotonic() + self.timeout
-        while not select.select([self.fd], [], [], min(0.1, max(0.0, deadline - time.monotonic())))[0]:
-            if time.monotonic() >= deadline:
-                raise TimeoutError
-            self.clock._switches += 1
+        while True:
+            try:
+                reader.read_ready()
+            except BlockingIOError:  # _SLICE went by
+                self.clock._switches += 1
+                if time.monotonic() >= deadline:
+                    raise TimeoutError from None
+                continue
+            data = reader.take()
+            if data is not None:
+                return data
+            if not started:
+                started, deadline = True, time.monotonic() + self.timeout
 
     def _recv(self):
         try:
-            if not self.reader.has_frame():
-                self._wait()
-                self.reader.read_ready()
-            msg = self.reader.recv(self.timeout)
-            _check(isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in ("req", "post", "end"),
-                   "a frame that is not a request, a post or an end")
+            data = self.reader.take()
+            msg = wire.safe_loads(self._read() if data is None else data)
+            if not (isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in _FRAMES):
+                raise wire.ProtocolError("a frame that is not a request, a post or an end")
             return msg
         except TimeoutError:
             raise self._stuck() from None

@@ -91,10 +91,12 @@ def frame(obj) -> bytes:
 
 def write(fd: int, data: bytes) -> None:
     """Write frames (blocking; EPIPE means the other side is gone)."""
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(fd, view):]
+        written = os.write(fd, data)
+        if written < len(data):  # a big frame: the rest as the reader takes it
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view):]
     except (BrokenPipeError, ConnectionResetError):
         raise HostGone("the other side closed the pipe") from None
 
@@ -116,6 +118,21 @@ class Reader:
     def read_ready(self) -> None:
         """Take in what ``fd`` has (it is readable: this does not block)."""
         self._fill(None)
+
+    def take(self) -> bytes | None:
+        """The next frame's bytes if all of it has arrived, else None
+        (``ProtocolError`` as soon as its length is over the limit)."""
+        buf = self.buf
+        if len(buf) < _HEADER.size:
+            return None
+        end = _HEADER.size + _HEADER.unpack_from(buf)[0]
+        if end > _HEADER.size + MAX_FRAME:
+            raise ProtocolError(f"a frame announces {end - _HEADER.size} bytes, over the limit of {MAX_FRAME}")
+        if len(buf) < end:
+            return None
+        data = bytes(memoryview(buf)[_HEADER.size:end])
+        del buf[:end]
+        return data
 
     def has_frame(self) -> bool:
         buf = self.buf
