@@ -47,6 +47,7 @@ _ERRORS = {"NodeError": NodeError, "DeadlockError": DeadlockError, "ValueError":
            "TypeError": TypeError, "RuntimeError": RuntimeError}
 FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_included_index",
           "last_included_term", "election_reset_event", "timeout")
+_VALUES = ("state",) + FIELDS + ("next_index", "match_index")  # what a report carries, besides the log
 
 
 # --------------------------------------------------------------------------
@@ -145,7 +146,8 @@ class Host:
     def report(self):
         """What the trusted side mirrors of the node (for the safety monitor,
         the harness and the drawings): its plain values (four Nones if they
-        did not change since the last report), and the log's change."""
+        did not change since the last report), and the log's change; only
+        the log's length (an int) if nothing else changed."""
         node = self.node
         if node is None:
             return None
@@ -163,11 +165,13 @@ class Host:
             new = [(e.term, e.command) for e in log[keep:]] if keep < len(log) else ()
         except AttributeError:
             return ("bad", "self.log holds something that is not a LogEntry")
-        state = g("state")
-        now = (str(getattr(state, "value", state)), tuple(g(f) for f in FIELDS),
-               dict(g("next_index") or {}), dict(g("match_index") or {}))
+        values = tuple(map(g, _VALUES))
+        state = values[0]
+        now = (str(getattr(state, "value", state)), values[1:-2], dict(values[-2] or {}), dict(values[-1] or {}))
         blob = wire.dumps(now)  # equal bytes: equal values of equal types (True is not 1 here)
         if blob == self._reported:
+            if not new and not self.shared:
+                return keep  # the usual report: nothing changed
             now = (None, None, None, None)
         self._reported = blob
         return now + (keep, new, {k: (list(v) if isinstance(v, list) else dict(v))

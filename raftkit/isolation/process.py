@@ -661,6 +661,10 @@ class NodeHost:
     def _mirror(self, report):
         """Copy what the host reported of its node onto the proxy."""
         p = self.proxy
+        if type(report) is _INT:  # nothing changed but (perhaps) the log's length
+            if report != len(p.log):
+                self._mirror_log(p, report, ())
+            return
         if report is None:  # no node yet (its constructor failed)
             return
         _check(isinstance(report, tuple), "a bad state report")
