@@ -47,6 +47,10 @@ _INT = int
 _NO_LOCK = contextlib.nullcontext()
 _SLICE = 0.1               # wall seconds a read waits before the watchdog hears that it still waits
 _FRAMES = ("req", "post", "end")
+_STATES = {m.value: m for m in CMState}
+_INTS = frozenset({int})
+_FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
+                     frozenset({int, type(None)}) if name == "voted_for" else _INTS for name in FIELDS)
 _KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -455,9 +459,10 @@ class NodeHost:
                 if msg[3] is not None:
                     raise self._error(msg[3], what)
                 return msg[2]
-            _check(kind == "req" and len(msg) == 5, "a bad request frame")
+            if not (kind == "req" and len(msg) == 5 and type(msg[2]) is str and type(msg[3]) is tuple):
+                _check(kind == "req" and len(msg) == 5, "a bad request frame")
+                raise wire.ProtocolError("a bad request")
             _, _, op, args, report = msg
-            _check(type(op) is str and type(args) is tuple, "a bad request")
             self.last = f"{op}()"
             if report is not None:
                 self._mirror(report)
@@ -689,21 +694,19 @@ class NodeHost:
                     obj.update(value)
 
     def _mirror_values(self, p, state, fields, next_index, match_index):
-        try:
-            state = CMState(state)
-        except ValueError:
-            raise wire.ProtocolError(f"node {self.i}'s self.state is {state!r:.50}, not a CMState") from None
+        member = _STATES.get(state) if type(state) is str else None  # a CMState's value: nothing else
+        if member is None:
+            raise wire.ProtocolError(f"node {self.i}'s self.state is {state!r:.50}, not a CMState")
         _check(isinstance(fields, tuple) and len(fields) == len(FIELDS), "a bad state report")
-        for name, value in zip(FIELDS, fields):
-            ok = (type(value) in (int, float) if name in ("election_reset_event", "timeout") else
-                  type(value) is _INT or (name == "voted_for" and value is None))
-            if not ok:
-                raise NodeError(f"node {self.i}'s self.{name} is {value!r:.50}, not a number")
+        if not all(map(frozenset.__contains__, _FIELD_TYPES, map(type, fields))):
+            for name, value, types in zip(FIELDS, fields, _FIELD_TYPES):
+                if type(value) not in types:
+                    raise NodeError(f"node {self.i}'s self.{name} is {value!r:.50}, not a number")
         for d in (next_index, match_index):
-            _check(type(d) is dict and all(type(k) is _INT and type(v) is _INT for k, v in d.items()),
+            _check(type(d) is dict and _INTS.issuperset(map(type, d)) and _INTS.issuperset(map(type, d.values())),
                    "next_index / match_index must map ints to ints")
         d = p.__dict__
-        d["state"] = state
+        d["state"] = member
         d.update(zip(FIELDS, fields))
         d["next_index"] = _WriteThrough(self, "next_index", next_index)
         d["match_index"] = _WriteThrough(self, "match_index", match_index)
