@@ -34,7 +34,7 @@ import greenlet
 
 from ..clock import Clock, Killed, _check_capacity, _check_delay
 from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
-from ..messages import ApplyMsg, decode, encode, summarize
+from ..messages import ApplyMsg, CMState, decode, encode, summarize
 from ..raft import extend_if_appended
 from ..service import snapshot_due
 from . import wire
@@ -47,6 +47,7 @@ _ERRORS = {"NodeError": NodeError, "DeadlockError": DeadlockError, "ValueError":
            "TypeError": TypeError, "RuntimeError": RuntimeError}
 FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_included_index",
           "last_included_term", "election_reset_event", "timeout")
+_RESUME = object()  # a thread's turn ended: the main greenlet reads on
 _VALUES = ("state",) + FIELDS + ("next_index", "match_index")  # what a report carries, besides the log
 
 
@@ -94,8 +95,11 @@ class Host:
     def send(self, msg) -> None:
         """Send ``msg`` and the posts before it, in one write."""
         with self._send_mu:
-            self.outbox.append(wire.frame(msg))
-            self._flush()
+            if self.outbox:
+                self.outbox.append(wire.frame(msg))
+                self._flush()
+            else:
+                wire.write(self.fd, wire.frame(msg))
 
     def request(self, op: str, *args, block: bool = False):
         """Send a request for the current job and wait for its answer."""
@@ -104,12 +108,7 @@ class Host:
             raise RuntimeError(f"{op}: this thread was not started by the kit")
         report = self.report() if block else None
         self.send(("req", job.key, op, args, report))
-        me = greenlet.getcurrent()
-        if me is self.reader_glet:
-            value, error = self._read(job.key)
-        else:
-            self.waiting[job.key] = me
-            value, error = self.reader_glet.switch()  # the reader switches back with the answer
+        value, error = self._read(job.key)
         if error is not None:
             if error == "killed":
                 raise Killed()
@@ -157,7 +156,7 @@ class Host:
         if not isinstance(log, list):
             return ("bad", f"self.log is a {type(log).__name__}, not a list")
         keep = len(sent)
-        if not extend_if_appended(sent, log):
+        if not (len(log) == keep and log == sent) and not extend_if_appended(sent, log):
             keep = next((k for k, (a, b) in enumerate(zip(log, sent)) if a is not b), min(len(log), len(sent)))
             del sent[keep:]
             sent.extend(log[keep:])
@@ -167,7 +166,8 @@ class Host:
             return ("bad", "self.log holds something that is not a LogEntry")
         values = tuple(map(g, _VALUES))
         state = values[0]
-        now = (str(getattr(state, "value", state)), values[1:-2], dict(values[-2] or {}), dict(values[-1] or {}))
+        now = (state._value_ if type(state) is CMState else str(getattr(state, "value", state)), values[1:-2],
+               dict(values[-2] or {}), dict(values[-1] or {}))
         blob = wire.dumps(now)  # equal bytes: equal values of equal types (True is not 1 here)
         if blob == self._reported:
             if not new and not self.shared:
@@ -181,37 +181,55 @@ class Host:
     # The node's threads are greenlets of the host's one OS thread: only one
     # of them runs at a time anyway (the trusted scheduler hands out a single
     # baton), and a switch between greenlets costs no system call. The
-    # reader (the main greenlet) reads every frame: an answer resumes the
-    # thread that waits for it, a node thread's turn ("run") starts or
-    # reuses a thread (so do the jobs in ``threaded``: handlers that block,
-    # kvhost.py), any other job (a handler, a call from the harness) runs
-    # right in the reader. A thread gives control back to the reader when it
-    # waits for an answer or its turn ends.
+    # thread that waits for an answer reads the frames itself (most often
+    # the next one is its answer: no switch at all). An answer for another
+    # thread resumes that one, which reads in turn when it waits; a node
+    # thread's turn ("run") starts or reuses a thread (so do the jobs in
+    # ``threaded``: handlers that block, kvhost.py); any other job (a
+    # handler, a call from the harness) runs right in the reader. A thread
+    # whose turn ended hands reading back to the main greenlet (``serve``).
     def serve(self) -> None:
         self._read(None)
 
     def _read(self, key):
-        """Read frames until the answer for ``key`` (returned)."""
+        """Read frames until the answer for ``key`` (returned), which
+        another thread may read and hand over."""
         while True:
-            try:
-                msg = self.reader.recv()
-            except wire.HostGone:
-                os._exit(0)  # the trusted side is gone: so is this node
+            msg = self._next_frame()
             kind = msg[0]
             self.now = msg[2]
             if kind == "reply":
                 if msg[1] == key:
+                    self.waiting.pop(key, None)
                     return msg[3], msg[4]
-                self.waiting.pop(msg[1]).switch((msg[3], msg[4]))  # it runs until it waits again
+                thread, answer = self.waiting.pop(msg[1]), (msg[3], msg[4])
             elif kind == "job":
                 _, jkey, _, in_node, what, payload = msg
                 if what not in self.threaded:
                     self._run_job(jkey, in_node, what, payload)
                     continue
                 thread = self.idle.pop() if self.idle else greenlet.greenlet(self._thread, parent=self.reader_glet)
-                thread.switch((jkey, in_node, what, payload))
+                answer = (jkey, in_node, what, payload)
             elif kind == "quit":
                 os._exit(0)
+            else:
+                continue
+            if key is not None:
+                self.waiting[key] = greenlet.getcurrent()
+            got = thread.switch(answer)  # it runs until it waits, and reads, or its turn ends
+            if got is not _RESUME:
+                return got  # the answer for key, read by another thread
+
+    def _next_frame(self):
+        reader = self.reader
+        data = reader.take()
+        try:
+            while data is None:
+                reader.read_ready()
+                data = reader.take()
+        except wire.HostGone:
+            os._exit(0)  # the trusted side is gone: so is this node
+        return pickle.loads(data)
 
     def _thread(self, assigned) -> None:
         """A node thread: it runs one turn after another (a goroutine pool)."""
@@ -219,7 +237,7 @@ class Host:
         while True:
             self._run_job(*assigned)
             self.idle.append(me)
-            assigned = self.reader_glet.switch()
+            assigned = self.reader_glet.switch(_RESUME)
 
     def _run_job(self, key, in_node, what, payload):
         job = _Job(key, in_node)
