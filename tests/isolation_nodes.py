@@ -113,6 +113,30 @@ class TermBecomesTrue(ConsensusModule):
         return reply
 
 
+class _ForgesReport(ConsensusModule):
+    """Sends ``REPORT`` as its state report once asked for a vote (the host's
+    own code, replaced from node code)."""
+
+    REPORT = None
+
+    def request_vote(self, args):
+        from raftkit.isolation.host import Host
+        Host.report = lambda host: type(self).REPORT
+        return super().request_vote(args)
+
+
+class LogLengthLies(_ForgesReport):
+    """Says nothing changed but a log length it does not have."""
+
+    REPORT = 10 ** 9
+
+
+class ReportIsTrue(_ForgesReport):
+    """Sends True where an unchanged report is the log's length (an int)."""
+
+    REPORT = True
+
+
 # --------------------------------------------------------------------------
 # Exercise 7: clerks that try to make up a history
 # --------------------------------------------------------------------------

@@ -129,6 +129,8 @@ def test_stop_ends_every_node_process():
     (hostile.ThreadBomb, NodeError, "live threads, the most one node may have"),
     (hostile.EmitsForever, DeadlockError, "without reaching a kit primitive"),
     (hostile.TermBecomesTrue, NodeError, "self.current_term is True, not a number"),
+    (hostile.LogLengthLies, NodeError, "broke the protocol: a bad log report"),
+    (hostile.ReportIsTrue, NodeError, "broke the protocol: a bad state report"),
 ])
 def test_a_hostile_node_fails_its_run_with_an_accurate_message(cls, error, words):
     if os.path.exists(hostile.ForgesCode.MARK):
