@@ -488,14 +488,16 @@ class NodeHost:
         the driver's watchdog is told that this thread waits on a node
         process (whose silence this wait times itself), so it is that node,
         with its stacks, that gets reported."""
-        reader, started = self.reader, bool(self.reader.buf)
-        deadline = time.monotonic() + self.timeout
+        reader, started, deadline = self.reader, bool(self.reader.buf), None
         while True:
             try:
                 reader.read_ready()
             except BlockingIOError:  # _SLICE went by
                 self.clock._switches += 1
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now - _SLICE + self.timeout
+                elif now >= deadline:
                     raise TimeoutError from None
                 continue
             data = reader.take()
@@ -708,8 +710,9 @@ class NodeHost:
         d = p.__dict__
         d["state"] = member
         d.update(zip(FIELDS, fields))
-        d["next_index"] = _WriteThrough(self, "next_index", next_index)
-        d["match_index"] = _WriteThrough(self, "match_index", match_index)
+        for name, value in (("next_index", next_index), ("match_index", match_index)):
+            if value != d[name] or type(d[name]) is not _WriteThrough:  # ints, checked: equal is the same
+                d[name] = _WriteThrough(self, name, value)
 
     def _mirror_log(self, p, keep, new):
         _check(type(keep) is _INT and 0 <= keep <= len(p.log) and isinstance(new, (tuple, list)),
