@@ -15,6 +15,11 @@ state with a plain ``threading.Lock``. Two clocks implement these primitives:
   machine. The caller of ``run()`` (the "driver", usually the notebook or
   test) gets the baton back when the time limit or event budget is reached.
 
+  With ``greenlets=True`` the node threads are greenlets of one runner
+  thread instead (a hand-off is a greenlet switch, no system call): for
+  tasks that only run the kit's code, such as the trusted twins of node
+  processes (``isolation/process.py``).
+
   A watchdog in the driver notices a thread that keeps the baton too long
   (an infinite loop, a raw ``threading`` wait, a lock that will never be
   released) and raises ``DeadlockError`` with every thread's stack. A thread
