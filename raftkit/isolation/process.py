@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import math
 import os
 import re
 import select
@@ -363,12 +362,14 @@ def _check(cond, what):
 
 
 def _text(value, what, limit=_MAX_TEXT) -> str:
-    _check(type(value) is str, f"{what} must be a string")
+    if type(value) is not str:  # (the message is made only when it is needed)
+        raise wire.ProtocolError(f"{what} must be a string")
     return value[:limit]
 
 
 def _index(value, what):
-    _check(type(value) is _INT and value >= 0, f"{what} must be an int >= 0")
+    if not (type(value) is _INT and value >= 0):
+        raise wire.ProtocolError(f"{what} must be an int >= 0")
     return value
 
 
@@ -450,7 +451,8 @@ class NodeHost:
                     raise self._stuck()
                 msg = self._recv()
                 kind = msg[0]
-            _check(msg[1] == key, f"a frame for job {msg[1]!r} while job {key} runs")
+            if msg[1] != key:
+                raise wire.ProtocolError(f"a frame for job {msg[1]!r} while job {key} runs")
             if kind == "end":
                 _check(len(msg) == 5, "a bad end frame")
                 self._mirror(msg[4])
@@ -570,7 +572,7 @@ class NodeHost:
     def _request(self, op, args):
         clock = self.clock
         if op == "sleep":
-            _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0 and not math.isnan(args[0]),
+            _check(len(args) == 2 and type(args[0]) is float and args[0] >= 0,  # NaN >= 0 is False
                    "sleep(dt >= 0, held)")
             with self._held(args[1], "sleep"):
                 clock.sleep(args[0])
@@ -590,7 +592,8 @@ class NodeHost:
                 return len(ch)
             if op == "try_send":
                 return ch.try_send(_index(args[1], "a channel value"))
-            _check(len(args) == 3, f"{op}(channel, value, held)")
+            if len(args) != 3:
+                raise wire.ProtocolError(f"{op}(channel, value, held)")
             with self._held(args[2], op):
                 if op == "send":
                     return ch.send(_index(args[1], "a channel value"))
