@@ -1,0 +1,62 @@
+"""Where an isolated cluster's CPU goes, per scheduler event: the trusted
+process (scheduler, bus, monitor, mirrors; user and system time) and the
+node processes (read from /proc), with the trusted process's voluntary
+context switches per event. Two workloads on a 5-node cluster
+(``isolation="process"``): idle (elections and heartbeats only, 20
+simulated seconds) and busy (a ``submit`` every 20 ms, as in
+isolation_speed.py, 5 simulated seconds). CPU time, unlike wall time,
+barely moves with the machine's load.
+
+    python benchmarks/isolation_cpu.py [ROUNDS]
+"""
+
+import os
+import resource
+import sys
+import time
+
+import raftkit
+
+
+def _node_cpu(pids) -> float:
+    """User + system CPU seconds of processes ``pids`` so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(busy: bool) -> str:
+    with raftkit.Cluster(5, seed=3 if busy else 1, isolation="process") as c:
+        if busy:
+            c.check_one_leader()
+        else:
+            c.run_for(1)
+        pids = [h.pid for h in c._hosts.hosts]
+        nodes0, me0 = _node_cpu(pids), resource.getrusage(resource.RUSAGE_SELF)
+        events0, t0 = c.clock.events, time.perf_counter()
+        if busy:
+            for k in range(250):
+                c.run_for(1 / 50)
+                c.submit(k)
+        else:
+            c.run_for(20)
+        wall, events = time.perf_counter() - t0, c.clock.events - events0
+        me, nodes = resource.getrusage(resource.RUSAGE_SELF), _node_cpu(pids) - nodes0
+    per = 1e6 / events
+    return (f"{'busy' if busy else 'idle'}: {events} events, {wall * per:5.1f} us wall per event; CPU per event: "
+            f"trusted user {(me.ru_utime - me0.ru_utime) * per:5.1f} + system {(me.ru_stime - me0.ru_stime) * per:5.1f}"
+            f" us, node processes {nodes * per:5.1f} us; {(me.ru_nvcsw - me0.ru_nvcsw) / events:.2f} "
+            "voluntary switches of the trusted process")
+
+
+def main(rounds=2):
+    for _ in range(rounds):
+        for busy in (False, True):
+            print(measure(busy), flush=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
