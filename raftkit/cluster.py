@@ -49,6 +49,8 @@ def takes_turns(method: Callable) -> Callable:
     a playing widget take turns instead of racing."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
+        if not self.virtual:  # real-clock threads run freely: there are no turns to take
+            return method(self, *args, **kwargs)
         with self.clock.driving():
             return method(self, *args, **kwargs)
     return call
