@@ -10,6 +10,8 @@ the leader has applied it.
 * sequential latency: one command at a time, submit to applied, p50/p99;
 * back-to-back throughput: ``--ops`` commands submitted without waiting,
   commands applied per wall second until the last is applied;
+* before each timed run, ``gc.collect()`` (for every system alike): the
+  garbage of the run before is not the next one's to collect;
 * memory: the growth of the resident set of a fresh interpreter that commits
   100,000 commands (run in a child process, for a clean heap).
 
@@ -189,6 +191,7 @@ class PySyncObj:
 # -------------------------------------------------------------- workloads
 def latency(system, n_ops: int) -> dict:
     with system:
+        gc.collect()  # the previous measurement's garbage is not this one's to collect
         samples = []
         for k in range(n_ops):
             t0 = time.perf_counter()
@@ -199,6 +202,7 @@ def latency(system, n_ops: int) -> dict:
 
 def throughput(system, n_ops: int) -> dict:
     with system:
+        gc.collect()
         t0 = time.perf_counter()
         applied = system.burst(n_ops)
         wall = time.perf_counter() - t0

@@ -27,7 +27,7 @@ from .bus import Bus, Message
 from .clock import RealClock, VirtualClock
 from .config import Config
 from .errors import CheckFailed
-from .messages import ApplyMsg
+from .messages import ApplyMsg, slot_setters
 from .raft import ConsensusModule
 from .safety import SafetyMonitor
 from .service import Service
@@ -49,6 +49,8 @@ def takes_turns(method: Callable) -> Callable:
     a playing widget take turns instead of racing."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
+        if not self.virtual:  # real-clock threads run freely: there are no turns to take
+            return method(self, *args, **kwargs)
         with self.clock.driving():
             return method(self, *args, **kwargs)
     return call
@@ -108,12 +110,15 @@ class Action:
 
     def __init__(self, events: int, time: float, method: str, args: tuple = (), kwargs: tuple = ()):
         # one per submit: written out, as LogEntry's in messages.py
-        _setattr = object.__setattr__
-        _setattr(self, "events", events)
-        _setattr(self, "time", time)
-        _setattr(self, "method", method)
-        _setattr(self, "args", args)
-        _setattr(self, "kwargs", kwargs)
+        a, b, c, d, e = _ACTION_SETTERS
+        a(self, events)
+        b(self, time)
+        c(self, method)
+        d(self, args)
+        e(self, kwargs)
+
+
+_ACTION_SETTERS = slot_setters(Action)
 
 
 def _check_int(name, value, lo=None, hi=None):
