@@ -376,7 +376,8 @@ def test_a_store_that_loops_is_reported_as_the_store():
     with pytest.raises(DeadlockError) as info:
         store.apply(KVOp(1, 1, "get", "x"))
     assert str(info.value).startswith("the store ran for 1.0 s of wall time")
-    assert "in apply\n    while True:" in str(info.value)  # where it loops, with its line
+    # where it loops, with its line (the stack is sampled: either line of the loop)
+    assert "in apply\n    while True:" in str(info.value) or "in apply\n    pass" in str(info.value)
 
 
 def test_a_crash_while_a_request_waits_in_a_server_ends_that_request_as_in_process():

@@ -116,8 +116,11 @@ class Reader:
         self.buf = bytearray()
 
     def read_ready(self) -> None:
-        """Take in what ``fd`` has (it is readable: this does not block)."""
-        self._fill(None)
+        """Take in what has arrived on ``fd``, up to the rest of the frame
+        that has begun (a blocking read: it waits for something to arrive,
+        as long as the socket's ``SO_RCVTIMEO``, if one is set)."""
+        buf = self.buf
+        self._fill(None, _HEADER.size + _HEADER.unpack_from(buf)[0] - len(buf) if len(buf) >= _HEADER.size else 0)
 
     def take(self) -> bytes | None:
         """The next frame's bytes if all of it has arrived, else None
