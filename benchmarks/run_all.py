@@ -11,6 +11,7 @@ import class_speed
 import click_latency
 import clock_costs
 import grade_speed
+import isolation_cpu
 import isolation_speed
 import lincheck_hard
 import lincheck_speed
@@ -19,6 +20,7 @@ import real_latency
 import render_speed
 import suite_time
 import virtual_speed
+import wire_roundtrip
 
 if __name__ == "__main__":
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
@@ -37,6 +39,8 @@ if __name__ == "__main__":
     grade_speed.main(2, isolation="none")
     grade_speed.main(2)
     isolation_speed.main()
+    isolation_cpu.main()
+    wire_roundtrip.main()
     class_speed.main()
     render_speed.main()
     click_latency.main()
