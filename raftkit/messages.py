@@ -30,10 +30,10 @@ class CMState(enum.Enum):
 
 # LogEntry and ApplyMsg are made for every command on every node: they have
 # slots (less than half the memory of an instance dict) and a written-out
-# ``__init__`` that stores each field through its slot's own setter (the
-# generated one of a frozen dataclass calls object.__setattr__ by name, about
-# half again as slow). Fields, defaults, repr, equality, hashing, pickling
-# and immutability stay the dataclass's; tests/test_bus.py checks it.
+# ``__init__`` that stores each field through its slot's own setter
+# (object.__setattr__ by name, which a frozen dataclass's generated __init__
+# calls, takes about 40% longer). Fields, defaults, repr, equality, hashing,
+# pickling and immutability stay the dataclass's; tests/test_bus.py checks it.
 def slot_setters(cls) -> tuple:
     """The ``__set__`` of each field's slot of the slotted dataclass ``cls``, in field order."""
     return tuple(cls.__dict__[name].__set__ for name in cls.__dataclass_fields__)
