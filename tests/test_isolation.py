@@ -110,6 +110,18 @@ def test_in_process_the_module_memory_survives_which_is_why_isolation_matters():
         assert [e.detail for e in c.trace if e.kind == "note"][-1] == "incarnations seen: 4"
 
 
+def test_a_raftkit_folder_in_the_working_folder_is_not_what_the_nodes_run(tmp_path, monkeypatch):
+    """An instructor who starts the grader next to another copy of the kit:
+    node processes still load the kit the trusted side runs."""
+    from raftkit.isolation.process import close_templates
+    (tmp_path / "raftkit").mkdir()
+    (tmp_path / "raftkit" / "__init__.py").write_text("raise ImportError('the working folder has another raftkit')\n")
+    monkeypatch.chdir(tmp_path)
+    close_templates()  # a fresh template, started in this folder
+    with raftkit.Cluster(3, seed=1, isolation="process") as c:
+        c.one("x", 3)
+
+
 def test_stop_ends_every_node_process():
     c = raftkit.Cluster(3, seed=1, isolation="process")
     c.check_one_leader()

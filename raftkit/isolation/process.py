@@ -130,8 +130,9 @@ class Template:
         self.owner = os.getpid()
         self._ids = itertools.count(1)
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        cmd = [sys.executable, "-c", "from raftkit.isolation.host import template_main as m; "
-               f"m({child.fileno()})"]
+        # without the working folder on its path: a raftkit folder there is not the kit the grader runs
+        cmd = [sys.executable, "-c", "import sys; sys.path[:] = [p for p in sys.path if p]; "
+               f"from raftkit.isolation.host import template_main as m; m({child.fileno()})"]
         root = _KIT_ROOT if kit is None else os.path.dirname(kit)  # the folder holding the raftkit package
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [os.environ.get("PYTHONPATH", "")]),
                    PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
