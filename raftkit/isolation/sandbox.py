@@ -47,24 +47,40 @@ def bwrap_problem() -> str | None:
     return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The rlimits of a sandboxed template and its hosts (``apply_limits``
+    sets them from ``RAFTKIT_LIMITS``), shared by both kinds of sandbox."""
+
+    memory_mb: int | None = 2048
+    cpu_seconds: int | None = 3600
+    processes: int = 4096
+    file_mb: int = 64
+
+    def limits(self) -> tuple:
+        return (self.memory_mb, self.cpu_seconds, self.processes, self.file_mb)
+
+    def inner_env(self, **values: str) -> dict:
+        """The template's whole environment: ``values``, and what every
+        sandboxed template gets."""
+        return {**values, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+                "MALLOC_ARENA_MAX": "2", "RAFTKIT_LIMITS": ",".join(str(v or 0) for v in self.limits())}
+
+
 @dataclass(frozen=True)
-class Sandbox:
+class Sandbox(Limits):
     """How to wrap a template's command line. ``kit`` is the ``raftkit``
     package folder node code sees; ``folder`` the student's folder."""
 
     kit: str
     folder: str | None = None
-    memory_mb: int | None = 2048
-    cpu_seconds: int | None = 3600
-    processes: int = 4096
-    file_mb: int = 64
 
     def kit_inside(self) -> str:
         """Where the kit's package appears inside the sandbox."""
         return os.path.join(KIT_MOUNT, "raftkit")
 
     def key(self) -> tuple:
-        return (self.kit, self.folder, self.memory_mb, self.cpu_seconds, self.processes, self.file_mb)
+        return (self.kit, self.folder, *self.limits())
 
     def wrap(self, cmd: list[str], env: dict, fd: int) -> tuple[list[str], dict]:
         args = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
@@ -77,11 +93,7 @@ class Sandbox:
         if self.folder:
             args += ["--ro-bind", self.folder, self.folder]
         args += ["--chdir", "/tmp"]
-        inner = {"PYTHONPATH": KIT_MOUNT, "HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-                 "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2",
-                 "RAFTKIT_LIMITS": ",".join(str(v or 0) for v in (self.memory_mb, self.cpu_seconds,
-                                                                  self.processes, self.file_mb))}
-        for k, v in inner.items():
+        for k, v in self.inner_env(PYTHONPATH=KIT_MOUNT, HOME="/tmp").items():
             args += ["--setenv", k, v]
         return args + cmd, dict(env)
 

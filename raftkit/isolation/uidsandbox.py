@@ -55,6 +55,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from .sandbox import Limits
+
 __all__ = ["UidSandbox", "uid_problem", "exposed", "readable_by_others", "enter_uid_sandbox", "stdlib_problem"]
 
 BASE_UID = 2_000_000_000  # + a pid (at most 2**22): below 2**31, far from any real user
@@ -191,7 +193,7 @@ def copy_folder(folder: str, root: str) -> str:
 
 
 @dataclass(frozen=True)
-class UidSandbox:
+class UidSandbox(Limits):
     """How to start a template as a user of its own (same interface as
     :class:`.sandbox.Sandbox`). ``root`` and ``uid`` come from
     :func:`sandbox_root`; ``kit`` is the ``raftkit`` package and ``folder``
@@ -201,28 +203,19 @@ class UidSandbox:
     uid: int
     kit: str
     folder: str | None = None
-    memory_mb: int | None = 2048
-    cpu_seconds: int | None = 3600
-    processes: int = 4096
-    file_mb: int = 64
 
     def kit_inside(self) -> str:
         return self.kit
 
     def key(self) -> tuple:
-        return ("uid", self.root, self.uid, self.kit, self.folder, self.memory_mb, self.cpu_seconds, self.processes,
-                self.file_mb)
+        return ("uid", self.root, self.uid, self.kit, self.folder, *self.limits())
 
     def wrap(self, cmd: list[str], env: dict, fd: int) -> tuple[list[str], dict]:
         """The template's command and its cleared environment."""
         uid, home = self.uid, os.path.join(self.root, "home")
         os.makedirs(home, 0o700, exist_ok=True)
         os.chown(home, uid, uid)
-        inner = {"PYTHONPATH": os.path.dirname(self.kit), "HOME": home, "TMPDIR": home, "PATH": "/usr/bin:/bin",
-                 "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2",
-                 "RAFTKIT_UID": str(uid),
-                 "RAFTKIT_LIMITS": ",".join(str(v or 0) for v in (self.memory_mb, self.cpu_seconds,
-                                                                  self.processes, self.file_mb))}
+        inner = self.inner_env(PYTHONPATH=os.path.dirname(self.kit), HOME=home, TMPDIR=home, RAFTKIT_UID=str(uid))
         i = cmd.index("-c")  # it starts as root: no module from the working folder or a user's site folder
         code = (f"import os, sys; os.chdir({os.path.dirname(self.kit)!r}); "
                 f"sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]; {cmd[i + 1]}")
