@@ -69,6 +69,14 @@ def make_leader(node, terms, term, match):
     node.next_index = {p: len(terms) + 1 for p in match}
 
 
+def expect_adopted_term_persisted(c: Cluster, term: int) -> None:
+    """Node 0, a leader that adopted ``term`` from a reply, crashes and
+    restarts: it must come back in that term (persisted when adopted)."""
+    c.restart(0)
+    expect(c.nodes[0].current_term == term, f"the leader adopted term {term} from a reply and crashed: it came back "
+                                            f"in term {c.nodes[0].current_term}: persist() after adopting it")
+
+
 def rand_int(rng: random.Random) -> int:
     return rng.getrandbits(63)
 
