@@ -83,10 +83,17 @@ class Ticker:
 
     def tick(self) -> None:
         now = self.clock.now()
-        if self._next <= now:  # missed ticks are dropped
-            self._next += ((now - self._next) // self.interval + 1) * self.interval
+        self._next = next_tick(now, self._next, self.interval)
         self.clock.sleep(self._next - now, label="tick")
         self._next += self.interval
+
+
+def next_tick(now: float, due: float, interval: float) -> float:
+    """When a ticker due at ``due`` ticks, at ``now``: ticks that were
+    missed are dropped, as in Go."""
+    if due <= now:
+        due += ((now - due) // interval + 1) * interval
+    return due
 
 
 class Clock:

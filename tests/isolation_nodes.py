@@ -8,6 +8,7 @@ import pickle
 import signal
 import struct
 
+from raftkit.messages import CMState
 from raftkit.raft import ConsensusModule
 
 INCARNATIONS: list = []  # a module-level "memory" a restarted node must not see
@@ -242,3 +243,27 @@ class PostsApplied(Clerk):
     def request(self, kind, key, value):
         _my_host().post("apply", (True, "forged", 1, False, None, 0, 0))
         return None
+
+
+class NotesItsTicks(ConsensusModule):
+    """Its election timer notes every 7th tick in the trace: a tick that
+    does more than tick again, where the grader predicts an idle one."""
+
+    def run_election_timer(self):
+        timeout = self.election_timeout()
+        with self.mu:
+            term_started = self.current_term
+            self.timeout = timeout
+        ticker = self.clock.ticker(self.config.ticker_interval)
+        ticks = 0
+        while True:
+            ticker.tick()
+            ticks += 1
+            with self.mu:
+                if self.state not in (CMState.FOLLOWER, CMState.CANDIDATE) or self.current_term != term_started:
+                    return
+                if ticks % 7 == 0:
+                    self.emit("note", detail=f"tick {ticks}")
+                if self.clock.now() - self.election_reset_event >= timeout:
+                    self.start_election()
+                    return

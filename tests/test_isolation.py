@@ -199,6 +199,7 @@ def _battery_runs():
 def _digests(ex, name, impl):
     from raftkit.grading import battery
     from raftkit.grading.context import ScenarioContext
+    from raftkit.isolation.process import mispredicted
     sc = battery.EXERCISES[ex].scenario(name)
     ctx = ScenarioContext()
     try:
@@ -207,6 +208,7 @@ def _digests(ex, name, impl):
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
     digests = [c.trace_digest() for c in ctx.clusters]
+    assert not any(mispredicted(c) for c in ctx.clusters)
     ctx.stop()
     return digests, error
 
@@ -218,7 +220,8 @@ def test_every_battery_scenario_gives_the_same_digests_isolated(ex, name):
     and clerk: the same clusters, the same traces, the same verdict
     (white-box scenarios included: their fields and handler calls go through
     the node's proxy; exercise 7's dedup table checks a store in a process
-    of its own, and has no cluster)."""
+    of its own, and has no cluster). Exercises 1-6 also as the grader runs
+    them, with predicted ticks: not one prediction fails on the reference."""
     from raftkit.grading.battery import KVImpl
     from raftkit.isolation.kvprocess import hosted_kv, kv_spec
     from raftkit.isolation.process import class_spec, hosted_class
@@ -229,8 +232,74 @@ def test_every_battery_scenario_gives_the_same_digests_isolated(ex, name):
     else:
         inside = _digests(ex, name, raftkit.ConsensusModule)
         apart = _digests(ex, name, hosted_class(class_spec(raftkit.ConsensusModule)))
+        assert _digests(ex, name, hosted_class(class_spec(raftkit.ConsensusModule), predict=True)) == inside
     assert apart == inside
     assert inside[1] is None and (inside[0] or name == "dedup table")
+
+
+# --------------------------------------------------------------------------
+# Predicted ticks (what the grader runs): the same run, or a strict rerun
+# --------------------------------------------------------------------------
+
+def _predicting(node_class):
+    from raftkit.isolation.process import class_spec, hosted_class
+    return hosted_class(class_spec(node_class), predict=True)
+
+
+def _workload(c):
+    """Elections, a burst of commands, a crash and a restart, a partition."""
+    c.check_one_leader()
+    for k in range(20):
+        c.run_for(0.02)
+        c.submit(k)
+    c.crash(1)
+    c.run_for(0.5)
+    c.restart(1)
+    c.partition([0, 1], [2, 3, 4])
+    c.run_for(1.0)
+    c.heal()
+    c.run_for(1.0)
+    return c.trace_digest()
+
+
+def test_predicted_ticks_leave_every_event_where_it_was():
+    from raftkit.isolation.process import mispredicted
+    with raftkit.Cluster(5, seed=4) as c:
+        inside = _workload(c)
+    with raftkit.Cluster(5, seed=4, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        assert _workload(c) == inside
+        assert mispredicted(c) is None
+        assert c._hosts.predicted > 1000  # most ticks were not sent one by one
+
+
+def test_a_tick_that_does_more_than_predicted_fails_the_run_it_is_in():
+    from raftkit.isolation.process import Mispredicted, mispredicted
+    with raftkit.Cluster(3, seed=1, node_class=_predicting(hostile.NotesItsTicks)) as c:
+        with pytest.raises(Mispredicted, match="predicted tick"):
+            c.run_for(2)
+        assert "node" in mispredicted(c)
+
+
+@pytest.mark.parametrize("node_class", [raftkit.ConsensusModule, hostile.NotesItsTicks])
+def test_the_grader_runs_a_mispredicted_run_again_and_reports_the_real_one(node_class):
+    """A timer that does more than tick is graded on its strict run: the
+    same result and the same trace as in-process."""
+    from raftkit.grading import battery
+    from raftkit.grading.runs import run_scenario
+    sc = battery.EXERCISES[1].scenario("initial election")
+    inside = run_scenario(sc, node_class, 1, keep=True, stop=False)
+    apart = run_scenario(sc, _predicting(node_class), 1, keep=True, stop=False)
+    try:
+        assert apart["ok"] and inside["ok"]
+        digests = [[c.trace_digest() for c in run["context"].clusters] for run in (inside, apart)]
+        assert digests[0] == digests[1]
+        reran = not apart["context"].clusters[0].node_class.raftkit_predict
+        assert reran == (node_class is hostile.NotesItsTicks)
+        notes = [e for e in inside["context"].clusters[0].trace if e.kind == "note"]
+        assert bool(notes) == (node_class is hostile.NotesItsTicks)
+    finally:
+        inside["context"].stop()
+        apart["context"].stop()
 
 
 # --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import types
 
 import greenlet
 
-from ..clock import Clock, Killed, _check_capacity, _check_delay
+from ..clock import Clock, Killed, Ticker, _check_capacity, _check_delay
 from ..errors import DeadlockError, NodeError, RaftkitError, SafetyViolation
 from ..messages import ApplyMsg, CMState, decode, encode, summarize
 from ..raft import extend_if_appended
@@ -93,9 +93,14 @@ class Host:
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
-        """Send ``msg`` and the posts before it, in one write."""
+        """Send ``msg`` and the posts before it, in one write; or later, with
+        the next frame that waits, while frames that arrived are still to be
+        read (ticks the trusted side predicted, see process.py: it waits
+        for none of them)."""
         with self._send_mu:
-            if self.outbox:
+            if self.reader.has_frame():
+                self.outbox.append(wire.frame(msg))
+            elif self.outbox:
                 self.outbox.append(wire.frame(msg))
                 self._flush()
             else:
@@ -225,6 +230,9 @@ class Host:
         data = reader.take()
         try:
             while data is None:
+                if self.outbox:
+                    with self._send_mu:
+                        self._flush()
                 reader.read_ready()
                 data = reader.take()
         except wire.HostGone:
@@ -417,6 +425,9 @@ class HostClock(Clock):
             _check_delay(dt)
         self.host.request("sleep", float(dt), self.host.held("sleep"), block=True)
 
+    def ticker(self, interval):
+        return HostTicker(self, interval)
+
     def channel(self, capacity=None):
         _check_capacity(capacity)
         return HostChannel(self.host, self.host.request("chan", capacity))
@@ -432,6 +443,16 @@ class HostClock(Clock):
 
     def unguard_lock(self, lock):
         self.host.locks[:] = [(lk, n) for lk, n in self.host.locks if lk is not lock]
+
+
+class HostTicker(Ticker):
+    """A ticker whose tick the trusted side times (``Ticker.tick`` there, on
+    the values sent), so that it can tell the next request of a ticker
+    thread before it comes (process.py, predicted ticks)."""
+
+    def tick(self) -> None:
+        host = self.clock.host
+        self._next = host.request("tick", float(self.interval), float(self._next), host.held("tick"), block=True)
 
 
 class HostChannel:

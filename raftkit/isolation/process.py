@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 
-from ..clock import Killed, _check_capacity
+from ..clock import Killed, _check_capacity, next_tick
 from ..errors import DeadlockError, NodeError
 from ..messages import ApplyMsg, CMState, LogEntry, decode, encode, summarize
 from ..service import Service
@@ -38,7 +38,7 @@ from . import wire
 from .host import FIELDS
 
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
-           "LoadTimeout", "LoadEnded", "template_for"]
+           "LoadTimeout", "LoadEnded", "template_for", "Mispredicted", "mispredicted", "strict"]
 
 _STARTUP = 30.0            # wall seconds a template may take to start, before its own load time limit
 _MAX_TEXT = 10_000          # characters of an event's detail, a summary, a name
@@ -46,6 +46,7 @@ _INT = int
 _NO_LOCK = contextlib.nullcontext()
 _SLICE = 0.1               # wall seconds a read waits before the watchdog hears that it still waits
 _FRAMES = ("req", "post", "end")
+_WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
 _STATES = {m.value: m for m in CMState}
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
@@ -69,12 +70,35 @@ def class_spec(node_class) -> tuple:
     return ("import", module, qualname, tuple(p for p in sys.path if isinstance(p, str)))
 
 
-def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None, kit: str | None = None) -> type:
+def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None, kit: str | None = None,
+                 predict: bool = False) -> type:
     """A stand-in for a node class that exists only in node processes
     (``spec`` says how a template gets it): ``Cluster(node_class=...)`` with
-    it runs every node isolated, and this process never loads the class."""
-    return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit, "__module__": __name__,
+    it runs every node isolated, and this process never loads the class.
+    ``predict``: its clusters predict idle election-timer ticks (see
+    ``NodeHost._idle_ticks``); a run whose prediction failed must be run
+    again without (``mispredicted``, ``strict``)."""
+    return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit,
+                           "raftkit_predict": predict, "__module__": __name__,
                            "__doc__": f"{name}, loaded only in node processes"})
+
+
+def strict(node_class) -> type:
+    """``node_class`` (a ``hosted_class``) without predictions."""
+    return hosted_class(node_class.raftkit_spec, node_class.__name__, node_class.raftkit_sandbox,
+                        node_class.raftkit_kit)
+
+
+def mispredicted(cluster) -> str | None:
+    """Why a prediction of ``cluster``'s node processes failed, or None:
+    then that run went differently from the real one, and must be run
+    again with ``strict`` nodes. Every tick still deferred is checked first."""
+    hosts = getattr(cluster, "_hosts", None)
+    return None if hosts is None else hosts.settle()
+
+
+class Mispredicted(NodeError):
+    """A node process did not do what its predicted ticks said it would."""
 
 
 # --------------------------------------------------------------------------
@@ -391,6 +415,9 @@ class NodeHost:
         self.channels: list = []
         self.shared: dict = {}
         self.keys = itertools.count(1)
+        self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
+        self.expected: list[bytes] = []    # what the deferred ticks must bring back, frame by frame
+        self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
         self.last = "starting"
         self.dead: BaseException | None = None
 
@@ -402,7 +429,7 @@ class NodeHost:
             raise self.dead
         key = next(self.keys)
         try:
-            wire.send(self.fd, ("job", key, self.clock.now(), self.clock.in_node_thread(), what, payload))
+            self._send(("job", key, self.clock.now(), self.clock.in_node_thread(), what, payload))
         except wire.HostGone:
             raise self._fail(None) from None
         return self._serve(key, what)
@@ -456,6 +483,7 @@ class NodeHost:
                 raise wire.ProtocolError(f"a frame for job {msg[1]!r} while job {key} runs")
             if kind == "end":
                 _check(len(msg) == 5, "a bad end frame")
+                self.timers.pop(key, None)
                 self._mirror(msg[4])
                 if pending is not None:
                     raise pending
@@ -471,19 +499,83 @@ class NodeHost:
                 self._mirror(report)
             error = None
             try:
+                if op == "tick" and key not in self.timers:
+                    self.timers[key] = (self.proxy.current_term, self.proxy.timeout)
                 value = self._request(op, args)
+                if op == "tick":
+                    value = self._idle_ticks(key, args[0], value)
             except Killed:
                 with contextlib.suppress(wire.HostGone, wire.ProtocolError, OSError):
-                    wire.send(self.fd, ("reply", key, self.clock.now(), None, "killed"))
+                    self._send(("reply", key, self.clock.now(), None, "killed"), settle=False)
                 raise  # the node is crashing or the clock stopping: do not wait for it
             except wire.ProtocolError:
                 raise
             except BaseException as e:
                 pending, value, error = e, None, (type(e).__name__, str(e)[:_MAX_TEXT])
             try:
-                wire.send(self.fd, ("reply", key, self.clock.now(), value, error))
+                self._send(("reply", key, self.clock.now(), value, error))
             except wire.HostGone:
                 raise self._fail(None) from None
+
+    # -- predicted ticks ---------------------------------------------------------
+    # Half the turns of a node are its election timer's ticks, and nearly all
+    # of them only tick again (Figure 2: no leader heard from yet). While the
+    # mirror says that this tick will find the timeout not yet passed, in the
+    # role and the term this timer started in, the tick's turn is not sent: it
+    # waits, with the frame it must bring back, until the next frame the host
+    # gets, and this side ticks on as if that frame had come. Every deferred
+    # tick still runs in the host, at its time, in its order; what it sent is
+    # compared, byte for byte, when the host next answers. A tick that did
+    # something else fails the run (``Mispredicted``), and the grader runs it
+    # again without predictions: a run's result is always the strict one.
+    def _idle_ticks(self, key, interval, due):
+        """Tick on while the next tick of job ``key`` is predicted idle;
+        returns the value for the first tick that is not."""
+        while self._idle(key):
+            self.deferred.append(wire.frame(("reply", key, self.clock.now(), due, None)))
+            args = (interval, due, None)
+            self.expected.append(wire.dumps(("req", key, "tick", args, len(self.proxy.log))))
+            self.nodes.predicted += 1
+            due = self._tick(interval, due)
+        return due
+
+    def _idle(self, key) -> bool:
+        """Whether the reference election timer, run now, would only tick again."""
+        if not self.nodes.predict or self.shared or self.nodes.mispredicted:
+            return False
+        term, timeout = self.timers[key]
+        d = self.proxy.__dict__
+        try:
+            return (d["state"] in _WAITING and d["current_term"] == term
+                    and self.clock.now() - d["election_reset_event"] < timeout)
+        except TypeError:
+            return False
+
+    def _send(self, msg, settle: bool = True) -> None:
+        """Write ``msg`` after the deferred frames, in one write; then check
+        what the deferred ticks brought back."""
+        data = b"" if msg is None else wire.frame(msg)
+        if self.deferred:
+            self.deferred.append(data)
+            data = b"".join(self.deferred)
+            self.deferred.clear()
+        if data:
+            wire.write(self.fd, data)
+        if settle and self.expected:
+            self._settle()
+
+    def _settle(self) -> None:
+        expected, self.expected = self.expected, []
+        for k, want in enumerate(expected):
+            try:
+                data = self.reader.take()
+                got = self._read() if data is None else data
+            except (TimeoutError, wire.HostGone, wire.ProtocolError) as e:
+                got = f"no frame ({type(e).__name__})"
+            if got != want:
+                why = f"node {self.i}: predicted tick {k + 1} of {len(expected)} brought back {got!r:.120}"
+                self.nodes.mispredicted = why
+                raise Mispredicted(why)
 
     def _read(self) -> bytes:
         """Read until a whole frame has arrived: ``timeout`` wall seconds
@@ -563,6 +655,9 @@ class NodeHost:
 
     def kill(self) -> None:
         if self.sock is not None:
+            if self.deferred or self.expected:  # deferred ticks came before the kill: check them
+                with contextlib.suppress(Exception):
+                    self._send(None)
             self.template.kill(self.pid)
             self.sock.close()
             self.sock = None
@@ -578,6 +673,11 @@ class NodeHost:
             with self._held(args[1], "sleep"):
                 clock.sleep(args[0])
             return None
+        if op == "tick":
+            _check(len(args) == 3 and type(args[0]) is float and args[0] > 0 and type(args[1]) is float,
+                   "tick(interval > 0, due, held)")
+            with self._held(args[2], "tick"):
+                return self._tick(args[0], args[1])
         if op == "chan":
             _check(len(args) == 1, "chan(capacity)")
             _check_capacity(args[0])
@@ -615,6 +715,14 @@ class NodeHost:
             self._apply(args)
             return None
         raise wire.ProtocolError(f"an unknown request {op[:50]!r}")
+
+    def _tick(self, interval, due) -> float:
+        """``Ticker.tick`` of a host's ticker: sleep until it is due; returns
+        when the next tick is due."""
+        now = self.clock.now()
+        due = next_tick(now, due, interval)
+        self.clock.sleep(due - now, label="tick")
+        return due + interval
 
     def _apply(self, args):
         _check(len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 7, "apply(msg)")
@@ -886,6 +994,9 @@ class ProcessNodes:
         self.template = template_for(class_spec(cluster.node_class), sandbox,
                                      kit=getattr(cluster.node_class, "raftkit_kit", None))
         self.hosts: list[NodeHost | None] = [None] * cluster.n
+        self.predict = getattr(cluster.node_class, "raftkit_predict", False)
+        self.mispredicted: str | None = None
+        self.predicted = 0  # ticks deferred on a prediction
 
     def make(self, i: int, service, storage, rng_seed: str):
         c = self.cluster
@@ -901,6 +1012,14 @@ class ProcessNodes:
         finally:
             host.timeout = self.timeout
         return proxy
+
+    def settle(self) -> str | None:
+        """Check what every deferred tick brought back (see ``mispredicted``)."""
+        for host in self.hosts:
+            if host is not None and host.sock is not None and (host.deferred or host.expected):
+                with contextlib.suppress(Mispredicted, wire.HostGone, OSError):
+                    host._send(None)
+        return self.mispredicted
 
     def kill(self, i: int) -> None:
         host = self.hosts[i]
