@@ -446,6 +446,29 @@ raise NotImplementedError
 """
 
 
+TALKS_WHILE_WAITING = """
+timeout_duration = self.election_timeout()
+with self.mu:
+    term_started = self.current_term
+    self.timeout = timeout_duration
+ticker = self.clock.ticker(self.config.ticker_interval)
+ticks = 0
+while True:
+    ticker.tick()
+    ticks += 1
+    with self.mu:
+        if self.state != CANDIDATE and self.state != FOLLOWER:
+            return
+        if term_started != self.current_term:
+            return
+        if ticks % 7 == 0:
+            self.emit("note", detail=f"tick {ticks}")
+        if self.clock.now() - self.election_reset_event >= timeout_duration:
+            self.start_election()
+            return
+"""
+
+
 @pytest.fixture(scope="module")
 def graded_misfits(tmp_path_factory):
     """Deadlocks, infinite loops and forgeries, with short limits."""
@@ -471,6 +494,8 @@ def graded_misfits(tmp_path_factory):
         submission(str(root / "exits"), 2, bodies={"request_vote": "import os\nos._exit(0)"}),
         # a cell that never finishes
         submission(str(root / "hangs-while-loading"), 2, extra_cells=["while True:\n    pass\n"]),
+        # an election timer that does more than tick while it waits (the grader predicts idle ticks)
+        submission(str(root / "talks-while-waiting"), 1, bodies={"run_election_timer": TALKS_WHILE_WAITING}),
     ]
     options = GradeOptions(random_seeds=[], scenario_timeout=4, watchdog=1.0, load_timeout=3,
                            only=["one vote per term", "initial election", "term rules and the timer"])
@@ -512,6 +537,14 @@ def test_printing_or_writing_fake_results_forges_nothing(graded_misfits):
     forged = by_name(graded_misfits["forger-in-code"])["one vote per term"]
     # its lines reach nothing that decides: on its own node's pipe they fail its own run
     assert forged["runs"][0]["error_type"] in ("NodeError", "NotImplementedError"), forged
+
+
+@pytest.mark.timeout(120)
+def test_a_timer_the_grader_cannot_predict_is_graded_on_its_real_run(graded_misfits):
+    """Its ticks are not idle where the grader predicted them: those runs
+    are run again without predictions, and the honest timer gets its marks."""
+    scenario = by_name(graded_misfits["talks-while-waiting"])["initial election"]
+    assert scenario["passed"] and scenario["points"] == scenario["max"], scenario
 
 
 @pytest.mark.timeout(120)

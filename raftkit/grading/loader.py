@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import io
 import json
 import os
@@ -79,6 +80,7 @@ def loader_main(cells, ex, options, tmp, folder, req_r, res_w):
             return
         impl = ex.make_impl(*classes)
     reader = os.fdopen(req_r, "rb")
+    gc.freeze()  # what is loaded stays shared with every run: their collections do not touch (copy) it
     for line in reader:
         request = json.loads(line)
         pid = os.fork()

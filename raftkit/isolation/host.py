@@ -19,6 +19,7 @@ a node thread's turn (or a handler, or a call from the harness), a
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import os
 import pickle
@@ -590,6 +591,7 @@ def template_main(ctl_fd: int) -> None:
             answer(0, "refused", info)
             return
         answer(0, "ready", info)
+        gc.freeze()  # what is loaded stays shared with every host: their collections do not touch (copy) it
     except BaseException as e:
         answer(0, "error", f"{type(e).__name__}: {e}\n{traceback.format_exc()[-4000:]}")
         return
