@@ -272,6 +272,25 @@ def test_predicted_ticks_leave_every_event_where_it_was():
         assert c._hosts.predicted > 1000  # most ticks were not sent one by one
 
 
+@pytest.mark.timeout(60)
+def test_a_long_quiet_stretch_defers_a_bounded_batch_of_ticks():
+    """100 s without an election: thousands of ticks predicted, never more
+    than a small batch waiting per node process (a batch larger than the
+    sockets' buffers would have both sides waiting to write)."""
+    from raftkit.isolation.process import mispredicted
+    config = raftkit.Config(election_timeout=(200.0, 200.0))
+    with raftkit.Cluster(3, seed=1, config=config) as c:
+        c.run_for(100)
+        inside = c.trace_digest()
+    with raftkit.Cluster(3, seed=1, config=config, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        most = 0
+        for _ in range(100):
+            c.run_for(1)
+            most = max(most, *(len(h.expected) for h in c._hosts.hosts))
+        assert c.trace_digest() == inside and mispredicted(c) is None
+        assert c._hosts.predicted > 25_000 and most <= 64
+
+
 def test_a_tick_that_does_more_than_predicted_fails_the_run_it_is_in():
     from raftkit.isolation.process import Mispredicted, mispredicted
     with raftkit.Cluster(3, seed=1, node_class=_predicting(hostile.NotesItsTicks)) as c:

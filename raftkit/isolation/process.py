@@ -47,6 +47,7 @@ _NO_LOCK = contextlib.nullcontext()
 _SLICE = 0.1               # wall seconds a read waits before the watchdog hears that it still waits
 _FRAMES = ("req", "post", "end")
 _WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
+_DEFERRED = 64             # predicted ticks a host may have to run before it next answers
 _STATES = {m.value: m for m in CMState}
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
@@ -541,8 +542,8 @@ class NodeHost:
 
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
-        if not self.nodes.predict or self.shared or self.nodes.mispredicted:
-            return False
+        if not self.nodes.predict or self.shared or self.nodes.mispredicted or len(self.expected) >= _DEFERRED:
+            return False  # (a bounded batch: neither side ever waits to write while the other writes too)
         term, timeout = self.timers[key]
         d = self.proxy.__dict__
         try:
