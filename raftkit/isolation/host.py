@@ -99,13 +99,9 @@ class Host:
         read (ticks the trusted side predicted, see process.py: it waits
         for none of them)."""
         with self._send_mu:
-            if self.reader.has_frame():
-                self.outbox.append(wire.frame(msg))
-            elif self.outbox:
-                self.outbox.append(wire.frame(msg))
+            self.outbox.append(wire.frame(msg))
+            if not self.reader.has_frame():
                 self._flush()
-            else:
-                wire.write(self.fd, wire.frame(msg))
 
     def request(self, op: str, *args, block: bool = False):
         """Send a request for the current job and wait for its answer."""

@@ -571,7 +571,9 @@ class NodeHost:
             try:
                 data = self.reader.take()
                 got = self._read() if data is None else data
-            except (TimeoutError, wire.HostGone, wire.ProtocolError) as e:
+            except wire.HostGone:
+                got = f"no frame: the process {self.template.status(self.pid)}"
+            except (TimeoutError, wire.ProtocolError) as e:
                 got = f"no frame ({type(e).__name__})"
             if got != want:
                 why = f"node {self.i}: predicted tick {k + 1} of {len(expected)} brought back {got!r:.120}"
