@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import io
 import json
 import os
@@ -38,6 +39,7 @@ from raftkit.grading import EXERCISES, GradeOptions, check, grade_notebooks, rep
 from raftkit.grading.cli import grade_main, release_main
 from raftkit.grading.release import ReleaseError, release, strip_solutions
 from tests import broken
+from tests import isolation_nodes as hostile
 
 pytestmark = pytest.mark.slow  # grades notebooks in worker processes
 
@@ -446,27 +448,13 @@ raise NotImplementedError
 """
 
 
-TALKS_WHILE_WAITING = """
-timeout_duration = self.election_timeout()
-with self.mu:
-    term_started = self.current_term
-    self.timeout = timeout_duration
-ticker = self.clock.ticker(self.config.ticker_interval)
-ticks = 0
-while True:
-    ticker.tick()
-    ticks += 1
-    with self.mu:
-        if self.state != CANDIDATE and self.state != FOLLOWER:
-            return
-        if term_started != self.current_term:
-            return
-        if ticks % 7 == 0:
-            self.emit("note", detail=f"tick {ticks}")
-        if self.clock.now() - self.election_reset_event >= timeout_duration:
-            self.start_election()
-            return
-"""
+def body_of(function) -> str:
+    """A method's body as text, for a notebook's cell."""
+    lines = textwrap.dedent(inspect.getsource(function)).splitlines()
+    return textwrap.dedent("\n".join(lines[1:]))
+
+
+TALKS_WHILE_WAITING = body_of(hostile.NotesItsTicks.run_election_timer)
 
 
 @pytest.fixture(scope="module")
