@@ -4,7 +4,9 @@ node processes (read from /proc), with the trusted process's voluntary
 context switches per event. Two workloads on a 5-node cluster
 (``isolation="process"``): idle (elections and heartbeats only, 20
 simulated seconds) and busy (a ``submit`` every 20 ms, as in
-isolation_speed.py, 5 simulated seconds). CPU time, unlike wall time,
+isolation_speed.py, 5 simulated seconds); and quiet (3 nodes, all
+disconnected, 20 simulated seconds: elections that fail, and ticks), strict
+and with the grader's predicted ticks. CPU time, unlike wall time,
 barely moves with the machine's load.
 
     python benchmarks/isolation_cpu.py [ROUNDS]
@@ -16,6 +18,7 @@ import sys
 import time
 
 import raftkit
+from raftkit.isolation.process import class_spec, hosted_class
 
 
 def _node_cpu(pids) -> float:
@@ -28,8 +31,23 @@ def _node_cpu(pids) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def measure(busy: bool) -> str:
-    with raftkit.Cluster(5, seed=3 if busy else 1, isolation="process") as c:
+def _cluster(workload: str):
+    if workload == "quiet":  # three nodes alone: nearly every event a tick, most predicted
+        c = raftkit.Cluster(3, seed=1, node_class=hosted_class(class_spec(raftkit.ConsensusModule), predict=True))
+        for i in range(3):
+            c.disconnect(i)
+        return c
+    if workload == "quiet, strict":
+        c = raftkit.Cluster(3, seed=1, isolation="process")
+        for i in range(3):
+            c.disconnect(i)
+        return c
+    return raftkit.Cluster(5, seed=3 if workload == "busy" else 1, isolation="process")
+
+
+def measure(workload: str) -> str:
+    busy = workload == "busy"
+    with _cluster(workload) as c:
         if busy:
             c.check_one_leader()
         else:
@@ -46,7 +64,7 @@ def measure(busy: bool) -> str:
         wall, events = time.perf_counter() - t0, c.clock.events - events0
         me, nodes = resource.getrusage(resource.RUSAGE_SELF), _node_cpu(pids) - nodes0
     per = 1e6 / events
-    return (f"{'busy' if busy else 'idle'}: {events} events, {wall * per:5.1f} us wall per event; CPU per event: "
+    return (f"{workload}: {events} events, {wall * per:5.1f} us wall per event; CPU per event: "
             f"trusted user {(me.ru_utime - me0.ru_utime) * per:5.1f} + system {(me.ru_stime - me0.ru_stime) * per:5.1f}"
             f" us, node processes {nodes * per:5.1f} us; {(me.ru_nvcsw - me0.ru_nvcsw) / events:.2f} "
             "voluntary switches of the trusted process")
@@ -54,8 +72,8 @@ def measure(busy: bool) -> str:
 
 def main(rounds=2):
     for _ in range(rounds):
-        for busy in (False, True):
-            print(measure(busy), flush=True)
+        for workload in ("idle", "busy", "quiet, strict", "quiet"):
+            print(measure(workload), flush=True)
 
 
 if __name__ == "__main__":

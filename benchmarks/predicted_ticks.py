@@ -1,0 +1,52 @@
+"""Exercises' batteries on the reference node with every node in a process
+of its own, strict and as the grader runs them (idle election-timer ticks
+predicted, ``hosted_class(..., predict=True)``): wall time, runs, ticks
+predicted and predictions that failed (each such run is run again strictly,
+so its time counts twice). Every scenario runs on its fixed seeds and two
+more (101, 202), node processes unsandboxed, without the grader's worker
+processes. The two modes alternate exercise by exercise.
+
+    python benchmarks/predicted_ticks.py [EXERCISE ...]      (default: 1-6)
+"""
+
+import sys
+import time
+
+import raftkit
+from raftkit.grading import battery
+from raftkit.grading.runs import run_scenario
+from raftkit.isolation.process import class_spec, hosted_class, mispredicted
+
+EXTRA_SEEDS = (101, 202)
+
+
+def battery_time(exercise: int, predict: bool) -> tuple[float, int, int, int]:
+    """(wall seconds, runs, ticks predicted, runs whose prediction failed)."""
+    impl = hosted_class(class_spec(raftkit.ConsensusModule), predict=predict)
+    runs = predicted = failed = 0
+    t0 = time.perf_counter()
+    for sc in battery.EXERCISES[exercise].scenarios:
+        for seed in (*sc.seeds, *EXTRA_SEEDS):
+            run = run_scenario(sc, impl, seed, stop=False, keep=True)
+            ctx = run["context"]
+            failed += any(mispredicted(c) for c in ctx.clusters)
+            predicted += sum(c._hosts.predicted for c in ctx.clusters if c._hosts is not None)
+            ctx.stop()
+            runs += 1
+    return time.perf_counter() - t0, runs, predicted, failed
+
+
+def main(exercises=range(1, 7)) -> None:
+    total = {False: 0.0, True: 0.0}
+    for n in exercises:
+        for predict in (False, True):
+            wall, runs, predicted, failed = battery_time(n, predict)
+            total[predict] += wall
+            print(f"exercise {n}, {'predicted' if predict else 'strict':<9}: {wall:5.1f} s, {runs} runs, "
+                  f"{predicted} ticks predicted, {failed} failed predictions", flush=True)
+    print(f"all: strict {total[False]:.1f} s, predicted {total[True]:.1f} s "
+          f"({100 * (total[True] / total[False] - 1):+.0f}%)")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or range(1, 7))
