@@ -16,6 +16,7 @@ import isolation_speed
 import lincheck_hard
 import lincheck_speed
 import play_cost
+import predicted_ticks
 import real_latency
 import render_speed
 import suite_time
@@ -40,6 +41,7 @@ if __name__ == "__main__":
     grade_speed.main(2)
     isolation_speed.main()
     isolation_cpu.main()
+    predicted_ticks.main([6])  # the heaviest battery; all six: python benchmarks/predicted_ticks.py
     wire_roundtrip.main()
     class_speed.main()
     render_speed.main()
