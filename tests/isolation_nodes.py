@@ -272,3 +272,24 @@ class NotesItsTicks(ConsensusModule):
                 if self.clock.now() - self.election_reset_event >= timeout:
                     self.start_election()
                     return
+
+
+class KeepsItsTimeout(ConsensusModule):
+    """The reference election timer, but its timeout stays a local
+    variable (``self.timeout`` is never set): as most students write it."""
+
+    def run_election_timer(self):
+        timeout = self.election_timeout()
+        with self.mu:
+            term_started = self.current_term
+        ticker = self.clock.ticker(self.config.ticker_interval)
+        while True:
+            ticker.tick()
+            with self.mu:
+                if self.state != CANDIDATE and self.state != FOLLOWER:
+                    return
+                if term_started != self.current_term:
+                    return
+                if self.clock.now() - self.election_reset_event >= timeout:
+                    self.start_election()
+                    return

@@ -262,11 +262,14 @@ def _workload(c):
     return c.trace_digest()
 
 
-def test_predicted_ticks_leave_every_event_where_it_was():
+@pytest.mark.parametrize("node_class", [raftkit.ConsensusModule, hostile.KeepsItsTimeout])
+def test_predicted_ticks_leave_every_event_where_it_was(node_class):
+    """The reference timer, and one that keeps its timeout to itself (then
+    ticks are predicted until the shortest timeout the config allows)."""
     from raftkit.isolation.process import mispredicted
-    with raftkit.Cluster(5, seed=4) as c:
+    with raftkit.Cluster(5, seed=4, node_class=node_class) as c:
         inside = _workload(c)
-    with raftkit.Cluster(5, seed=4, node_class=_predicting(raftkit.ConsensusModule)) as c:
+    with raftkit.Cluster(5, seed=4, node_class=_predicting(node_class)) as c:
         assert _workload(c) == inside
         assert mispredicted(c) is None
         assert c._hosts.predicted > 1000  # most ticks were not sent one by one

@@ -501,7 +501,7 @@ class NodeHost:
             error = None
             try:
                 if op == "tick" and key not in self.timers:
-                    self.timers[key] = (self.proxy.current_term, self.proxy.timeout)
+                    self._start_timer(key)
                 value = self._request(op, args)
                 if op == "tick":
                     value = self._idle_ticks(key, args[0], value)
@@ -539,6 +539,13 @@ class NodeHost:
             self.nodes.predicted += 1
             due = self._tick(interval, due)
         return due
+
+    def _start_timer(self, key) -> None:
+        """A ticker thread's first tick: the term its timer started in, and
+        its timeout (``self.timeout`` as the reference sets it; a timer that
+        keeps it to itself waits at least the shortest the config allows)."""
+        p, shortest = self.proxy, self.nodes.cluster.config.election_timeout[0]
+        self.timers[key] = (p.current_term, p.timeout if p.timeout > 0 else shortest)
 
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
