@@ -20,7 +20,10 @@ def run_scenario(sc, impl, seed: int, *, watchdog: float | None = None, stop: bo
     """Run one scenario with one seed in this process. Returns a run dict
     (``ok``, ``error_type``, ``message``, ``where``, ``time``); with
     ``keep=True`` also ``error`` (the exception) and ``context`` (the
-    :class:`ScenarioContext`: the clusters made, whether ``rerun`` can repeat them)."""
+    :class:`ScenarioContext`: the clusters made, whether ``rerun`` can repeat them).
+    A run whose node processes failed a predicted tick is run again with
+    ``impl`` strict (``isolation.process.strict``): what it returns is
+    always the strict run's."""
     ctx = ScenarioContext() if watchdog is None else ScenarioContext(watchdog=watchdog)
     t0 = time.perf_counter()
     error = None
