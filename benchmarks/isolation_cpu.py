@@ -32,17 +32,14 @@ def _node_cpu(pids) -> float:
 
 
 def _cluster(workload: str):
-    if workload == "quiet":  # three nodes alone: nearly every event a tick, most predicted
-        c = raftkit.Cluster(3, seed=1, node_class=hosted_class(class_spec(raftkit.ConsensusModule), predict=True))
-        for i in range(3):
-            c.disconnect(i)
-        return c
-    if workload == "quiet, strict":
-        c = raftkit.Cluster(3, seed=1, isolation="process")
-        for i in range(3):
-            c.disconnect(i)
-        return c
-    return raftkit.Cluster(5, seed=3 if workload == "busy" else 1, isolation="process")
+    if not workload.startswith("quiet"):
+        return raftkit.Cluster(5, seed=3 if workload == "busy" else 1, isolation="process")
+    # three nodes alone: nearly every event a tick, most of them predicted unless strict
+    node_class = hosted_class(class_spec(raftkit.ConsensusModule), predict=workload == "quiet")
+    c = raftkit.Cluster(3, seed=1, node_class=node_class)
+    for i in range(3):
+        c.disconnect(i)
+    return c
 
 
 def measure(workload: str) -> str:

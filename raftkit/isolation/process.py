@@ -552,12 +552,9 @@ class NodeHost:
         if not self.nodes.predict or self.shared or self.nodes.mispredicted or len(self.expected) >= _DEFERRED:
             return False  # (a bounded batch: neither side ever waits to write while the other writes too)
         term, timeout = self.timers[key]
-        d = self.proxy.__dict__
-        try:
-            return (d["state"] in _WAITING and d["current_term"] == term
-                    and self.clock.now() - d["election_reset_event"] < timeout)
-        except TypeError:
-            return False
+        d = self.proxy.__dict__  # numbers, checked as they were mirrored
+        return (d["state"] in _WAITING and d["current_term"] == term
+                and self.clock.now() - d["election_reset_event"] < timeout)
 
     def _send(self, msg, settle: bool = True) -> None:
         """Write ``msg`` after the deferred frames, in one write; then check
@@ -572,12 +569,18 @@ class NodeHost:
         if settle and self.expected:
             self._settle()
 
+    def check_deferred(self) -> None:
+        """Send the deferred ticks and check what they bring back (a failed
+        prediction is kept in ``nodes.mispredicted``)."""
+        if self.sock is not None and (self.deferred or self.expected):
+            with contextlib.suppress(Mispredicted, wire.HostGone, OSError):
+                self._send(None)
+
     def _settle(self) -> None:
         expected, self.expected = self.expected, []
         for k, want in enumerate(expected):
             try:
-                data = self.reader.take()
-                got = self._read() if data is None else data
+                got = self._read()
             except wire.HostGone:
                 got = f"no frame: the process {self.template.status(self.pid)}"
             except (TimeoutError, wire.ProtocolError) as e:
@@ -588,13 +591,14 @@ class NodeHost:
                 raise Mispredicted(why)
 
     def _read(self) -> bytes:
-        """Read until a whole frame has arrived: ``timeout`` wall seconds
-        for its start, as long again for the rest. Every ``_SLICE`` meanwhile
+        """The next frame's bytes, read if it has not all arrived yet:
+        ``timeout`` wall seconds for its start, as long again for the rest. Every ``_SLICE`` meanwhile
         the driver's watchdog is told that this thread waits on a node
         process (whose silence this wait times itself), so it is that node,
         with its stacks, that gets reported."""
         reader, started, deadline = self.reader, bool(self.reader.buf), None
-        while True:
+        data = reader.take()
+        while data is None:
             try:
                 reader.read_ready()
             except BlockingIOError:  # _SLICE went by
@@ -606,15 +610,13 @@ class NodeHost:
                     raise TimeoutError from None
                 continue
             data = reader.take()
-            if data is not None:
-                return data
-            if not started:
+            if data is None and not started:
                 started, deadline = True, time.monotonic() + self.timeout
+        return data
 
     def _recv(self):
         try:
-            data = self.reader.take()
-            msg = wire.safe_loads(self._read() if data is None else data)
+            msg = wire.safe_loads(self._read())
             if not (isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in _FRAMES):
                 raise wire.ProtocolError("a frame that is not a request, a post or an end")
             return msg
@@ -665,9 +667,7 @@ class NodeHost:
 
     def kill(self) -> None:
         if self.sock is not None:
-            if self.deferred or self.expected:  # deferred ticks came before the kill: check them
-                with contextlib.suppress(Exception):
-                    self._send(None)
+            self.check_deferred()  # they came before the kill
             self.template.kill(self.pid)
             self.sock.close()
             self.sock = None
@@ -1026,9 +1026,8 @@ class ProcessNodes:
     def settle(self) -> str | None:
         """Check what every deferred tick brought back (see ``mispredicted``)."""
         for host in self.hosts:
-            if host is not None and host.sock is not None and (host.deferred or host.expected):
-                with contextlib.suppress(Mispredicted, wire.HostGone, OSError):
-                    host._send(None)
+            if host is not None:
+                host.check_deferred()
         return self.mispredicted
 
     def kill(self, i: int) -> None:

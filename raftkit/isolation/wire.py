@@ -119,8 +119,12 @@ class Reader:
         """Take in what has arrived on ``fd``, up to the rest of the frame
         that has begun (a blocking read: it waits for something to arrive,
         as long as the socket's ``SO_RCVTIMEO``, if one is set)."""
+        self._fill(None, self._missing())
+
+    def _missing(self) -> int:
+        """Bytes still to come of the frame that has begun (0: none begun)."""
         buf = self.buf
-        self._fill(None, _HEADER.size + _HEADER.unpack_from(buf)[0] - len(buf) if len(buf) >= _HEADER.size else 0)
+        return _HEADER.size + _HEADER.unpack_from(buf)[0] - len(buf) if len(buf) >= _HEADER.size else 0
 
     def take(self) -> bytes | None:
         """The next frame's bytes if all of it has arrived, else None
@@ -145,19 +149,14 @@ class Reader:
         """The next frame: ``TimeoutError`` if none starts within ``timeout``
         seconds (the rest of a frame gets the same bound again), ``HostGone``
         at end of file, ``ProtocolError`` for a bad frame."""
-        buf, head = self.buf, _HEADER.size
         deadline = None if timeout is None else time.monotonic() + timeout
-        while len(buf) < head:
-            self._fill(deadline, head - len(buf))
-        (size,) = _HEADER.unpack_from(buf)
-        if size > MAX_FRAME:
-            raise ProtocolError(f"a frame announces {size} bytes, over the limit of {MAX_FRAME}")
-        if deadline is not None:
-            deadline = time.monotonic() + timeout
-        while len(buf) < head + size:
-            self._fill(deadline, head + size - len(buf))
-        data = bytes(memoryview(buf)[head:head + size])
-        del buf[:head + size]
+        begun = False
+        while (data := self.take()) is None:
+            if not begun and len(self.buf) >= _HEADER.size:
+                begun = True
+                if timeout is not None:
+                    deadline = time.monotonic() + timeout
+            self._fill(deadline, self._missing() or _HEADER.size - len(self.buf))
         return pickle.loads(data) if self.trusted else safe_loads(data)
 
     def _fill(self, deadline, wanted: int = 0) -> None:
