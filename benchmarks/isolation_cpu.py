@@ -21,14 +21,14 @@ import raftkit
 from raftkit.isolation.process import class_spec, hosted_class
 
 
-def _node_cpu(pids) -> float:
-    """User + system CPU seconds of processes ``pids`` so far (Linux /proc)."""
-    total = 0
+def _node_cpu(pids) -> tuple[float, float]:
+    """(user, system) CPU seconds of processes ``pids`` so far (Linux /proc)."""
+    user = system = 0
     for pid in pids:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
 
 
 def _cluster(workload: str):
@@ -59,11 +59,12 @@ def measure(workload: str) -> str:
         else:
             c.run_for(20)
         wall, events = time.perf_counter() - t0, c.clock.events - events0
-        me, nodes = resource.getrusage(resource.RUSAGE_SELF), _node_cpu(pids) - nodes0
+        me, nodes = resource.getrusage(resource.RUSAGE_SELF), _node_cpu(pids)
     per = 1e6 / events
     return (f"{workload}: {events} events, {wall * per:5.1f} us wall per event; CPU per event: "
             f"trusted user {(me.ru_utime - me0.ru_utime) * per:5.1f} + system {(me.ru_stime - me0.ru_stime) * per:5.1f}"
-            f" us, node processes {nodes * per:5.1f} us; {(me.ru_nvcsw - me0.ru_nvcsw) / events:.2f} "
+            f" us, node processes user {(nodes[0] - nodes0[0]) * per:5.1f} + system {(nodes[1] - nodes0[1]) * per:5.1f}"
+            f" us; {(me.ru_nvcsw - me0.ru_nvcsw) / events:.2f} "
             "voluntary switches of the trusted process")
 
 
