@@ -15,10 +15,12 @@ import isolation_cpu
 import isolation_speed
 import lincheck_hard
 import lincheck_speed
+import node_process_cost
 import play_cost
 import predicted_ticks
 import real_latency
 import render_speed
+import round_trips
 import suite_time
 import virtual_speed
 import wire_roundtrip
@@ -42,6 +44,8 @@ if __name__ == "__main__":
     isolation_speed.main()
     isolation_cpu.main()
     predicted_ticks.main([6])  # the heaviest battery; all six: python benchmarks/predicted_ticks.py
+    round_trips.main([6])  # likewise
+    node_process_cost.main()
     wire_roundtrip.main()
     class_speed.main()
     render_speed.main()

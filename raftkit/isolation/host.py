@@ -679,8 +679,7 @@ def _private_namespaces() -> None:
     child = os.fork()
     if child == 0:  # pid 1 of the new PID namespace: the node
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with its shell
-        # no /proc at all: a node needs none (a proc mount, tried first before, was refused in bubblewrap)
-        libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")  # read-only
+        libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")  # no /proc at all (read-only, empty): none needed
         return
     signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(child, signal.SIGUSR1))
     while True:
