@@ -13,6 +13,7 @@ handlers in this process only.
 """
 
 import collections
+import contextlib
 import sys
 import time
 
@@ -39,8 +40,9 @@ def battery_time(exercises, impl) -> tuple[float, int]:
     return time.perf_counter() - t0, predicted
 
 
+@contextlib.contextmanager
 def counting(frames: collections.Counter):
-    """Wrap ``NodeHost`` so that ``frames`` counts what it sends, by kind."""
+    """While in it, ``frames`` counts what every ``NodeHost`` sends, by kind."""
     send, request, spawn = process.NodeHost._send, process.NodeHost._request, process.Template.spawn
 
     def counted_send(host, msg, *args, **kwargs):
@@ -60,14 +62,18 @@ def counting(frames: collections.Counter):
 
     process.NodeHost._send, process.NodeHost._request = counted_send, counted_request
     process.Template.spawn = counted_spawn
+    try:
+        yield
+    finally:
+        process.NodeHost._send, process.NodeHost._request, process.Template.spawn = send, request, spawn
 
 
 def main(exercises=range(1, 7)) -> None:
     exercises = list(exercises)
     inproc, _ = battery_time(exercises, raftkit.ConsensusModule)
     frames = collections.Counter()
-    counting(frames)
-    isolated, predicted = battery_time(exercises, hosted_class(class_spec(raftkit.ConsensusModule), predict=True))
+    with counting(frames):
+        isolated, predicted = battery_time(exercises, hosted_class(class_spec(raftkit.ConsensusModule), predict=True))
     processes = frames.pop("(node processes)", 0)
     total = sum(frames.values())
     print(f"exercises {', '.join(map(str, exercises))}: in-process {inproc:.1f} s, isolated {isolated:.1f} s "
