@@ -1,8 +1,9 @@
 """The floor under an isolated event: one round trip between two processes
 on one core, as a node process and the trusted side make for every
-scheduler event. Three ways: a byte each way over a pipe (the kernel's
+scheduler event. Four ways: a byte each way over a pipe (the kernel's
 part); a fixed-size ``struct`` frame each way with blocking reads (what a
-leaner protocol could cost in Python); and a frame each way through
+leaner protocol could cost in Python), bare and with the least checking
+and switching a protocol needs; and a frame each way through
 ``raftkit.isolation.wire`` shaped like an isolated event's (a reply, then a
 sleep request with a short report), read as the trusted side reads (wait,
 read ahead, unpickle with the safe unpickler). Compare with an in-process event's cost
