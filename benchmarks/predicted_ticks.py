@@ -20,19 +20,20 @@ from raftkit.isolation.process import class_spec, hosted_class, mispredicted
 EXTRA_SEEDS = (101, 202)
 
 
-def battery_time(exercise: int, predict: bool) -> tuple[float, int, int, int]:
-    """(wall seconds, runs, ticks predicted, runs whose prediction failed)."""
-    impl = hosted_class(class_spec(raftkit.ConsensusModule), predict=predict)
+def battery_time(exercises, impl) -> tuple[float, int, int, int]:
+    """The batteries of ``exercises`` with node class ``impl``: (wall
+    seconds, runs, ticks predicted, runs whose prediction failed)."""
     runs = predicted = failed = 0
     t0 = time.perf_counter()
-    for sc in battery.EXERCISES[exercise].scenarios:
-        for seed in (*sc.seeds, *EXTRA_SEEDS):
-            run = run_scenario(sc, impl, seed, stop=False, keep=True)
-            ctx = run["context"]
-            failed += any(mispredicted(c) for c in ctx.clusters)
-            predicted += sum(c._hosts.predicted for c in ctx.clusters if c._hosts is not None)
-            ctx.stop()
-            runs += 1
+    for n in exercises:
+        for sc in battery.EXERCISES[n].scenarios:
+            for seed in (*sc.seeds, *EXTRA_SEEDS):
+                run = run_scenario(sc, impl, seed, stop=False, keep=True)
+                ctx = run["context"]
+                failed += any(mispredicted(c) for c in ctx.clusters)
+                predicted += sum(c._hosts.predicted for c in ctx.clusters if c._hosts is not None)
+                ctx.stop()
+                runs += 1
     return time.perf_counter() - t0, runs, predicted, failed
 
 
@@ -40,7 +41,8 @@ def main(exercises=range(1, 7)) -> None:
     total = {False: 0.0, True: 0.0}
     for n in exercises:
         for predict in (False, True):
-            wall, runs, predicted, failed = battery_time(n, predict)
+            impl = hosted_class(class_spec(raftkit.ConsensusModule), predict=predict)
+            wall, runs, predicted, failed = battery_time([n], impl)
             total[predict] += wall
             print(f"exercise {n}, {'predicted' if predict else 'strict':<9}: {wall:5.1f} s, {runs} runs, "
                   f"{predicted} ticks predicted, {failed} failed predictions", flush=True)

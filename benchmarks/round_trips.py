@@ -15,29 +15,12 @@ handlers in this process only.
 import collections
 import contextlib
 import sys
-import time
+
+from predicted_ticks import battery_time
 
 import raftkit
-from raftkit.grading import battery
-from raftkit.grading.runs import run_scenario
 from raftkit.isolation import process
 from raftkit.isolation.process import class_spec, hosted_class
-
-EXTRA_SEEDS = (101, 202)
-
-
-def battery_time(exercises, impl) -> tuple[float, int]:
-    """(wall seconds, ticks predicted) of the batteries of ``exercises``."""
-    predicted = 0
-    t0 = time.perf_counter()
-    for n in exercises:
-        for sc in battery.EXERCISES[n].scenarios:
-            for seed in (*sc.seeds, *EXTRA_SEEDS):
-                run = run_scenario(sc, impl, seed, stop=False, keep=True)
-                ctx = run["context"]
-                predicted += sum(c._hosts.predicted for c in ctx.clusters if c._hosts is not None)
-                ctx.stop()
-    return time.perf_counter() - t0, predicted
 
 
 @contextlib.contextmanager
@@ -70,10 +53,11 @@ def counting(frames: collections.Counter):
 
 def main(exercises=range(1, 7)) -> None:
     exercises = list(exercises)
-    inproc, _ = battery_time(exercises, raftkit.ConsensusModule)
+    inproc, *_ = battery_time(exercises, raftkit.ConsensusModule)
     frames = collections.Counter()
     with counting(frames):
-        isolated, predicted = battery_time(exercises, hosted_class(class_spec(raftkit.ConsensusModule), predict=True))
+        isolated, _, predicted, _ = battery_time(exercises, hosted_class(class_spec(raftkit.ConsensusModule),
+                                                                          predict=True))
     processes = frames.pop("(node processes)", 0)
     total = sum(frames.values())
     print(f"exercises {', '.join(map(str, exercises))}: in-process {inproc:.1f} s, isolated {isolated:.1f} s "
