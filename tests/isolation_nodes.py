@@ -293,3 +293,17 @@ class KeepsItsTimeout(ConsensusModule):
                 if self.clock.now() - self.election_reset_event >= timeout:
                     self.start_election()
                     return
+
+
+class CountsItsCallers(ConsensusModule):
+    """Its ``get_state`` and ``submit`` note every call in the trace: calls
+    that do more than answer from the node's fields, where the grader
+    predicts that they only answer."""
+
+    def get_state(self):
+        self.emit("note", detail="get_state")
+        return super().get_state()
+
+    def submit(self, command):
+        self.emit("note", detail=f"submit {command!r}")
+        return super().submit(command)

@@ -324,6 +324,50 @@ def test_the_grader_runs_a_mispredicted_run_again_and_reports_the_real_one(node_
         apart["context"].stop()
 
 
+def _asks(c):
+    """The harness asks every node for its state, and followers to submit."""
+    answers = []
+    for k in range(30):
+        c.run_for(0.05)
+        answers += [c.nodes[i].get_state() for i in range(c.n)]
+        answers += [c.nodes[i].submit(f"x{k}") for i in range(c.n) if not c.nodes[i].get_state()[1]]
+    return answers, c.trace_digest()
+
+
+def test_predicted_get_state_and_follower_submit_answer_as_the_node_does():
+    from raftkit.isolation.process import mispredicted
+    with raftkit.Cluster(3, seed=2) as c:
+        inside = _asks(c)
+    with raftkit.Cluster(3, seed=2, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        assert _asks(c) == inside
+        assert mispredicted(c) is None
+        assert c._hosts.predicted_calls > 200  # 30 rounds of 3 get_state() twice, 2 follower submit()
+
+
+def test_a_call_that_does_more_than_answer_fails_the_run_and_is_graded_on_its_rerun():
+    """A ``get_state`` that notes itself in the trace breaks its prediction
+    (the note comes later than in-process); the grader's rerun gives the
+    in-process trace."""
+    from raftkit.grading import battery
+    from raftkit.grading.runs import run_scenario
+    from raftkit.isolation.process import Mispredicted, mispredicted
+    with raftkit.Cluster(3, seed=2, node_class=_predicting(hostile.CountsItsCallers)) as c:
+        with pytest.raises(Mispredicted, match=r"predicted (get_state|submit)\(\)"):
+            _asks(c)
+        assert "node" in mispredicted(c)
+    sc = battery.EXERCISES[1].scenario("initial election")
+    inside = run_scenario(sc, hostile.CountsItsCallers, 1, keep=True, stop=False)
+    apart = run_scenario(sc, _predicting(hostile.CountsItsCallers), 1, keep=True, stop=False)
+    try:
+        assert apart["ok"] and inside["ok"]
+        assert not apart["context"].clusters[0].node_class.raftkit_predict  # it was run again, strictly
+        assert ([c.trace_digest() for c in inside["context"].clusters]
+                == [c.trace_digest() for c in apart["context"].clusters])
+    finally:
+        inside["context"].stop()
+        apart["context"].stop()
+
+
 # --------------------------------------------------------------------------
 # Exercise 7: KV servers and clerks in processes of their own
 # --------------------------------------------------------------------------

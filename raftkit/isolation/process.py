@@ -417,7 +417,7 @@ class NodeHost:
         self.shared: dict = {}
         self.keys = itertools.count(1)
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
-        self.expected: list[bytes] = []    # what the deferred ticks must bring back, frame by frame
+        self.expected: list[tuple] = []    # (what, frame) the deferred ticks and calls must bring back
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
         self.last = "starting"
         self.dead: BaseException | None = None
@@ -535,7 +535,7 @@ class NodeHost:
         while self._idle(key):
             self.deferred.append(wire.frame(("reply", key, self.clock.now(), due, None)))
             args = (interval, due, None)
-            self.expected.append(wire.dumps(("req", key, "tick", args, len(self.proxy.log))))
+            self.expected.append(("tick", wire.dumps(("req", key, "tick", args, len(self.proxy.log)))))
             self.nodes.predicted += 1
             due = self._tick(interval, due)
         return due
@@ -547,14 +547,37 @@ class NodeHost:
         p, shortest = self.proxy, self.nodes.cluster.config.election_timeout[0]
         self.timers[key] = (p.current_term, p.timeout if p.timeout > 0 else shortest)
 
+    def _may_defer(self) -> bool:
+        """Whether a frame may wait for the next one (a bounded batch:
+        neither side ever waits to write while the other writes too)."""
+        return (self.nodes.predict and not self.shared and not self.nodes.mispredicted
+                and len(self.expected) < _DEFERRED)
+
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
-        if not self.nodes.predict or self.shared or self.nodes.mispredicted or len(self.expected) >= _DEFERRED:
-            return False  # (a bounded batch: neither side ever waits to write while the other writes too)
+        if not self._may_defer():
+            return False
         term, timeout = self.timers[key]
         d = self.proxy.__dict__  # numbers, checked as they were mirrored
         return (d["state"] in _WAITING and d["current_term"] == term
                 and self.clock.now() - d["election_reset_event"] < timeout)
+
+    # The harness asks a node for its state (``get_state``), or a follower
+    # to start agreement (``submit``), many times while nothing happens: the
+    # reference answers from the fields the mirror holds, and changes
+    # nothing. Such a call is predicted like a tick: it runs in the host
+    # with the next frame, and its end is compared when the host answers.
+    def predicted_call(self, name: str, args: tuple, value):
+        """``value`` if the call ``name(*args)`` is deferred on the
+        prediction that it returns ``value`` and changes nothing; else None."""
+        if self.dead is not None or not self._may_defer() or any(type(a) in (list, dict, _Remote) for a in args):
+            return None
+        key = next(self.keys)
+        self.deferred.append(wire.frame(("job", key, self.clock.now(), self.clock.in_node_thread(), "call",
+                                         ((name,), args, {}))))
+        self.expected.append((f"{name}()", wire.dumps(("end", key, value, None, len(self.proxy.log)))))
+        self.nodes.predicted_calls += 1
+        return value
 
     def _send(self, msg, settle: bool = True) -> None:
         """Write ``msg`` after the deferred frames, in one write; then check
@@ -578,7 +601,7 @@ class NodeHost:
 
     def _settle(self) -> None:
         expected, self.expected = self.expected, []
-        for k, want in enumerate(expected):
+        for k, (what, want) in enumerate(expected):
             try:
                 got = self._read()
             except wire.HostGone:
@@ -586,7 +609,8 @@ class NodeHost:
             except (TimeoutError, wire.ProtocolError) as e:
                 got = f"no frame ({type(e).__name__})"
             if got != want:
-                why = f"node {self.i}: predicted tick {k + 1} of {len(expected)} brought back {got!r:.120}"
+                why = (f"node {self.i}: predicted {what} (frame {k + 1} of {len(expected)} predicted) "
+                       f"brought back {got!r:.120}")
                 self.nodes.mispredicted = why
                 raise Mispredicted(why)
 
@@ -889,13 +913,16 @@ class NodeProxy:
         self._host.call("go", fn, *args)
 
     def get_state(self) -> tuple[int, bool]:
-        value = self._host.call("get_state")
+        value = (self._host.predicted_call("get_state", (), (self.current_term, self.state is CMState.LEADER))
+                 or self._host.call("get_state"))
         if not (isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and type(value[1]) is bool):
             raise NodeError(f"node {self.id}: get_state() returned {value!r:.80}, not (term, is_leader)")
         return value
 
     def submit(self, command):
-        value = self._host.call("submit", command)
+        value = None if self.state is CMState.LEADER else self._host.predicted_call(
+            "submit", (command,), (-1, self.current_term, False))
+        value = value or self._host.call("submit", command)
         if not (isinstance(value, tuple) and len(value) == 3 and type(value[0]) is int and type(value[1]) is int
                 and type(value[2]) is bool):
             raise NodeError(f"node {self.id}: submit() returned {value!r:.80}, not (index, term, is_leader)")
@@ -1007,6 +1034,7 @@ class ProcessNodes:
         self.predict = getattr(cluster.node_class, "raftkit_predict", False)
         self.mispredicted: str | None = None
         self.predicted = 0  # ticks deferred on a prediction
+        self.predicted_calls = 0  # get_state() and a follower's submit(), the same way
 
     def make(self, i: int, service, storage, rng_seed: str):
         c = self.cluster
