@@ -307,3 +307,14 @@ class CountsItsCallers(ConsensusModule):
     def submit(self, command):
         self.emit("note", detail=f"submit {command!r}")
         return super().submit(command)
+
+
+class LiesAboutItsChannel(ConsensusModule):
+    """Changes its process's copy of a channel (host.HostChannel), which then
+    says a value is queued where the channel has none."""
+
+    def start(self):
+        ch = self.clock.channel(1)
+        ch.items.append(12345)
+        ch.try_recv()
+        super().start()

@@ -368,6 +368,35 @@ def test_a_call_that_does_more_than_answer_fails_the_run_and_is_graded_on_its_re
         apart["context"].stop()
 
 
+def test_channel_operations_that_do_not_block_cost_no_round_trip():
+    """``try_send``, ``try_recv`` and ``len`` are decided in the node's
+    process, on its copy of the channel, and performed and checked here."""
+    from raftkit.isolation.process import NodeHost
+    asked, posted = [], []
+    request, post = NodeHost._request, NodeHost._post
+    NodeHost._request = lambda self, op, args: asked.append(op) or request(self, op, args)
+    NodeHost._post = lambda self, msg: posted.append(msg[2]) or post(self, msg)
+    try:
+        with raftkit.Cluster(3, seed=2, isolation="process") as c:
+            _workload_small(c)
+    finally:
+        NodeHost._request, NodeHost._post = request, post
+    assert {"try_send", "try_recv", "len"}.isdisjoint(asked) and "recv" in asked
+    assert posted.count("try_send") > 10
+
+
+def _workload_small(c):
+    c.check_one_leader()
+    for k in range(10):
+        c.submit(k)
+        c.run_for(0.05)
+
+
+def test_a_node_process_whose_copy_of_a_channel_is_wrong_fails_its_run():
+    with pytest.raises(NodeError, match=r"node 0's process broke the protocol: its copy of channel"):
+        raftkit.Cluster(3, seed=2, node_class=hostile.LiesAboutItsChannel, isolation="process")
+
+
 # --------------------------------------------------------------------------
 # Exercise 7: KV servers and clerks in processes of their own
 # --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ a node thread's turn (or a handler, or a call from the harness), a
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import itertools
@@ -427,7 +428,7 @@ class HostClock(Clock):
 
     def channel(self, capacity=None):
         _check_capacity(capacity)
-        return HostChannel(self.host, self.host.request("chan", capacity))
+        return HostChannel(self.host, self.host.request("chan", capacity), capacity)
 
     def kill(self, owner):
         raise RuntimeError("a node cannot kill threads; the harness crashes nodes")
@@ -453,37 +454,71 @@ class HostTicker(Ticker):
 
 
 class HostChannel:
-    def __init__(self, host: Host, cid: int):
-        self.host, self.cid = host, cid
+    """A channel of the node's. The channel is the trusted side's (a blocking
+    ``send`` or ``recv`` waits in its scheduler), but only this node's
+    threads use it, so this side keeps an exact copy of its state: what is
+    queued, and which threads wait in ``recv``. An operation that does not
+    block is decided here, on the copy, with the trusted channel's own rule
+    (``clock._VirtualChannel``), and leaves as a post that the trusted side
+    performs and checks: no round trip."""
+
+    def __init__(self, host: Host, cid: int, capacity):
+        self.host, self.cid, self.capacity = host, cid, capacity
+        self.items: collections.deque = collections.deque()      # handles queued there
+        self.receivers: collections.deque = collections.deque()  # threads waiting there, not handed a value yet
 
     def _handle(self, value) -> int:
         h = next(self.host._ids)
         self.host.values[h] = value
         return h
 
-    def _value(self, h, ok):
-        return (self.host.values.pop(h, None), True) if ok else (None, False)
+    def _offer(self, h) -> bool:
+        """``try_send`` as the trusted channel runs it: a waiting receiver
+        first, then the queue, if it has room."""
+        if self.receivers:
+            self.receivers.popleft()
+            return True
+        if self.capacity is not None and len(self.items) >= self.capacity:
+            return False
+        self.items.append(h)
+        return True
 
     def __len__(self):
-        return self.host.request("len", self.cid)
+        return len(self.items)
 
     def try_send(self, value) -> bool:
         h = self._handle(value)
-        ok = self.host.request("try_send", self.cid, h)
+        ok = self._offer(h)
         if not ok:
             self.host.values.pop(h, None)
+        self.host.post("try_send", self.cid, h, ok)
         return ok
 
     def send(self, value) -> None:
-        self.host.request("send", self.cid, self._handle(value), self.host.held("send"), block=True)
+        h = self._handle(value)
+        self.host.request("send", self.cid, h, self.host.held("send"), block=True)
+        self._offer(h)  # where the trusted channel put it, once it had room
 
     def try_recv(self):
-        return self._value(*self.host.request("try_recv", self.cid))
+        if not self.items:
+            return None, False  # (nothing changes there either)
+        h = self.items.popleft()
+        self.host.post("try_recv", self.cid, h)
+        return self.host.values.pop(h, None), True
 
     def recv(self, timeout=None):
         if timeout is not None:
             _check_delay(timeout)
-        return self._value(*self.host.request("recv", self.cid, timeout, self.host.held("recv"), block=True))
+        if self.items:
+            return self.try_recv()
+        me = object()
+        self.receivers.append(me)
+        try:
+            h, ok = self.host.request("recv", self.cid, timeout, self.host.held("recv"), block=True)
+        finally:
+            if me in self.receivers:  # it timed out (a value handed to it left the copy with its sender)
+                self.receivers.remove(me)
+        return (self.host.values.pop(h, None), True) if ok else (None, False)
 
 
 class HostBus:

@@ -718,17 +718,9 @@ class NodeHost:
             _check(len(self.channels) < 100_000, "too many channels")
             self.channels.append(clock.channel(args[0]))
             return len(self.channels) - 1
-        if op in ("try_send", "send", "recv", "try_recv", "len"):
-            _check(len(args) >= 1 and type(args[0]) is _INT and 0 <= args[0] < len(self.channels), "a channel id")
-            ch = self.channels[args[0]]
-            if op == "try_recv":
-                return ch.try_recv()
-            if op == "len":
-                return len(ch)
-            if op == "try_send":
-                return ch.try_send(_index(args[1], "a channel value"))
-            if len(args) != 3:
-                raise wire.ProtocolError(f"{op}(channel, value, held)")
+        if op in ("send", "recv"):
+            _check(len(args) == 3, "send(channel, value, held) or recv(channel, timeout, held)")
+            ch = self._channel(args[0])
             with self._held(args[2], op):
                 if op == "send":
                     return ch.send(_index(args[1], "a channel value"))
@@ -749,6 +741,10 @@ class NodeHost:
             self._apply(args)
             return None
         raise wire.ProtocolError(f"an unknown request {op[:50]!r}")
+
+    def _channel(self, cid):
+        _check(type(cid) is _INT and 0 <= cid < len(self.channels), "a channel id")
+        return self.channels[cid]
 
     def _tick(self, interval, due) -> float:
         """``Ticker.tick`` of a host's ticker: sleep until it is due; returns
@@ -780,6 +776,15 @@ class NodeHost:
             self.recorder.record(_text(kind, "an event kind", 100), self.i, peer, _text(detail, "an event detail"))
         elif op == "apply":  # a service that never calls its node back: see host.Host._apply
             self._apply(args)
+        elif op == "try_send":  # decided in the host on its copy of the channel (host.HostChannel): checked
+            _check(len(args) == 3 and type(args[2]) is bool, "try_send(channel, value, ok)")
+            if self._channel(args[0]).try_send(_index(args[1], "a channel value")) is not args[2]:
+                raise wire.ProtocolError(f"its copy of channel {args[0]} says try_send returned {args[2]}")
+        elif op == "try_recv":
+            _check(len(args) == 2, "try_recv(channel, value)")
+            value, ok = self._channel(args[0]).try_recv()
+            if not ok or value != args[1]:
+                raise wire.ProtocolError(f"its copy of channel {args[0]} holds what the channel does not")
         elif op == "save":
             _check(len(args) == 2 and type(args[0]) is bytes and (args[1] is None or type(args[1]) is bytes),
                    "save(state, snapshot)")
