@@ -35,7 +35,7 @@ def battery_time(exercises, impl) -> tuple[float, int, int, int, int]:
                 failed += any(mispredicted(c) for c in ctx.clusters)
                 hosts = [c._hosts for c in ctx.clusters if c._hosts is not None]
                 predicted += sum(h.predicted for h in hosts)
-                calls += sum(h.predicted_calls for h in hosts)
+                calls += sum(h.predicted_calls + h.turns_ahead for h in hosts)
                 ctx.stop()
                 runs += 1
     return time.perf_counter() - t0, runs, predicted, failed, calls

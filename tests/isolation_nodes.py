@@ -318,3 +318,13 @@ class LiesAboutItsChannel(ConsensusModule):
         ch.items.append(12345)
         ch.try_recv()
         super().start()
+
+
+class SleepsHoldingItsLock(ConsensusModule):
+    """Each AppendEntries thread of a leader sleeps holding ``self.mu``: the
+    clock refuses at once, where the scheduler would have switched threads."""
+
+    def send_append_entries(self, peer, args):
+        with self.mu:
+            self.clock.sleep(0.001)
+        super().send_append_entries(peer, args)

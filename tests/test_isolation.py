@@ -368,6 +368,63 @@ def test_a_call_that_does_more_than_answer_fails_the_run_and_is_graded_on_its_re
         apart["context"].stop()
 
 
+def test_turns_sent_ahead_leave_every_event_where_it_was():
+    """A leader's heartbeat starts a thread per peer: their turns go to the
+    node process together, and the trace is the in-process one."""
+    from raftkit.isolation.process import mispredicted
+    with raftkit.Cluster(5, seed=3) as c:
+        inside = _workload(c)
+    with raftkit.Cluster(5, seed=3, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        assert _workload(c) == inside and mispredicted(c) is None
+        assert c._hosts.turns_ahead > 200
+
+
+def test_a_run_stopped_between_turns_sent_ahead_fails_the_prediction(monkeypatch):
+    """The clock stops (here: a check after an event fails) while turns sent
+    ahead to a node have not run here: the next frame for that node fails
+    the prediction, rather than reach a process that ran them."""
+    from raftkit.cluster import _Watcher
+    from raftkit.isolation.process import Mispredicted
+
+    def after_event(watcher, task):
+        if any(h is not None and h.ahead for h in c._hosts.hosts):
+            raise RuntimeError("stop here")
+    with raftkit.Cluster(3, seed=2, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        c.check_one_leader()
+        monkeypatch.setattr(_Watcher, "after_event", after_event)
+        c.clock.on_yield = c._watcher.after_event
+        with pytest.raises(RuntimeError, match="stop here"):
+            c.run_for(1)
+        waiting = next(i for i, h in enumerate(c._hosts.hosts) if h.ahead)
+        with pytest.raises(Mispredicted, match="before the turns sent ahead"):
+            c.nodes[waiting].get_state()
+
+
+def test_a_request_that_fails_at_once_among_turns_sent_ahead_is_graded_on_its_rerun():
+    """A thread of a fan-out sleeps holding its lock: the clock raises at
+    once, where the node process had already started the next turn. The
+    prediction fails, and the grader's strict rerun reports the error as
+    in-process."""
+    from raftkit.grading import battery
+    from raftkit.grading.runs import run_scenario
+    from raftkit.isolation.process import Mispredicted, mispredicted
+    with raftkit.Cluster(3, seed=2, node_class=_predicting(hostile.SleepsHoldingItsLock)) as c:
+        with pytest.raises(Mispredicted, match="sleep.. failed at once"):
+            c.run_for(2)
+        assert mispredicted(c)
+    sc = battery.EXERCISES[1].scenario("initial election")
+    inside = run_scenario(sc, hostile.SleepsHoldingItsLock, 1, keep=True, stop=False)
+    apart = run_scenario(sc, _predicting(hostile.SleepsHoldingItsLock), 1, keep=True, stop=False)
+    try:
+        assert not inside["ok"] and "self.mu was held" in str(inside["error"])
+        assert not apart["context"].clusters[0].node_class.raftkit_predict  # it was run again, strictly
+        first_line = [(run["ok"], type(run["error"]), str(run["error"]).splitlines()[0]) for run in (inside, apart)]
+        assert first_line[0] == first_line[1]
+    finally:
+        inside["context"].stop()
+        apart["context"].stop()
+
+
 def test_channel_operations_that_do_not_block_cost_no_round_trip():
     """``try_send``, ``try_recv`` and ``len`` are decided in the node's
     process, on its copy of the channel, and performed and checked here."""

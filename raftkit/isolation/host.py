@@ -51,6 +51,7 @@ FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_inc
           "last_included_term", "election_reset_event", "timeout")
 _RESUME = object()  # a thread's turn ended: the main greenlet reads on
 _VALUES = ("state",) + FIELDS + ("next_index", "match_index")  # what a report carries, besides the log
+_YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose thread the trusted scheduler always parks
 
 
 # --------------------------------------------------------------------------
@@ -92,24 +93,31 @@ class Host:
         self.locks: list = []                  # (lock, name) that must not be held across a block
         self._sent_log: list = []
         self.shared: dict = {}                 # the harness's lists and dicts, see wire.Shared
+        self.holding = False                   # a thread here has the scheduler's baton (it runs, or waits
+        #                                        for an answer that comes at once)
+        self.turns: collections.deque = collections.deque()  # turns that came while it had it
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
         """Send ``msg`` and the posts before it, in one write; or later, with
         the next frame that waits, while frames that arrived are still to be
-        read (ticks the trusted side predicted, see process.py: it waits
-        for none of them)."""
+        read (ticks the trusted side predicted and turns it sent ahead, see
+        process.py: it waits for none of them)."""
         with self._send_mu:
             self.outbox.append(wire.frame(msg))
-            if not self.reader.has_frame():
+            if not (self.reader.has_frame() or (self.turns and not self.holding)):
                 self._flush()
 
-    def request(self, op: str, *args, block: bool = False):
-        """Send a request for the current job and wait for its answer."""
+    def request(self, op: str, *args, block: bool = False, yields: bool | None = None):
+        """Send a request for the current job and wait for its answer
+        (``yields``: whether the scheduler parks the thread, if not as
+        ``_YIELDS`` says)."""
         job = _job()
         if job is None:
             raise RuntimeError(f"{op}: this thread was not started by the kit")
         report = self.report() if block else None
+        if (op in _YIELDS if yields is None else yields) and args[-1] is None:  # (a lock held: it raises there)
+            self.holding = False  # the next turn may start here (a turn sent ahead)
         self.send(("req", job.key, op, args, report))
         value, error = self._read(job.key)
         if error is not None:
@@ -198,10 +206,11 @@ class Host:
         """Read frames until the answer for ``key`` (returned), which
         another thread may read and hand over."""
         while True:
-            msg = self._next_frame()
+            msg = self.turns.popleft() if self.turns and not self.holding else self._next_frame()
             kind = msg[0]
             self.now = msg[2]
             if kind == "reply":
+                self.holding = True  # its thread runs on
                 if msg[1] == key:
                     self.waiting.pop(key, None)
                     return msg[3], msg[4]
@@ -209,8 +218,14 @@ class Host:
             elif kind == "job":
                 _, jkey, _, in_node, what, payload = msg
                 if what not in self.threaded:
+                    holding = self.holding
                     self._run_job(jkey, in_node, what, payload)
+                    self.holding = holding  # (a handler, or a call from the harness, in whatever thread runs)
                     continue
+                if self.holding:  # a turn sent ahead: it starts when the thread running now yields
+                    self.turns.append(msg)
+                    continue
+                self.holding = True
                 thread = self.idle.pop() if self.idle else greenlet.greenlet(self._thread, parent=self.reader_glet)
                 answer = (jkey, in_node, what, payload)
             elif kind == "quit":
@@ -271,6 +286,8 @@ class Host:
             wire.dumps(result)
         except Exception as e:
             result, error = None, ("NodeError", f"{what} returned something that cannot be sent: {e}")
+        if what in self.threaded:
+            self.holding = False  # its thread ends: the next turn may start
         self.send(("end", key, result, error, report))
 
     def _do_job(self, job, what, payload):
@@ -496,7 +513,8 @@ class HostChannel:
 
     def send(self, value) -> None:
         h = self._handle(value)
-        self.host.request("send", self.cid, h, self.host.held("send"), block=True)
+        full = not (self.receivers or self.capacity is None or len(self.items) < self.capacity)
+        self.host.request("send", self.cid, h, self.host.held("send"), block=True, yields=full)
         self._offer(h)  # where the trusted channel put it, once it had room
 
     def try_recv(self):

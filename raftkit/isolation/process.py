@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import heapq
 import itertools
 import os
 import re
@@ -48,6 +49,9 @@ _SLICE = 0.1               # wall seconds a read waits before the watchdog hears
 _FRAMES = ("req", "post", "end")
 _WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
 _DEFERRED = 64             # predicted ticks a host may have to run before it next answers
+_AHEAD = 8                 # turns sent ahead with the one that starts a fan-out
+_YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose twin always yields (as host.Host knows)
+_BLOCKING = _YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
 _STATES = {m.value: m for m in CMState}
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
@@ -419,6 +423,9 @@ class NodeHost:
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
         self.expected: list[tuple] = []    # (what, frame) the deferred ticks and calls must bring back
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
+        self.ahead: dict[int, int] = {}    # task id -> job key of a turn sent ahead, not yet run here
+        self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
+        self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
         self.last = "starting"
         self.dead: BaseException | None = None
 
@@ -428,9 +435,19 @@ class NodeHost:
         and serve its requests until it ends; returns its result."""
         if self.dead is not None:
             raise self.dead
+        if what == "run" and payload in self.ahead:  # its turn went with the one before it
+            self.turn_task = self.clock._current
+            self.first_ahead = key = self.ahead.pop(payload)
+            return self._serve(key, what)
+        if self.ahead and self.clock._current is not self.turn_task:
+            raise self._mispredict("a frame came for it before the turns sent ahead to it ran")
         key = next(self.keys)
+        now, in_node = self.clock.now(), self.clock.in_node_thread()
+        ahead = self._turns_ahead(now, in_node) if what == "run" else ()
+        if ahead:
+            self.turn_task = self.clock._current
         try:
-            self._send(("job", key, self.clock.now(), self.clock.in_node_thread(), what, payload))
+            self._send(("job", key, now, in_node, what, payload), ahead=ahead)
         except wire.HostGone:
             raise self._fail(None) from None
         return self._serve(key, what)
@@ -482,6 +499,7 @@ class NodeHost:
                 kind = msg[0]
             if msg[1] != key:
                 raise wire.ProtocolError(f"a frame for job {msg[1]!r} while job {key} runs")
+            self.first_ahead = None
             if kind == "end":
                 _check(len(msg) == 5, "a bad end frame")
                 self.timers.pop(key, None)
@@ -498,20 +516,24 @@ class NodeHost:
             self.last = f"{op}()"
             if report is not None:
                 self._mirror(report)
-            error = None
+            error, ahead, switches = None, bool(self.ahead) and op in _BLOCKING, self.clock._switches
             try:
                 if op == "tick" and key not in self.timers:
                     self._start_timer(key)
                 value = self._request(op, args)
+                if ahead and op in _YIELDS and self.clock._switches == switches:
+                    raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
                 if op == "tick":
                     value = self._idle_ticks(key, args[0], value)
             except Killed:
                 with contextlib.suppress(wire.HostGone, wire.ProtocolError, OSError):
                     self._send(("reply", key, self.clock.now(), None, "killed"), settle=False)
                 raise  # the node is crashing or the clock stopping: do not wait for it
-            except wire.ProtocolError:
+            except (wire.ProtocolError, Mispredicted):
                 raise
             except BaseException as e:
+                if ahead and self.clock._switches == switches:
+                    raise self._mispredict(f"its {op}() failed at once, but a turn sent ahead ran after it") from None
                 pending, value, error = e, None, (type(e).__name__, str(e)[:_MAX_TEXT])
             try:
                 self._send(("reply", key, self.clock.now(), value, error))
@@ -570,7 +592,8 @@ class NodeHost:
     def predicted_call(self, name: str, args: tuple, value):
         """``value`` if the call ``name(*args)`` is deferred on the
         prediction that it returns ``value`` and changes nothing; else None."""
-        if self.dead is not None or not self._may_defer() or any(type(a) in (list, dict, _Remote) for a in args):
+        if (self.dead is not None or self.ahead or not self._may_defer()
+                or any(type(a) in (list, dict, _Remote) for a in args)):
             return None
         key = next(self.keys)
         self.deferred.append(wire.frame(("job", key, self.clock.now(), self.clock.in_node_thread(), "call",
@@ -579,12 +602,48 @@ class NodeHost:
         self.nodes.predicted_calls += 1
         return value
 
-    def _send(self, msg, settle: bool = True) -> None:
-        """Write ``msg`` after the deferred frames, in one write; then check
-        what the deferred ticks brought back."""
+    # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
+    # leaves several new threads of its node ready at the same time, which the
+    # scheduler runs one after the other. Their turns are sent together with
+    # the first one's; the host starts each when the one before it waits in a
+    # request that yields (``_YIELDS``) or ends, as the scheduler does here,
+    # and each twin, when it runs, reads its thread's frames without sending
+    # anything. Anything else sent to the host first (the clock stopped between
+    # two of them), or a request that did not yield, fails the prediction.
+    def _turns_ahead(self, now, in_node) -> list:
+        """Frames for the turns of this host's new threads that the scheduler
+        runs next, right after this one."""
+        heap, clock = self.clock._heap, self.clock
+        if not heap or not self._may_defer():
+            return []
+        t, seq, task = heap[0]
+        if task.token == seq and not (t == now and task.fn is _run_task and task.args[0] is self):
+            return []  # (the usual answer, at once)
+        frames = []
+        for t, seq, task in heapq.nsmallest(_AHEAD + 4, heap):
+            if task.token != seq:
+                continue  # an entry the scheduler skips
+            if (t != now or task.fn is not _run_task or task.args[0] is not self or task.worker is not None
+                    or len(frames) >= min(_AHEAD, clock._budget)):
+                break
+            key = next(self.keys)
+            self.ahead[task.args[1]] = key
+            frames.append(wire.frame(("job", key, now, in_node, "run", task.args[1])))
+        self.nodes.turns_ahead += len(frames)
+        return frames
+
+    def _mispredict(self, why: str) -> Mispredicted:
+        why = f"node {self.i}: {why}"
+        self.nodes.mispredicted = self.nodes.mispredicted or why
+        return Mispredicted(why)
+
+    def _send(self, msg, settle: bool = True, ahead=()) -> None:
+        """Write ``msg`` after the deferred frames and before the turns sent
+        ahead, in one write; then check what the deferred ticks brought back."""
         data = b"" if msg is None else wire.frame(msg)
-        if self.deferred:
+        if self.deferred or ahead:
             self.deferred.append(data)
+            self.deferred.extend(ahead)
             data = b"".join(self.deferred)
             self.deferred.clear()
         if data:
@@ -671,8 +730,11 @@ class NodeHost:
         return got
 
     def _fail(self, error):
-        """The host is unusable: kill it, remember why."""
-        if error is None:
+        """The host is unusable: kill it, remember why (a failure while turns
+        sent ahead are on their way may be theirs: a failed prediction)."""
+        if self.ahead or self.first_ahead is not None:
+            error = self._mispredict(f"it failed while turns sent ahead to it ran ({error or 'its process ended'})")
+        elif error is None:
             error = NodeError(f"node {self.i}'s process {self.template.status(self.pid)} "
                               f"(its last request: {self.last})")
         self.dead = error
@@ -690,6 +752,8 @@ class NodeHost:
             kind, NodeError)(text if kind in ("ValueError", "TypeError", "RuntimeError") else f"{kind}: {text}")
 
     def kill(self) -> None:
+        self.ahead.clear()
+        self.first_ahead = None
         if self.sock is not None:
             self.check_deferred()  # they came before the kill
             self.template.kill(self.pid)
@@ -1040,6 +1104,7 @@ class ProcessNodes:
         self.mispredicted: str | None = None
         self.predicted = 0  # ticks deferred on a prediction
         self.predicted_calls = 0  # get_state() and a follower's submit(), the same way
+        self.turns_ahead = 0  # turns sent with the one before them
 
     def make(self, i: int, service, storage, rng_seed: str):
         c = self.cluster
