@@ -383,6 +383,22 @@ class VirtualClock(Clock):
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
+    def runs_next(self, fresh, most: int) -> list:
+        """The tasks the scheduler runs next, in order, right after the one
+        running now yields: those ready at this time, ahead of anything
+        scheduled from now on, as long as ``fresh(task)`` holds (at most
+        ``most``, and no more than this run still allows)."""
+        heap, out = self._heap, []
+        if heap and heap[0][2].token == heap[0][1] and not (heap[0][0] == self._now and fresh(heap[0][2])):
+            return out  # (the usual answer, at once)
+        for t, seq, task in heapq.nsmallest(most + 4, heap):
+            if task.token != seq:
+                continue  # an entry the scheduler skips
+            if t != self._now or len(out) >= min(most, self._budget) or not fresh(task):
+                break
+            out.append(task)
+        return out
+
     def kill(self, owner):
         with self.driving():
             for task in [t for t in self._live.values() if t.owner is owner]:

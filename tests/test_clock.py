@@ -38,6 +38,42 @@ def test_threads_run_in_time_then_sequence_order(clock):
     assert clock.now() == 1.0
 
 
+def test_runs_next_names_the_tasks_that_run_right_after_this_one(clock):
+    """What the scheduler will run next at this time, in order, while the
+    test holds; the tasks started meanwhile come after them."""
+    seen, ran = {}, []
+
+    def spawner():
+        clock.go(lambda: clock.sleep(1), name="later")  # (at once: the next in line)
+        for name in ("a", "b", "c"):
+            clock.go(lambda n=name: ran.append(n), name=name)
+        seen["all"] = [t.name for t in clock.runs_next(lambda t: True, 8)]
+        seen["two"] = [t.name for t in clock.runs_next(lambda t: True, 2)]
+        seen["until later"] = [t.name for t in clock.runs_next(lambda t: t.name != "later", 8)]
+        clock.go(lambda: ran.append("d"), name="d")
+        clock.sleep(0)
+        ran.append("spawner")
+
+    clock.go(spawner, name="spawner")
+    clock.run(until=2)
+    assert seen == {"all": ["later", "a", "b", "c"], "two": ["later", "a"], "until later": []}
+    assert ran == ["a", "b", "c", "d", "spawner"]
+
+
+def test_runs_next_stops_where_the_run_stops(clock):
+    """``run(max_events=3)``: the spawner and two more."""
+    seen = {}
+
+    def spawner():
+        for name in ("a", "b", "c"):
+            clock.go(lambda: None, name=name)
+        seen["next"] = [t.name for t in clock.runs_next(lambda t: True, 8)]
+
+    clock.go(spawner, name="spawner")
+    clock.run(max_events=3)
+    assert seen["next"] == ["a", "b"]
+
+
 def test_only_one_thread_runs_at_a_time(clock):
     """Under the virtual clock two node threads never run at once."""
     running, overlaps = [0], []

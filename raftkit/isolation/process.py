@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import heapq
 import itertools
 import os
 import re
@@ -613,24 +612,19 @@ class NodeHost:
     def _turns_ahead(self, now, in_node) -> list:
         """Frames for the turns of this host's new threads that the scheduler
         runs next, right after this one."""
-        heap, clock = self.clock._heap, self.clock
-        if not heap or not self._may_defer():
+        if not self._may_defer():
             return []
-        t, seq, task = heap[0]
-        if task.token == seq and not (t == now and task.fn is _run_task and task.args[0] is self):
-            return []  # (the usual answer, at once)
         frames = []
-        for t, seq, task in heapq.nsmallest(_AHEAD + 4, heap):
-            if task.token != seq:
-                continue  # an entry the scheduler skips
-            if (t != now or task.fn is not _run_task or task.args[0] is not self or task.worker is not None
-                    or len(frames) >= min(_AHEAD, clock._budget)):
-                break
+        for task in self.clock.runs_next(self._fresh_twin, _AHEAD):
             key = next(self.keys)
             self.ahead[task.args[1]] = key
             frames.append(wire.frame(("job", key, now, in_node, "run", task.args[1])))
         self.nodes.turns_ahead += len(frames)
         return frames
+
+    def _fresh_twin(self, task) -> bool:
+        """Whether ``task`` is the twin of a thread of this host that has not run yet."""
+        return task.fn is _run_task and task.args[0] is self and task.worker is None
 
     def _mispredict(self, why: str) -> Mispredicted:
         why = f"node {self.i}: {why}"
