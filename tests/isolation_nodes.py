@@ -328,3 +328,13 @@ class SleepsHoldingItsLock(ConsensusModule):
         with self.mu:
             self.clock.sleep(0.001)
         super().send_append_entries(peer, args)
+
+
+class MisnumbersAChannel(ConsensusModule):
+    """Skips channel numbers in its process's count: its next channel's
+    number is not the one the trusted side gives it."""
+
+    def start(self):
+        self.clock.host.channels += 5
+        self.clock.channel(1)
+        super().start()

@@ -449,9 +449,11 @@ def _workload_small(c):
         c.run_for(0.05)
 
 
-def test_a_node_process_whose_copy_of_a_channel_is_wrong_fails_its_run():
-    with pytest.raises(NodeError, match=r"node 0's process broke the protocol: its copy of channel"):
-        raftkit.Cluster(3, seed=2, node_class=hostile.LiesAboutItsChannel, isolation="process")
+@pytest.mark.parametrize("node_class, error", [(hostile.LiesAboutItsChannel, "its copy of channel"),
+                                               (hostile.MisnumbersAChannel, r"chan\(number, capacity\)")])
+def test_a_node_process_whose_copy_of_a_channel_is_wrong_fails_its_run(node_class, error):
+    with pytest.raises(NodeError, match=rf"node 0's process broke the protocol: {error}"):
+        raftkit.Cluster(3, seed=2, node_class=node_class, isolation="process")
 
 
 # --------------------------------------------------------------------------

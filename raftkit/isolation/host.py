@@ -93,6 +93,7 @@ class Host:
         self.locks: list = []                  # (lock, name) that must not be held across a block
         self._sent_log: list = []
         self.shared: dict = {}                 # the harness's lists and dicts, see wire.Shared
+        self.channels = 0                      # channels made (see HostClock.channel)
         self.holding = False                   # a thread here has the scheduler's baton (it runs, or waits
         #                                        for an answer that comes at once)
         self.turns: collections.deque = collections.deque()  # turns that came while it had it
@@ -445,7 +446,10 @@ class HostClock(Clock):
 
     def channel(self, capacity=None):
         _check_capacity(capacity)
-        return HostChannel(self.host, self.host.request("chan", capacity), capacity)
+        host = self.host
+        host.post("chan", host.channels, capacity)  # numbered here as there: in the order they are made
+        host.channels += 1
+        return HostChannel(host, host.channels - 1, capacity)
 
     def kill(self, owner):
         raise RuntimeError("a node cannot kill threads; the harness crashes nodes")

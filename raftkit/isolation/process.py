@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 
-from ..clock import Killed, _check_capacity, next_tick
+from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
 from ..messages import ApplyMsg, CMState, LogEntry, decode, encode, summarize
 from ..service import Service
@@ -770,12 +770,6 @@ class NodeHost:
                    "tick(interval > 0, due, held)")
             with self._held(args[2], "tick"):
                 return self._tick(args[0], args[1])
-        if op == "chan":
-            _check(len(args) == 1, "chan(capacity)")
-            _check_capacity(args[0])
-            _check(len(self.channels) < 100_000, "too many channels")
-            self.channels.append(clock.channel(args[0]))
-            return len(self.channels) - 1
         if op in ("send", "recv"):
             _check(len(args) == 3, "send(channel, value, held) or recv(channel, timeout, held)")
             ch = self._channel(args[0])
@@ -834,6 +828,11 @@ class NodeHost:
             self.recorder.record(_text(kind, "an event kind", 100), self.i, peer, _text(detail, "an event detail"))
         elif op == "apply":  # a service that never calls its node back: see host.Host._apply
             self._apply(args)
+        elif op == "chan":
+            _check(len(args) == 2 and args[0] == len(self.channels) and type(args[0]) is _INT
+                   and (args[1] is None or (type(args[1]) is _INT and args[1] >= 1)), "chan(number, capacity)")
+            _check(len(self.channels) < 100_000, "too many channels")
+            self.channels.append(self.clock.channel(args[1]))
         elif op == "try_send":  # decided in the host on its copy of the channel (host.HostChannel): checked
             _check(len(args) == 3 and type(args[2]) is bool, "try_send(channel, value, ok)")
             if self._channel(args[0]).try_send(_index(args[1], "a channel value")) is not args[2]:
