@@ -220,8 +220,8 @@ def test_every_battery_scenario_gives_the_same_digests_isolated(ex, name):
     and clerk: the same clusters, the same traces, the same verdict
     (white-box scenarios included: their fields and handler calls go through
     the node's proxy; exercise 7's dedup table checks a store in a process
-    of its own, and has no cluster). Exercises 1-6 also as the grader runs
-    them, with predicted ticks: not one prediction fails on the reference."""
+    of its own, and has no cluster). Also as the grader runs them, with
+    predictions: not one prediction fails on the reference."""
     from raftkit.grading.battery import KVImpl
     from raftkit.isolation.kvprocess import hosted_kv, kv_spec
     from raftkit.isolation.process import class_spec, hosted_class
@@ -229,6 +229,7 @@ def test_every_battery_scenario_gives_the_same_digests_isolated(ex, name):
     if ex == 7:
         inside = _digests(ex, name, KVImpl(KVStore, Clerk))
         apart = _digests(ex, name, KVImpl(*hosted_kv(kv_spec(KVStore, Clerk))))
+        assert _digests(ex, name, KVImpl(*hosted_kv(kv_spec(KVStore, Clerk), predict=True))) == inside
     else:
         inside = _digests(ex, name, raftkit.ConsensusModule)
         apart = _digests(ex, name, hosted_class(class_spec(raftkit.ConsensusModule)))
@@ -454,6 +455,25 @@ def _workload_small(c):
 def test_a_node_process_whose_copy_of_a_channel_is_wrong_fails_its_run(node_class, error):
     with pytest.raises(NodeError, match=rf"node 0's process broke the protocol: {error}"):
         raftkit.Cluster(3, seed=2, node_class=node_class, isolation="process")
+
+
+def test_a_mispredicted_exercise_7_run_is_run_again_with_both_classes_strict(monkeypatch):
+    """Exercise 7's classes are two (store and clerk): the rerun makes both strict."""
+    from raftkit.grading import battery, runs
+    from raftkit.grading.battery import KVImpl
+    from raftkit.isolation.kvprocess import hosted_kv, kv_spec
+    from raftkit.kv import Clerk, KVStore
+    flagged = []
+    monkeypatch.setattr(runs, "mispredicted", lambda c: not flagged and not flagged.append(c))  # the first run only
+    sc = battery.EXERCISES[7].scenario("basic operations")
+    run = runs.run_scenario(sc, KVImpl(*hosted_kv(kv_spec(KVStore, Clerk), predict=True)), 1, keep=True, stop=False)
+    try:
+        assert run["ok"] and flagged
+        kv = run["context"].clusters[0]
+        assert not kv.node_class.raftkit_predict and not kv._hosts.predict
+        assert kv._hosts.predicted == 0
+    finally:
+        run["context"].stop()
 
 
 # --------------------------------------------------------------------------

@@ -54,17 +54,21 @@ def kv_spec(store_class: type, clerk_class: type) -> tuple:
     return ("load", "raftkit.isolation.kvhost", "load_kv", (class_spec(store_class), class_spec(clerk_class)))
 
 
-def kv_options(spec, sandbox=None, kit=None) -> dict:
+def kv_options(spec, sandbox=None, kit=None, predict: bool = False) -> dict:
     """``KVCluster`` options for servers whose store is loaded by ``spec``
-    (node processes run the kit's Raft with the KV service around it)."""
-    return {"node_class": hosted_class(spec, "ConsensusModule", sandbox, kit), "service_class": HostedKVService}
+    (node processes run the kit's Raft with the KV service around it;
+    ``predict``: as ``hosted_class``'s)."""
+    return {"node_class": hosted_class(spec, "ConsensusModule", sandbox, kit, predict),
+            "service_class": HostedKVService}
 
 
-def hosted_kv(spec, sandbox=None, kit=None, names=("KVStore", "Clerk")) -> tuple[type, type]:
+def hosted_kv(spec, sandbox=None, kit=None, names=("KVStore", "Clerk"), predict: bool = False) -> tuple[type, type]:
     """(store, clerk) stand-ins for classes that exist only in node
     processes: ``store()`` is a ``HostedStore``, ``clerk(kv, id, ...)`` a
-    ``HostedClerk``; ``kv_options(store.raftkit_spec, ...)`` makes servers."""
-    extra = {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit, "__module__": __name__}
+    ``HostedClerk``; ``kv_options(store.raftkit_spec, ...)`` makes servers
+    (``predict``: their clusters predict, as ``hosted_class``'s)."""
+    extra = {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit, "raftkit_predict": predict,
+             "__module__": __name__}
     return (type(names[0], (HostedStore,), dict(extra, __doc__=f"{names[0]}, loaded only in node processes")),
             type(names[1], (HostedClerk,), dict(extra, __doc__=f"{names[1]}, loaded only in node processes")))
 

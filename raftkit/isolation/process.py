@@ -87,10 +87,10 @@ def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None, kit: 
                            "__doc__": f"{name}, loaded only in node processes"})
 
 
-def strict(node_class) -> type:
-    """``node_class`` (a ``hosted_class``) without predictions."""
-    return hosted_class(node_class.raftkit_spec, node_class.__name__, node_class.raftkit_sandbox,
-                        node_class.raftkit_kit)
+def strict(stand_in) -> type:
+    """``stand_in`` (a class from ``hosted_class`` or ``kvprocess.hosted_kv``) without predictions."""
+    fields = {k: v for k, v in vars(stand_in).items() if k not in ("__dict__", "__weakref__")}
+    return type(stand_in.__name__, stand_in.__bases__, dict(fields, raftkit_predict=False))
 
 
 def mispredicted(cluster) -> str | None:

@@ -64,7 +64,8 @@ def kv_cluster(ctx: ScenarioContext, impl: KVImpl, seed: int, n: int = 3, **opti
     spec = getattr(impl.store, "raftkit_spec", None)
     if spec is not None:  # the student's classes exist only in node processes (grading/isolated.py)
         from ...isolation.kvprocess import kv_options
-        options.update(kv_options(spec, impl.store.raftkit_sandbox, impl.store.raftkit_kit))
+        options.update(kv_options(spec, impl.store.raftkit_sandbox, impl.store.raftkit_kit,
+                                  impl.store.raftkit_predict))
     else:
         options["service_class"] = graded_service(impl.store)
     kv = KVCluster(n, seed=seed, watchdog=ctx.watchdog, clerk_timeout=5.0, **options)
