@@ -383,6 +383,11 @@ class VirtualClock(Clock):
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
+    def runs_freely(self) -> bool:
+        """Whether this run goes on until a time (not a number of events):
+        then every task ready now runs before the driver is back."""
+        return self._budget > 1 << 62
+
     def runs_next(self, fresh, most: int) -> list:
         """The tasks the scheduler runs next, in order, right after the one
         running now yields: those ready at this time, ahead of anything

@@ -380,6 +380,25 @@ def test_turns_sent_ahead_leave_every_event_where_it_was():
         assert c._hosts.turns_ahead > 200
 
 
+def test_a_cluster_run_event_by_event_predicts_no_turn_it_cannot_see_run():
+    """Step by step the harness may call a node between two events: a
+    thread's new threads then start in its process only when their turns
+    are sent, and every call between steps is answered as in-process."""
+    from raftkit.isolation.process import mispredicted
+
+    def stepping(c):
+        states = []
+        for k in range(1500):
+            c.step()
+            if k % 7 == 0:
+                states.append([c.nodes[i].get_state() for i in range(c.n)])
+        return states, c.trace_digest()
+    with raftkit.Cluster(3, seed=5) as c:
+        inside = stepping(c)
+    with raftkit.Cluster(3, seed=5, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        assert stepping(c) == inside and mispredicted(c) is None
+
+
 def test_a_run_stopped_between_turns_sent_ahead_fails_the_prediction(monkeypatch):
     """The clock stops (here: a check after an event fails) while turns sent
     ahead to a node have not run here: the next frame for that node fails

@@ -52,6 +52,7 @@ FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_inc
 _RESUME = object()  # a thread's turn ended: the main greenlet reads on
 _VALUES = ("state",) + FIELDS + ("next_index", "match_index")  # what a report carries, besides the log
 _YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose thread the trusted scheduler always parks
+_STARTED = 64  # threads a turn starts that may start here at once
 
 
 # --------------------------------------------------------------------------
@@ -64,10 +65,10 @@ def _job():
 
 
 class _Job:
-    __slots__ = ("key", "in_node", "name")
+    __slots__ = ("key", "in_node", "name", "turn")
 
-    def __init__(self, key, in_node):
-        self.key, self.in_node, self.name = key, in_node, "?"
+    def __init__(self, key, in_node, turn=False):
+        self.key, self.in_node, self.name, self.turn = key, in_node, "?", turn  # turn: a node thread's
 
 
 class Host:
@@ -97,6 +98,9 @@ class Host:
         self.holding = False                   # a thread here has the scheduler's baton (it runs, or waits
         #                                        for an answer that comes at once)
         self.turns: collections.deque = collections.deque()  # turns that came while it had it
+        self.free = False                      # the scheduler runs on until a time (no step-by-step)
+        self.spawned: list = []                # threads the running turn started (see _started)
+        self.chain = 0                         # turns of a batch sent ahead still to be read
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
@@ -119,6 +123,8 @@ class Host:
         report = self.report() if block else None
         if (op in _YIELDS if yields is None else yields) and args[-1] is None:  # (a lock held: it raises there)
             self.holding = False  # the next turn may start here (a turn sent ahead)
+        if op in _YIELDS or op == "send":
+            self._started(op in _YIELDS and args[-1] is None)
         self.send(("req", job.key, op, args, report))
         value, error = self._read(job.key)
         if error is not None:
@@ -128,6 +134,19 @@ class Host:
             raise (DeadlockError(text) if kind == "DeadlockError" else SafetyViolation(kind, text)
                    if kind == "SafetyViolation" else _ERRORS.get(kind, NodeError)(text))
         return value
+
+    def _started(self, yields: bool) -> None:
+        """The running turn yields (or blocks in ``send``): when the
+        scheduler runs on freely, the threads it started run next, one after
+        the other (process.py checks it, as for turns sent ahead), so they
+        start here now, after the turns of a batch sent ahead, which are
+        read first; numbered ``-tid``."""
+        spawned, self.spawned = self.spawned, []
+        if yields and self.free and spawned:
+            while self.chain:
+                self.turns.append(self._next_frame())
+                self.chain -= 1
+            self.turns.extend(("job", -tid, self.now, True, "run", tid) for tid in spawned[:_STARTED])
 
     def post(self, op: str, *args) -> None:
         """A request that needs no answer (emit, save): it leaves with the
@@ -210,6 +229,9 @@ class Host:
             msg = self.turns.popleft() if self.turns and not self.holding else self._next_frame()
             kind = msg[0]
             self.now = msg[2]
+            if kind == "free":  # (its time is the next frame's)
+                self.free, self.chain = msg[1], msg[3]
+                continue
             if kind == "reply":
                 self.holding = True  # its thread runs on
                 if msg[1] == key:
@@ -223,6 +245,8 @@ class Host:
                     self._run_job(jkey, in_node, what, payload)
                     self.holding = holding  # (a handler, or a call from the harness, in whatever thread runs)
                     continue
+                if what == "run" and self.chain and jkey > 0:
+                    self.chain -= 1
                 if self.holding:  # a turn sent ahead: it starts when the thread running now yields
                     self.turns.append(msg)
                     continue
@@ -262,7 +286,7 @@ class Host:
             assigned = self.reader_glet.switch(_RESUME)
 
     def _run_job(self, key, in_node, what, payload):
-        job = _Job(key, in_node)
+        job = _Job(key, in_node, what == "run")
         me = greenlet.getcurrent()
         outer, me.job = getattr(me, "job", None), job
         try:
@@ -289,6 +313,8 @@ class Host:
             result, error = None, ("NodeError", f"{what} returned something that cannot be sent: {e}")
         if what in self.threaded:
             self.holding = False  # its thread ends: the next turn may start
+        if what == "run":
+            self._started(True)
         self.send(("end", key, result, error, report))
 
     def _do_job(self, job, what, payload):
@@ -435,6 +461,8 @@ class HostClock(Clock):
             raise RuntimeError("go: this thread was not started by the kit")
         self.host.tasks[tid] = (fn, args, name)
         self.host.post("go", tid, name)  # no answer needed: an error comes back with the next one
+        if _job().turn:
+            self.host.spawned.append(tid)
 
     def sleep(self, dt, label="sleep"):
         if not dt >= 0:

@@ -339,7 +339,7 @@ class HostedStore:
         cls = type(self)
         template = template_for(cls.raftkit_spec, cls.raftkit_sandbox, kit=cls.raftkit_kit)
         bench = types.SimpleNamespace(clock=VirtualClock(), bus=None, recorder=None)
-        nodes = types.SimpleNamespace(cluster=bench, timeout=cls.timeout, template=template)
+        nodes = types.SimpleNamespace(cluster=bench, timeout=cls.timeout, template=template, predict=False)
         twin = _StoreTwin(nodes, 0, None, None, types.SimpleNamespace(mu=threading.Lock()))
         self.__dict__["_twin"] = twin
         weakref.finalize(self, twin.kill)

@@ -49,6 +49,7 @@ _FRAMES = ("req", "post", "end")
 _WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
 _DEFERRED = 64             # predicted ticks a host may have to run before it next answers
 _AHEAD = 8                 # turns sent ahead with the one that starts a fan-out
+_STARTED = 64              # threads a turn starts that the host may start at once (host._STARTED)
 _YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose twin always yields (as host.Host knows)
 _BLOCKING = _YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
 _STATES = {m.value: m for m in CMState}
@@ -425,6 +426,8 @@ class NodeHost:
         self.ahead: dict[int, int] = {}    # task id -> job key of a turn sent ahead, not yet run here
         self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
         self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
+        self.told_free = False             # what the host was told of clock.runs_freely()
+        self.spawned: list = []            # threads the turn running now started (host.Host._started)
         self.last = "starting"
         self.dead: BaseException | None = None
 
@@ -492,6 +495,8 @@ class NodeHost:
             kind = msg[0]
             while kind == "post":  # posts alone are no progress: a loop of emits is as stuck as a bare loop
                 self._post(msg)
+                if msg[2] == "go" and what == "run" and msg[1] == key:
+                    self.spawned.append(msg[3][0])
                 if time.monotonic() - since > self.timeout:
                     raise self._stuck()
                 msg = self._recv()
@@ -503,6 +508,8 @@ class NodeHost:
                 _check(len(msg) == 5, "a bad end frame")
                 self.timers.pop(key, None)
                 self._mirror(msg[4])
+                if what == "run":
+                    self._started(True)
                 if pending is not None:
                     raise pending
                 if msg[3] is not None:
@@ -515,6 +522,8 @@ class NodeHost:
             self.last = f"{op}()"
             if report is not None:
                 self._mirror(report)
+            if op in _BLOCKING:
+                self._started(op in _YIELDS and args and args[-1] is None)
             error, ahead, switches = None, bool(self.ahead) and op in _BLOCKING, self.clock._switches
             try:
                 if op == "tick" and key not in self.timers:
@@ -603,12 +612,16 @@ class NodeHost:
 
     # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
     # leaves several new threads of its node ready at the same time, which the
-    # scheduler runs one after the other. Their turns are sent together with
-    # the first one's; the host starts each when the one before it waits in a
-    # request that yields (``_YIELDS``) or ends, as the scheduler does here,
-    # and each twin, when it runs, reads its thread's frames without sending
-    # anything. Anything else sent to the host first (the clock stopped between
-    # two of them), or a request that did not yield, fails the prediction.
+    # scheduler runs one after the other, right after it yields. While the
+    # clock runs freely (until a time, not event by event), the host starts
+    # them itself as that turn yields (``_started``; it was told so with the
+    # "free" frame). Otherwise their turns are sent together with the first
+    # one's (``_turns_ahead``), and the host starts each when the one before
+    # it waits in a request that yields (``_YIELDS``) or ends, as the
+    # scheduler does here. Either way each twin, when it runs, reads its
+    # thread's frames without sending anything. Anything else sent to the
+    # host first (the clock stopped between two of them), or a request that
+    # did not yield, fails the prediction.
     def _turns_ahead(self, now, in_node) -> list:
         """Frames for the turns of this host's new threads that the scheduler
         runs next, right after this one."""
@@ -621,6 +634,18 @@ class NodeHost:
             frames.append(wire.frame(("job", key, now, in_node, "run", task.args[1])))
         self.nodes.turns_ahead += len(frames)
         return frames
+
+    def _started(self, yields: bool) -> None:
+        """The running turn yields (or blocks in ``send``): the threads it
+        started, if it runs freely, have started in the host now
+        (``host.Host._started``), numbered ``-tid``: each twin, when it runs,
+        reads its thread's frames, as for a turn sent ahead."""
+        spawned, self.spawned = self.spawned, []
+        if yields and self.told_free and spawned:
+            self.turn_task = self.clock._current
+            for tid in spawned[:_STARTED]:
+                self.ahead[tid] = -tid
+            self.nodes.turns_ahead += min(len(spawned), _STARTED)
 
     def _fresh_twin(self, task) -> bool:
         """Whether ``task`` is the twin of a thread of this host that has not run yet."""
@@ -635,6 +660,10 @@ class NodeHost:
         """Write ``msg`` after the deferred frames and before the turns sent
         ahead, in one write; then check what the deferred ticks brought back."""
         data = b"" if msg is None else wire.frame(msg)
+        free = self.nodes.predict and not (self.shared or self.nodes.mispredicted) and self.clock.runs_freely()
+        if ahead or free != self.told_free:  # before the frames it is for (the batch: these and the next)
+            self.told_free = free
+            data = wire.frame(("free", free, self.clock.now(), len(ahead) + 1 if ahead else 0)) + data
         if self.deferred or ahead:
             self.deferred.append(data)
             self.deferred.extend(ahead)
