@@ -338,3 +338,24 @@ class MisnumbersAChannel(ConsensusModule):
         self.clock.host.channels += 5
         self.clock.channel(1)
         super().start()
+
+
+class StartsFanOuts(ConsensusModule):
+    """``start()`` (a call from the harness) starts two threads besides the
+    reference's, each of which starts three more and sleeps: turns sent
+    ahead in a batch, some of which start threads of their own."""
+
+    def start(self):
+        super().start()
+        for k in range(2):
+            self.go(self.fan_out, k)
+
+    def fan_out(self, k):
+        for j in range(3):
+            self.go(self.leaf, k, j)
+        self.clock.sleep(0.002)
+        self.emit("note", detail=f"fan {k} slept")
+
+    def leaf(self, k, j):
+        self.clock.sleep(0.001 * j)
+        self.emit("note", detail=f"leaf {k}.{j}")

@@ -380,6 +380,17 @@ def test_turns_sent_ahead_leave_every_event_where_it_was():
         assert c._hosts.turns_ahead > 200
 
 
+def test_threads_started_by_turns_sent_ahead_run_after_the_rest_of_the_batch():
+    from raftkit.isolation.process import mispredicted
+    with raftkit.Cluster(3, seed=6, node_class=hostile.StartsFanOuts) as c:
+        c.run_for(0.5)
+        inside = c.trace_digest()
+    with raftkit.Cluster(3, seed=6, node_class=_predicting(hostile.StartsFanOuts)) as c:
+        c.run_for(0.5)
+        assert c.trace_digest() == inside and mispredicted(c) is None
+        assert c._hosts.turns_ahead > 3 * 6
+
+
 def test_a_cluster_run_event_by_event_predicts_no_turn_it_cannot_see_run():
     """Step by step the harness may call a node between two events: a
     thread's new threads then start in its process only when their turns

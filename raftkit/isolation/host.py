@@ -100,7 +100,6 @@ class Host:
         self.turns: collections.deque = collections.deque()  # turns that came while it had it
         self.free = False                      # the scheduler runs on until a time (no step-by-step)
         self.spawned: list = []                # threads the running turn started (see _started)
-        self.chain = 0                         # turns of a batch sent ahead still to be read
 
     # -- frames --------------------------------------------------------------
     def send(self, msg) -> None:
@@ -139,13 +138,10 @@ class Host:
         """The running turn yields (or blocks in ``send``): when the
         scheduler runs on freely, the threads it started run next, one after
         the other (process.py checks it, as for turns sent ahead), so they
-        start here now, after the turns of a batch sent ahead, which are
-        read first; numbered ``-tid``."""
+        start here now, numbered ``-tid``; not while threads started before
+        them are still to run (those come first: process.py waits too)."""
         spawned, self.spawned = self.spawned, []
-        if yields and self.free and spawned:
-            while self.chain:
-                self.turns.append(self._next_frame())
-                self.chain -= 1
+        if yields and self.free and spawned and len(self.tasks) == len(spawned):
             self.turns.extend(("job", -tid, self.now, True, "run", tid) for tid in spawned[:_STARTED])
 
     def post(self, op: str, *args) -> None:
@@ -230,7 +226,7 @@ class Host:
             kind = msg[0]
             self.now = msg[2]
             if kind == "free":  # (its time is the next frame's)
-                self.free, self.chain = msg[1], msg[3]
+                self.free = msg[1]
                 continue
             if kind == "reply":
                 self.holding = True  # its thread runs on
@@ -245,8 +241,6 @@ class Host:
                     self._run_job(jkey, in_node, what, payload)
                     self.holding = holding  # (a handler, or a call from the harness, in whatever thread runs)
                     continue
-                if what == "run" and self.chain and jkey > 0:
-                    self.chain -= 1
                 if self.holding:  # a turn sent ahead: it starts when the thread running now yields
                     self.turns.append(msg)
                     continue

@@ -428,6 +428,7 @@ class NodeHost:
         self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
         self.told_free = False             # what the host was told of clock.runs_freely()
         self.spawned: list = []            # threads the turn running now started (host.Host._started)
+        self.unstarted: set = set()        # threads started whose twin has not run yet
         self.last = "starting"
         self.dead: BaseException | None = None
 
@@ -437,6 +438,8 @@ class NodeHost:
         and serve its requests until it ends; returns its result."""
         if self.dead is not None:
             raise self.dead
+        if what == "run":
+            self.unstarted.discard(payload)
         if what == "run" and payload in self.ahead:  # its turn went with the one before it
             self.turn_task = self.clock._current
             self.first_ahead = key = self.ahead.pop(payload)
@@ -641,7 +644,7 @@ class NodeHost:
         (``host.Host._started``), numbered ``-tid``: each twin, when it runs,
         reads its thread's frames, as for a turn sent ahead."""
         spawned, self.spawned = self.spawned, []
-        if yields and self.told_free and spawned:
+        if yields and self.told_free and spawned and len(self.unstarted) == len(spawned):  # (none before them)
             self.turn_task = self.clock._current
             for tid in spawned[:_STARTED]:
                 self.ahead[tid] = -tid
@@ -661,9 +664,9 @@ class NodeHost:
         ahead, in one write; then check what the deferred ticks brought back."""
         data = b"" if msg is None else wire.frame(msg)
         free = self.nodes.predict and not (self.shared or self.nodes.mispredicted) and self.clock.runs_freely()
-        if ahead or free != self.told_free:  # before the frames it is for (the batch: these and the next)
+        if free != self.told_free:  # before the frames it is for
             self.told_free = free
-            data = wire.frame(("free", free, self.clock.now(), len(ahead) + 1 if ahead else 0)) + data
+            data = wire.frame(("free", free, self.clock.now())) + data
         if self.deferred or ahead:
             self.deferred.append(data)
             self.deferred.extend(ahead)
@@ -850,6 +853,7 @@ class NodeHost:
             tid, name = _index(args[0], "a task id"), _text(args[1], "a thread name", 200)
             # a failure (a thread bomb, say) fails the run at once: the node asked for no answer
             self.clock.go(_run_task, self, tid, owner=self.proxy, name=name)
+            self.unstarted.add(tid)
         elif op == "emit":
             _check(len(args) == 3, "emit(kind, peer, detail)")
             kind, peer, detail = args
