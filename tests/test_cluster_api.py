@@ -4,6 +4,7 @@ import _thread
 import dataclasses
 import pickle
 import re
+import signal
 import threading
 
 import pytest
@@ -307,8 +308,18 @@ def test_a_far_behind_follower_catches_up_in_capped_messages():
         assert c.nodes[f].log == c.nodes[leader].log
 
 
+@pytest.fixture
+def ctrl_c_handled():
+    """Ctrl-C raises KeyboardInterrupt, as in a notebook's kernel, even where
+    the tests were started in the background (a shell's background job
+    inherits SIGINT ignored, and then ``interrupt_main`` does nothing)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.mark.timeout(60)
-def test_ctrl_c_stops_the_run_where_it_is():
+def test_ctrl_c_stops_the_run_where_it_is(ctrl_c_handled):
     """Ctrl-C during run_for (a notebook's interrupt button) stops the
     cluster at an event boundary: nothing runs on in the background, the next
     run_for works and the cluster is consistent."""
