@@ -381,6 +381,8 @@ def test_turns_sent_ahead_leave_every_event_where_it_was():
 
 
 def test_threads_started_by_turns_sent_ahead_run_after_the_rest_of_the_batch():
+    """Threads that a turn of a batch starts come after the batch's other
+    turns: the node process does not start them as that turn yields."""
     from raftkit.isolation.process import mispredicted
     with raftkit.Cluster(3, seed=6, node_class=hostile.StartsFanOuts) as c:
         c.run_for(0.5)
@@ -456,19 +458,16 @@ def test_a_request_that_fails_at_once_among_turns_sent_ahead_is_graded_on_its_re
         apart["context"].stop()
 
 
-def test_channel_operations_that_do_not_block_cost_no_round_trip():
+def test_channel_operations_that_do_not_block_cost_no_round_trip(monkeypatch):
     """``try_send``, ``try_recv`` and ``len`` are decided in the node's
     process, on its copy of the channel, and performed and checked here."""
     from raftkit.isolation.process import NodeHost
     asked, posted = [], []
     request, post = NodeHost._request, NodeHost._post
-    NodeHost._request = lambda self, op, args: asked.append(op) or request(self, op, args)
-    NodeHost._post = lambda self, msg: posted.append(msg[2]) or post(self, msg)
-    try:
-        with raftkit.Cluster(3, seed=2, isolation="process") as c:
-            _workload_small(c)
-    finally:
-        NodeHost._request, NodeHost._post = request, post
+    monkeypatch.setattr(NodeHost, "_request", lambda self, op, args: asked.append(op) or request(self, op, args))
+    monkeypatch.setattr(NodeHost, "_post", lambda self, msg: posted.append(msg[2]) or post(self, msg))
+    with raftkit.Cluster(3, seed=2, isolation="process") as c:
+        _workload_small(c)
     assert {"try_send", "try_recv", "len"}.isdisjoint(asked) and "recv" in asked
     assert posted.count("try_send") > 10
 
