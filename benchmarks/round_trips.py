@@ -56,7 +56,7 @@ def main(exercises=range(1, 7)) -> None:
     inproc, *_ = battery_time(exercises, raftkit.ConsensusModule)
     frames = collections.Counter()
     with counting(frames):
-        isolated, _, predicted, _, _ = battery_time(exercises, hosted_class(class_spec(raftkit.ConsensusModule),
+        isolated, _, predicted, *_ = battery_time(exercises, hosted_class(class_spec(raftkit.ConsensusModule),
                                                                           predict=True))
     processes = frames.pop("(node processes)", 0)
     total = sum(frames.values())
