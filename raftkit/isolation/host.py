@@ -51,8 +51,8 @@ FIELDS = ("current_term", "voted_for", "commit_index", "last_applied", "last_inc
           "last_included_term", "election_reset_event", "timeout")
 _RESUME = object()  # a thread's turn ended: the main greenlet reads on
 _VALUES = ("state",) + FIELDS + ("next_index", "match_index")  # what a report carries, besides the log
-_YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose thread the trusted scheduler always parks
-_STARTED = 64  # threads a turn starts that may start here at once
+YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose thread the trusted scheduler always parks
+STARTED = 64  # threads a turn starts that may start here at once (both sides count them alike)
 
 
 # --------------------------------------------------------------------------
@@ -115,15 +115,15 @@ class Host:
     def request(self, op: str, *args, block: bool = False, yields: bool | None = None):
         """Send a request for the current job and wait for its answer
         (``yields``: whether the scheduler parks the thread, if not as
-        ``_YIELDS`` says)."""
+        ``YIELDS`` says)."""
         job = _job()
         if job is None:
             raise RuntimeError(f"{op}: this thread was not started by the kit")
         report = self.report() if block else None
-        if (op in _YIELDS if yields is None else yields) and args[-1] is None:  # (a lock held: it raises there)
+        if (op in YIELDS if yields is None else yields) and args[-1] is None:  # (a lock held: it raises there)
             self.holding = False  # the next turn may start here (a turn sent ahead)
-        if op in _YIELDS or op == "send":
-            self._started(op in _YIELDS and args[-1] is None)
+        if op in YIELDS or op == "send":
+            self._started(op in YIELDS and args[-1] is None)
         self.send(("req", job.key, op, args, report))
         value, error = self._read(job.key)
         if error is not None:
@@ -142,7 +142,7 @@ class Host:
         them are still to run (those come first: process.py waits too)."""
         spawned, self.spawned = self.spawned, []
         if yields and self.free and spawned and len(self.tasks) == len(spawned):
-            self.turns.extend(("job", -tid, self.now, True, "run", tid) for tid in spawned[:_STARTED])
+            self.turns.extend(("job", -tid, self.now, True, "run", tid) for tid in spawned[:STARTED])
 
     def post(self, op: str, *args) -> None:
         """A request that needs no answer (emit, save): it leaves with the

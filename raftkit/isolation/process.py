@@ -35,7 +35,7 @@ from ..errors import DeadlockError, NodeError
 from ..messages import ApplyMsg, CMState, LogEntry, decode, encode, summarize
 from ..service import Service
 from . import wire
-from .host import FIELDS
+from .host import FIELDS, STARTED, YIELDS  # (what the host knows of the scheduler)
 
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
            "LoadTimeout", "LoadEnded", "template_for", "Mispredicted", "mispredicted", "strict"]
@@ -49,9 +49,7 @@ _FRAMES = ("req", "post", "end")
 _WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
 _DEFERRED = 64             # predicted ticks a host may have to run before it next answers
 _AHEAD = 8                 # turns sent ahead with the one that starts a fan-out
-_STARTED = 64              # threads a turn starts that the host may start at once (host._STARTED)
-_YIELDS = frozenset({"call", "sleep", "tick", "recv"})  # requests whose twin always yields (as host.Host knows)
-_BLOCKING = _YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
+_BLOCKING = YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
 _STATES = {m.value: m for m in CMState}
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
@@ -440,10 +438,10 @@ class NodeHost:
             raise self.dead
         if what == "run":
             self.unstarted.discard(payload)
-        if what == "run" and payload in self.ahead:  # its turn went with the one before it
-            self.turn_task = self.clock._current
-            self.first_ahead = key = self.ahead.pop(payload)
-            return self._serve(key, what)
+            if payload in self.ahead:  # its turn went with the one before it
+                self.turn_task = self.clock._current
+                self.first_ahead = key = self.ahead.pop(payload)
+                return self._serve(key, what)
         if self.ahead and self.clock._current is not self.turn_task:
             raise self._mispredict("a frame came for it before the turns sent ahead to it ran")
         key = next(self.keys)
@@ -526,13 +524,13 @@ class NodeHost:
             if report is not None:
                 self._mirror(report)
             if op in _BLOCKING:
-                self._started(op in _YIELDS and args and args[-1] is None)
+                self._started(op in YIELDS and args and args[-1] is None)
             error, ahead, switches = None, bool(self.ahead) and op in _BLOCKING, self.clock._switches
             try:
                 if op == "tick" and key not in self.timers:
                     self._start_timer(key)
                 value = self._request(op, args)
-                if ahead and op in _YIELDS and self.clock._switches == switches:
+                if ahead and op in YIELDS and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
                 if op == "tick":
                     value = self._idle_ticks(key, args[0], value)
@@ -580,11 +578,14 @@ class NodeHost:
         p, shortest = self.proxy, self.nodes.cluster.config.election_timeout[0]
         self.timers[key] = (p.current_term, p.timeout if p.timeout > 0 else shortest)
 
+    def _predicting(self) -> bool:
+        """Whether this run predicts, and nothing so far stops it."""
+        return self.nodes.predict and not (self.shared or self.nodes.mispredicted)
+
     def _may_defer(self) -> bool:
         """Whether a frame may wait for the next one (a bounded batch:
         neither side ever waits to write while the other writes too)."""
-        return (self.nodes.predict and not self.shared and not self.nodes.mispredicted
-                and len(self.expected) < _DEFERRED)
+        return self._predicting() and len(self.expected) < _DEFERRED
 
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
@@ -620,7 +621,7 @@ class NodeHost:
     # them itself as that turn yields (``_started``; it was told so with the
     # "free" frame). Otherwise their turns are sent together with the first
     # one's (``_turns_ahead``), and the host starts each when the one before
-    # it waits in a request that yields (``_YIELDS``) or ends, as the
+    # it waits in a request that yields (``YIELDS``) or ends, as the
     # scheduler does here. Either way each twin, when it runs, reads its
     # thread's frames without sending anything. Anything else sent to the
     # host first (the clock stopped between two of them), or a request that
@@ -646,9 +647,9 @@ class NodeHost:
         spawned, self.spawned = self.spawned, []
         if yields and self.told_free and spawned and len(self.unstarted) == len(spawned):  # (none before them)
             self.turn_task = self.clock._current
-            for tid in spawned[:_STARTED]:
+            for tid in spawned[:STARTED]:
                 self.ahead[tid] = -tid
-            self.nodes.turns_ahead += min(len(spawned), _STARTED)
+            self.nodes.turns_ahead += min(len(spawned), STARTED)
 
     def _fresh_twin(self, task) -> bool:
         """Whether ``task`` is the twin of a thread of this host that has not run yet."""
@@ -663,7 +664,7 @@ class NodeHost:
         """Write ``msg`` after the deferred frames and before the turns sent
         ahead, in one write; then check what the deferred ticks brought back."""
         data = b"" if msg is None else wire.frame(msg)
-        free = self.nodes.predict and not (self.shared or self.nodes.mispredicted) and self.clock.runs_freely()
+        free = self._predicting() and self.clock.runs_freely()
         if free != self.told_free:  # before the frames it is for
             self.told_free = free
             data = wire.frame(("free", free, self.clock.now())) + data
