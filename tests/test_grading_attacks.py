@@ -379,3 +379,31 @@ def test_kv_attacks_are_told_why(graded_kv_attacks):
     assert "which no server answered it" in forged["message"], forged
     gave_up = by_name(results["gives-up-at-once"])["duplicated requests"]
     assert "before its timeout" in gave_up["message"], gave_up
+
+
+FORK_APART = """
+import os
+from raftkit.isolation import host
+ids = os.getuid(), os.getgid()
+r, w = os.pipe()
+pid, apart = host._fork_apart()
+if pid == 0:
+    host._settle_namespaces(*ids)
+    host._hide_proc()
+    os.write(w, f"{apart} {os.getpid()} {os.getuid()} {os.listdir('/proc')}".encode())
+    os._exit(0)
+os.close(w)
+print(os.read(r, 1000).decode(), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="clone(2) is called by number")
+def test_a_node_process_is_apart_from_its_first_instruction():
+    """In bubblewrap a host is forked straight into namespaces of its own
+    (one clone(2)): pid 1 of its PID namespace, its user mapped, no /proc."""
+    import subprocess
+    import sys
+    from raftkit.isolation.sandbox import Sandbox
+    cmd, env = Sandbox(kit=str(KIT)).wrap([sys.executable, "-c", FORK_APART], {}, 0)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "1", "65534", "[]", "0"], out

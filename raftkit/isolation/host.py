@@ -684,7 +684,9 @@ def template_main(ctl_fd: int) -> None:
                 os.close(fds[0])
                 continue
             stacks_r, stacks_w = os.pipe()
-            pid = os.fork()
+            alone = bool(os.environ.get("RAFTKIT_LIMITS") and not os.environ.get("RAFTKIT_UID"))  # in bwrap
+            ids = os.getuid(), os.getgid()  # (a child apart has the overflow ids until it maps them)
+            pid, apart = _fork_apart() if alone else (os.fork(), False)
             if pid == 0:
                 try:
                     ctl.close()
@@ -695,7 +697,10 @@ def template_main(ctl_fd: int) -> None:
                     with contextlib.suppress(Exception):
                         import ctypes
                         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
-                    if os.environ.get("RAFTKIT_LIMITS") and not os.environ.get("RAFTKIT_UID"):  # in bwrap: alone
+                    if apart:
+                        _settle_namespaces(*ids)
+                        _hide_proc()
+                    elif alone:
                         _private_namespaces()
                     import faulthandler  # the running thread's stack, on request (a node that stopped answering)
                     faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
@@ -735,30 +740,70 @@ _ENDED: dict = {}  # pid -> wait status of hosts reaped before anyone asked
 
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = (
     0x00020000, 0x10000000, 0x08000000, 0x20000000, 0x40000000)
+_APART = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220}  # clone(2)'s number, where its first argument is the flags
 
 
-def _private_namespaces() -> None:
-    """Give this node host namespaces of its own inside the sandbox: its
-    own network (no loopback shared with the other nodes), IPC, mounts (a
-    private ``/tmp`` and ``/dev/shm``, and an empty ``/proc``) and PID
-    namespace (it can signal no other node's process), so nodes reach each
-    other only through the harness's bus. The process that was forked stays
-    behind as a shell that passes on the stack request and the way its node
-    ended."""
+def _fork_apart() -> tuple[int, bool]:
+    """``os.fork()``, with the child in namespaces of its own from its
+    first instruction (see ``_private_namespaces``): one ``clone(2)`` with
+    the namespace flags, wrapped the way ``os.fork`` wraps ``fork(2)``. So
+    the node needs no second process to be pid 1 of its PID namespace.
+    Returns (pid, True), or ``os.fork()``'s (pid, False) where clone cannot
+    be called so (another architecture, namespaces refused)."""
+    import ctypes
+    number = _SYS_CLONE.get(os.uname().machine)
+    if number is not None:
+        python = ctypes.pythonapi
+        python.PyOS_BeforeFork()  # what os.fork does around fork(2): locks, at-fork callbacks
+        pid = ctypes.PyDLL(None, use_errno=True).syscall(number, _APART | signal.SIGCHLD, 0, 0, 0, 0)
+        if pid == 0:
+            python.PyOS_AfterFork_Child()
+            return 0, True
+        python.PyOS_AfterFork_Parent()
+        if pid > 0:
+            return pid, True
+    return os.fork(), False
+
+
+def _settle_namespaces(uid: int, gid: int) -> None:
+    """In a host's fresh user and mount namespaces: map its user (the
+    template's ``uid`` and ``gid``) to itself, and give it a private
+    ``/tmp`` and ``/dev/shm``."""
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
-    uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID) != 0:
-        return  # the sandbox is still there; only the nodes are not apart from each other
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
         with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as f:
             f.write(text)
     for target in (b"/tmp", b"/dev/shm"):
         libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=64m,mode=1777")
+
+
+def _hide_proc() -> None:
+    """As pid 1 of its own PID namespace: no ``/proc`` at all (read-only,
+    empty): none is needed, and the template's would show the other nodes."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")
+
+
+def _private_namespaces() -> None:
+    """Give this node host namespaces of its own inside the sandbox where
+    ``_fork_apart`` could not: its own network (no loopback shared with the
+    other nodes), IPC, mounts (a private ``/tmp`` and ``/dev/shm``, and an
+    empty ``/proc``) and PID namespace (it can signal no other node's
+    process), so nodes reach each other only through the harness's bus. The
+    process that was forked stays behind as a shell that passes on the stack
+    request and the way its node ended."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_APART) != 0:
+        return  # the sandbox is still there; only the nodes are not apart from each other
+    _settle_namespaces(uid, gid)
     child = os.fork()
     if child == 0:  # pid 1 of the new PID namespace: the node
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with its shell
-        libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")  # no /proc at all (read-only, empty): none needed
+        _hide_proc()
         return
     signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(child, signal.SIGUSR1))
     while True:
