@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import gc
 import itertools
 import os
@@ -647,9 +648,9 @@ def _host_main(fd: int, cls, cpu) -> None:
 def template_main(ctl_fd: int) -> None:
     """Load the class named on stdin, then serve spawn / kill / status
     requests on the ``SOCK_SEQPACKET`` socket ``ctl_fd`` until it closes."""
+    import faulthandler  # (loaded here once, not in every host: see spawn)
     with contextlib.suppress(Exception):
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
+        _libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
     ctl = socket.socket(fileno=ctl_fd)
     from .sandbox import apply_limits
     apply_limits()
@@ -695,14 +696,13 @@ def template_main(ctl_fd: int) -> None:
                     os.closerange(keep[0] + 1, keep[1])
                     os.closerange(keep[1] + 1, 1 << 16)
                     with contextlib.suppress(Exception):
-                        import ctypes
-                        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # and this host with its template
+                        _libc().prctl(1, signal.SIGKILL)  # and this host with its template
                     if apart:
                         _settle_namespaces(*ids)
                         _hide_proc()
                     elif alone:
                         _private_namespaces()
-                    import faulthandler  # the running thread's stack, on request (a node that stopped answering)
+                    # the running thread's stack, on request (a node that stopped answering)
                     faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
                     _host_main(fds[0], cls, args[0])
                 finally:
@@ -744,6 +744,15 @@ _APART = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220}  # clone(2)'s number, where its first argument is the flags
 
 
+@functools.lru_cache(maxsize=None)
+def _libc(python: bool = False):
+    """The C library through ctypes, made once in the template (in each
+    host it would cost a fraction of a millisecond). ``python``: calls that
+    keep the GIL."""
+    import ctypes
+    return (ctypes.PyDLL if python else ctypes.CDLL)(None, use_errno=True)
+
+
 def _fork_apart() -> tuple[int, bool]:
     """``os.fork()``, with the child in namespaces of its own from its
     first instruction (see ``_private_namespaces``): one ``clone(2)`` with
@@ -751,12 +760,12 @@ def _fork_apart() -> tuple[int, bool]:
     the node needs no second process to be pid 1 of its PID namespace.
     Returns (pid, True), or ``os.fork()``'s (pid, False) where clone cannot
     be called so (another architecture, namespaces refused)."""
-    import ctypes
     number = _SYS_CLONE.get(os.uname().machine)
     if number is not None:
+        import ctypes
         python = ctypes.pythonapi
         python.PyOS_BeforeFork()  # what os.fork does around fork(2): locks, at-fork callbacks
-        pid = ctypes.PyDLL(None, use_errno=True).syscall(number, _APART | signal.SIGCHLD, 0, 0, 0, 0)
+        pid = _libc(python=True).syscall(number, _APART | signal.SIGCHLD, 0, 0, 0, 0)
         if pid == 0:
             python.PyOS_AfterFork_Child()
             return 0, True
@@ -770,8 +779,7 @@ def _settle_namespaces(uid: int, gid: int) -> None:
     """In a host's fresh user and mount namespaces: map its user (the
     template's ``uid`` and ``gid``) to itself, and give it a private
     ``/tmp`` and ``/dev/shm``."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
         with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as f:
             f.write(text)
@@ -782,8 +790,7 @@ def _settle_namespaces(uid: int, gid: int) -> None:
 def _hide_proc() -> None:
     """As pid 1 of its own PID namespace: no ``/proc`` at all (read-only,
     empty): none is needed, and the template's would show the other nodes."""
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")
+    _libc().mount(b"tmpfs", b"/proc", b"tmpfs", 0x1, b"size=4k")
 
 
 def _private_namespaces() -> None:
@@ -794,8 +801,7 @@ def _private_namespaces() -> None:
     process), so nodes reach each other only through the harness's bus. The
     process that was forked stays behind as a shell that passes on the stack
     request and the way its node ended."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     uid, gid = os.getuid(), os.getgid()
     if libc.unshare(_APART) != 0:
         return  # the sandbox is still there; only the nodes are not apart from each other
