@@ -1,7 +1,8 @@
 """Exercises' batteries on the reference node with every node in a process
 of its own, strict and as the grader runs them (idle election-timer ticks
 predicted, the harness's get_state() and a follower's submit() too, and
-the turns of threads started together sent or started ahead;
+the turns of threads started together sent or started ahead, heartbeats
+that change nothing;
 ``hosted_class(..., predict=True)``): wall time, runs, ticks, calls and
 turns predicted, and predictions that failed (each such run is run again
 strictly, so its time counts twice). Every scenario runs on its fixed seeds and two
@@ -22,11 +23,12 @@ from raftkit.isolation.process import class_spec, hosted_class, mispredicted
 EXTRA_SEEDS = (101, 202)
 
 
-def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int]:
+def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int, int]:
     """The batteries of ``exercises`` with node class ``impl``: (wall
     seconds, runs, ticks predicted, runs whose prediction failed, calls
-    predicted, turns sent or started ahead)."""
-    runs = predicted = failed = calls = turns = 0
+    predicted, turns sent or started ahead, heartbeats predicted: handlers
+    and replies read)."""
+    runs = predicted = failed = calls = turns = beats = 0
     t0 = time.perf_counter()
     for n in exercises:
         for sc in battery.EXERCISES[n].scenarios:
@@ -38,9 +40,10 @@ def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int]:
                 predicted += sum(h.predicted for h in hosts)
                 calls += sum(h.predicted_calls for h in hosts)
                 turns += sum(h.turns_ahead for h in hosts)
+                beats += sum(h.predicted_heartbeats for h in hosts)
                 ctx.stop()
                 runs += 1
-    return time.perf_counter() - t0, runs, predicted, failed, calls, turns
+    return time.perf_counter() - t0, runs, predicted, failed, calls, turns, beats
 
 
 def main(exercises=range(1, 7)) -> None:
@@ -48,10 +51,11 @@ def main(exercises=range(1, 7)) -> None:
     for n in exercises:
         for predict in (False, True):
             impl = hosted_class(class_spec(raftkit.ConsensusModule), predict=predict)
-            wall, runs, predicted, failed, calls, turns = battery_time([n], impl)
+            wall, runs, predicted, failed, calls, turns, beats = battery_time([n], impl)
             total[predict] += wall
             print(f"exercise {n}, {'predicted' if predict else 'strict':<9}: {wall:5.1f} s, {runs} runs, "
-                  f"{predicted} ticks, {calls} calls and {turns} turns predicted, {failed} failed predictions",
+                  f"{predicted} ticks, {calls} calls, {turns} turns and {beats} heartbeats predicted, "
+                  f"{failed} failed predictions",
                   flush=True)
     print(f"all: strict {total[False]:.1f} s, predicted {total[True]:.1f} s "
           f"({100 * (total[True] / total[False] - 1):+.0f}%)")

@@ -359,3 +359,24 @@ class StartsFanOuts(ConsensusModule):
     def leaf(self, k, j):
         self.clock.sleep(0.001 * j)
         self.emit("note", detail=f"leaf {k}.{j}")
+
+
+class NotesHeartbeats(ConsensusModule):
+    """Notes every heartbeat it accepts in the trace, where the grader
+    predicts that accepting one only resets the election timer."""
+
+    def append_entries(self, args):
+        reply = super().append_entries(args)
+        if not args.entries and reply.success:
+            self.emit("note", detail=f"heartbeat from {args.leader_id}")
+        return reply
+
+
+class NotesHeartbeatReplies(ConsensusModule):
+    """Notes every heartbeat reply it reads as leader, where the grader
+    predicts that reading one changes nothing."""
+
+    def send_append_entries(self, peer, args):
+        super().send_append_entries(peer, args)
+        if not args.entries:
+            self.emit("note", detail=f"heartbeat reply from {peer}")

@@ -369,6 +369,46 @@ def test_a_call_that_does_more_than_answer_fails_the_run_and_is_graded_on_its_re
         apart["context"].stop()
 
 
+def test_predicted_heartbeats_leave_every_event_where_it_was():
+    """Followers accept heartbeats and leaders read their replies, predicted
+    from the mirrors: the trace is the in-process one, crashes, partitions
+    and lost messages included."""
+    from raftkit.isolation.process import mispredicted
+    with raftkit.Cluster(5, seed=5) as c:
+        c.set_reliable(False)
+        inside = _workload(c)
+    with raftkit.Cluster(5, seed=5, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        c.set_reliable(False)
+        assert _workload(c) == inside and mispredicted(c) is None
+        assert c._hosts.predicted_heartbeats > 300
+
+
+@pytest.mark.parametrize("node_class", [hostile.NotesHeartbeats, hostile.NotesHeartbeatReplies])
+def test_a_heartbeat_that_does_more_than_predicted_is_graded_on_its_rerun(node_class):
+    """A follower that notes the heartbeats it accepts, or a leader that
+    notes the replies it reads, breaks the prediction; the grader's rerun
+    gives the in-process trace."""
+    from raftkit.grading import battery
+    from raftkit.grading.runs import run_scenario
+    from raftkit.isolation.process import Mispredicted, mispredicted
+    with raftkit.Cluster(3, seed=2, node_class=_predicting(node_class)) as c:
+        with pytest.raises(Mispredicted, match="heartbeat"):
+            c.run_for(3)
+        assert "node" in mispredicted(c)
+    sc = battery.EXERCISES[3].scenario("basic agreement")
+    inside = run_scenario(sc, node_class, 1, keep=True, stop=False)
+    apart = run_scenario(sc, _predicting(node_class), 1, keep=True, stop=False)
+    try:
+        assert apart["ok"] and inside["ok"]
+        assert not apart["context"].clusters[0].node_class.raftkit_predict  # it was run again, strictly
+        assert ([c.trace_digest() for c in inside["context"].clusters]
+                == [c.trace_digest() for c in apart["context"].clusters])
+        assert any(e.kind == "note" for e in inside["context"].clusters[0].trace)
+    finally:
+        inside["context"].stop()
+        apart["context"].stop()
+
+
 def test_turns_sent_ahead_leave_every_event_where_it_was():
     """A leader's heartbeat starts a thread per peer: their turns go to the
     node process together, and the trace is the in-process one."""

@@ -32,9 +32,9 @@ import time
 
 from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
-from ..messages import ApplyMsg, CMState, LogEntry, decode, encode, summarize
+from ..messages import ApplyMsg, AppendEntriesReply, CMState, LogEntry, decode, encode, summarize
 from ..service import Service
-from . import wire
+from . import heartbeats, wire
 from .host import FIELDS, STARTED, YIELDS  # (what the host knows of the scheduler)
 
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
@@ -384,6 +384,15 @@ def _run_task(host: NodeHost, tid: int) -> None:
     host.job("run", tid)
 
 
+def _decoded(packet):
+    """The message in ``packet`` (``messages.encode``), read without running
+    code; None if it cannot be read."""
+    try:
+        return decode(*packet, loads=wire.safe_loads)
+    except Exception:  # whatever a node sent: only a prediction is lost
+        return None
+
+
 def _check(cond, what):
     if not cond:
         raise wire.ProtocolError(what)
@@ -534,6 +543,10 @@ class NodeHost:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
                 if op == "tick":
                     value = self._idle_ticks(key, args[0], value)
+                elif op == "call" and what == "run" and pending is None and self._ends_after_heartbeat(key, args, value):
+                    self.timers.pop(key, None)
+                    self._started(True)
+                    return None
             except Killed:
                 with contextlib.suppress(wire.HostGone, wire.ProtocolError, OSError):
                     self._send(("reply", key, self.clock.now(), None, "killed"), settle=False)
@@ -613,6 +626,56 @@ class NodeHost:
         self.expected.append((f"{name}()", wire.dumps(("end", key, value, None, len(self.proxy.log)))))
         self.nodes.predicted_calls += 1
         return value
+
+    # Heartbeats that change nothing (heartbeats.py): the follower's handler
+    # and the leader's reading of its reply are deferred like ticks.
+    def predicted_heartbeat(self, method: str, packet):
+        """The handler's answer to ``packet`` if it is deferred on the
+        prediction that the follower accepts it and only resets its timer; else None."""
+        if method != "append_entries" or self.dead is not None or self.ahead or not self._may_defer():
+            return None
+        p = self.proxy
+        if not heartbeats.follower_accepts_unchanged(p, _decoded(packet)):
+            return None
+        reply = AppendEntriesReply(p.current_term, True)
+        value = (encode(reply), summarize(reply), True)
+        now = self.clock.now()
+        report = self._report_with(election_reset_event=now)
+        key = next(self.keys)
+        self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet))))
+        self.expected.append(("heartbeat", wire.dumps(("end", key, value, None, report))))
+        self._mirror(report)
+        self.nodes.predicted_heartbeats += 1
+        return value
+
+    def _report_with(self, **changed):
+        """The report the host sends when its node's mirrored values change
+        by ``changed`` and nothing else does (``host.Host.report``)."""
+        p = self.proxy
+        values = [getattr(p, name) for name in FIELDS]
+        before = (p.state.value, tuple(values), dict(p.next_index), dict(p.match_index))
+        for name, value in changed.items():
+            values[FIELDS.index(name)] = value
+        after = (p.state.value, tuple(values), dict(p.next_index), dict(p.match_index))
+        if wire.dumps(after) == wire.dumps(before):
+            return len(p.log)
+        return after + (len(p.log), (), None)
+
+    def _ends_after_heartbeat(self, key, args, value) -> bool:
+        """Whether the thread (job ``key``) that called ``args`` and got
+        ``value`` is deferred on the prediction that it ends at once and
+        changes nothing (a leader reading a heartbeat's reply)."""
+        dst, method, packet = args[:3]
+        if method != "append_entries" or self.dead is not None or self.ahead or not self._may_defer():
+            return False
+        reply = None if value is None else _decoded(value)
+        if not heartbeats.leader_reads_unchanged(self.proxy, dst, _decoded(packet), reply):
+            return False
+        self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
+        self.expected.append(("the end after a heartbeat's reply",
+                              wire.dumps(("end", key, None, None, len(self.proxy.log)))))
+        self.nodes.predicted_heartbeats += 1
+        return True
 
     # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
     # leaves several new threads of its node ready at the same time, which the
@@ -1044,7 +1107,7 @@ class NodeProxy:
             reply = override(args)
             return (encode(reply), summarize(reply) if reply is not None else "None",
                     getattr(reply, "vote_granted", getattr(reply, "success", None)))
-        answer = self._host.job("handle", (method, packet))
+        answer = self._host.predicted_heartbeat(method, packet) or self._host.job("handle", (method, packet))
         if not (isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[0], tuple)
                 and len(answer[0]) == 2 and type(answer[0][0]) is bytes and type(answer[0][1]) is bool
                 and type(answer[1]) is str and answer[2] in (None, True, False)):
@@ -1131,6 +1194,7 @@ class ProcessNodes:
         self.mispredicted: str | None = None
         self.predicted = 0  # ticks deferred on a prediction
         self.predicted_calls = 0  # get_state() and a follower's submit(), the same way
+        self.predicted_heartbeats = 0  # heartbeats' handlers, and their replies read, that change nothing
         self.turns_ahead = 0  # turns sent with the one before them
 
     def make(self, i: int, service, storage, rng_seed: str):
