@@ -1,8 +1,8 @@
 """Exercises' batteries on the reference node with every node in a process
 of its own, strict and as the grader runs them (idle election-timer ticks
 predicted, the harness's get_state() and a follower's submit() too, and
-the turns of threads started together sent or started ahead, heartbeats
-that change nothing;
+the turns of threads started together sent or started ahead, and RPCs
+whose outcome the mirror tells: heartbeats accepted, replies read;
 ``hosted_class(..., predict=True)``): wall time, runs, ticks, calls and
 turns predicted, and predictions that failed (each such run is run again
 strictly, so its time counts twice). Every scenario runs on its fixed seeds and two
@@ -26,8 +26,8 @@ EXTRA_SEEDS = (101, 202)
 def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int, int]:
     """The batteries of ``exercises`` with node class ``impl``: (wall
     seconds, runs, ticks predicted, runs whose prediction failed, calls
-    predicted, turns sent or started ahead, heartbeats predicted: handlers
-    and replies read)."""
+    predicted, turns sent or started ahead, RPCs predicted: heartbeats
+    accepted and replies read)."""
     runs = predicted = failed = calls = turns = beats = 0
     t0 = time.perf_counter()
     for n in exercises:
@@ -40,7 +40,7 @@ def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int, int]:
                 predicted += sum(h.predicted for h in hosts)
                 calls += sum(h.predicted_calls for h in hosts)
                 turns += sum(h.turns_ahead for h in hosts)
-                beats += sum(h.predicted_heartbeats for h in hosts)
+                beats += sum(h.predicted_handlers + h.predicted_replies for h in hosts)
                 ctx.stop()
                 runs += 1
     return time.perf_counter() - t0, runs, predicted, failed, calls, turns, beats
@@ -54,7 +54,7 @@ def main(exercises=range(1, 7)) -> None:
             wall, runs, predicted, failed, calls, turns, beats = battery_time([n], impl)
             total[predict] += wall
             print(f"exercise {n}, {'predicted' if predict else 'strict':<9}: {wall:5.1f} s, {runs} runs, "
-                  f"{predicted} ticks, {calls} calls, {turns} turns and {beats} heartbeats predicted, "
+                  f"{predicted} ticks, {calls} calls, {turns} turns and {beats} RPCs predicted, "
                   f"{failed} failed predictions",
                   flush=True)
     print(f"all: strict {total[False]:.1f} s, predicted {total[True]:.1f} s "

@@ -7,8 +7,8 @@ times, the node processes started, the ticks predicted, and the frames the
 trusted process sent to node processes by kind: each is one round trip (a
 thread's turn, an answer to a request, a handler, a call from the harness).
 The frames are counted by wrapping ``NodeHost``'s send and request
-handlers in this process only (a reply deferred on a prediction, as to a
-heartbeat's call, is not a round trip).
+handlers in this process only (a reply deferred on a prediction, as a
+heartbeat's, is not a round trip).
 
     python benchmarks/round_trips.py [EXERCISE ...]      (default: 1-6)
 """
@@ -28,7 +28,7 @@ from raftkit.isolation.process import class_spec, hosted_class
 def counting(frames: collections.Counter):
     """While in it, ``frames`` counts what every ``NodeHost`` sends, by kind."""
     send, request, spawn = process.NodeHost._send, process.NodeHost._request, process.Template.spawn
-    deferred = process.NodeHost._ends_after_heartbeat
+    deferred = process.NodeHost._ends_after_reply
 
     def counted_send(host, msg, *args, **kwargs):
         if msg is not None and msg[0] == "job":
@@ -52,12 +52,12 @@ def counting(frames: collections.Counter):
         return spawn(template, *args)
 
     process.NodeHost._send, process.NodeHost._request = counted_send, counted_request
-    process.NodeHost._ends_after_heartbeat, process.Template.spawn = counted_deferral, counted_spawn
+    process.NodeHost._ends_after_reply, process.Template.spawn = counted_deferral, counted_spawn
     try:
         yield
     finally:
         process.NodeHost._send, process.NodeHost._request, process.Template.spawn = send, request, spawn
-        process.NodeHost._ends_after_heartbeat = deferred
+        process.NodeHost._ends_after_reply = deferred
 
 
 def main(exercises=range(1, 7)) -> None:

@@ -369,10 +369,10 @@ def test_a_call_that_does_more_than_answer_fails_the_run_and_is_graded_on_its_re
         apart["context"].stop()
 
 
-def test_predicted_heartbeats_leave_every_event_where_it_was():
-    """Followers accept heartbeats and leaders read their replies, predicted
-    from the mirrors: the trace is the in-process one, crashes, partitions
-    and lost messages included."""
+def test_predicted_rpcs_leave_every_event_where_it_was():
+    """Followers accept heartbeats, and leaders and candidates read replies
+    (lost ones too), predicted from the mirrors: the trace is the in-process
+    one, crashes, partitions and lost messages included."""
     from raftkit.isolation.process import mispredicted
     with raftkit.Cluster(5, seed=5) as c:
         c.set_reliable(False)
@@ -380,7 +380,7 @@ def test_predicted_heartbeats_leave_every_event_where_it_was():
     with raftkit.Cluster(5, seed=5, node_class=_predicting(raftkit.ConsensusModule)) as c:
         c.set_reliable(False)
         assert _workload(c) == inside and mispredicted(c) is None
-        assert c._hosts.predicted_heartbeats > 300
+        assert c._hosts.predicted_handlers > 100 and c._hosts.predicted_replies > 300
 
 
 @pytest.mark.parametrize("node_class", [hostile.NotesHeartbeats, hostile.NotesHeartbeatReplies])
@@ -392,7 +392,7 @@ def test_a_heartbeat_that_does_more_than_predicted_is_graded_on_its_rerun(node_c
     from raftkit.grading.runs import run_scenario
     from raftkit.isolation.process import Mispredicted, mispredicted
     with raftkit.Cluster(3, seed=2, node_class=_predicting(node_class)) as c:
-        with pytest.raises(Mispredicted, match="heartbeat"):
+        with pytest.raises(Mispredicted, match="heartbeat|reply"):
             c.run_for(3)
         assert "node" in mispredicted(c)
     sc = battery.EXERCISES[3].scenario("basic agreement")

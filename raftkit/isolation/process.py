@@ -34,7 +34,7 @@ from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
 from ..messages import ApplyMsg, AppendEntriesReply, CMState, LogEntry, decode, encode, summarize
 from ..service import Service
-from . import heartbeats, wire
+from . import rpcs, wire
 from .host import FIELDS, STARTED, YIELDS  # (what the host knows of the scheduler)
 
 __all__ = ["NodeProxy", "ProcessNodes", "Template", "class_spec", "hosted_class", "safe_service", "LoadRefused",
@@ -543,7 +543,7 @@ class NodeHost:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
                 if op == "tick":
                     value = self._idle_ticks(key, args[0], value)
-                elif op == "call" and what == "run" and pending is None and self._ends_after_heartbeat(key, args, value):
+                elif op == "call" and what == "run" and pending is None and self._ends_after_reply(key, args, value):
                     self.timers.pop(key, None)
                     self._started(True)
                     return None
@@ -627,15 +627,15 @@ class NodeHost:
         self.nodes.predicted_calls += 1
         return value
 
-    # Heartbeats that change nothing (heartbeats.py): the follower's handler
-    # and the leader's reading of its reply are deferred like ticks.
+    # RPCs whose outcome the mirror tells (rpcs.py): a follower's handler of
+    # a heartbeat, and a thread's reading of a reply, are deferred like ticks.
     def predicted_heartbeat(self, method: str, packet):
         """The handler's answer to ``packet`` if it is deferred on the
         prediction that the follower accepts it and only resets its timer; else None."""
         if method != "append_entries" or self.dead is not None or self.ahead or not self._may_defer():
             return None
         p = self.proxy
-        if not heartbeats.follower_accepts_unchanged(p, _decoded(packet)):
+        if not rpcs.follower_accepts_unchanged(p, _decoded(packet)):
             return None
         reply = AppendEntriesReply(p.current_term, True)
         value = (encode(reply), summarize(reply), True)
@@ -645,36 +645,40 @@ class NodeHost:
         self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet))))
         self.expected.append(("heartbeat", wire.dumps(("end", key, value, None, report))))
         self._mirror(report)
-        self.nodes.predicted_heartbeats += 1
+        self.nodes.predicted_handlers += 1
         return value
 
     def _report_with(self, **changed):
         """The report the host sends when its node's mirrored values change
-        by ``changed`` and nothing else does (``host.Host.report``)."""
+        by ``changed`` (fields, ``next_index``, ``match_index``) and nothing
+        else does (``host.Host.report``)."""
         p = self.proxy
-        values = [getattr(p, name) for name in FIELDS]
-        before = (p.state.value, tuple(values), dict(p.next_index), dict(p.match_index))
-        for name, value in changed.items():
-            values[FIELDS.index(name)] = value
-        after = (p.state.value, tuple(values), dict(p.next_index), dict(p.match_index))
+        d = p.__dict__
+        before = (p.state.value, tuple(d[name] for name in FIELDS), dict(p.next_index), dict(p.match_index))
+        after = (p.state.value, tuple(changed.get(name, d[name]) for name in FIELDS),
+                 dict(changed.get("next_index", p.next_index)), dict(changed.get("match_index", p.match_index)))
         if wire.dumps(after) == wire.dumps(before):
             return len(p.log)
         return after + (len(p.log), (), None)
 
-    def _ends_after_heartbeat(self, key, args, value) -> bool:
+    def _ends_after_reply(self, key, args, value) -> bool:
         """Whether the thread (job ``key``) that called ``args`` and got
-        ``value`` is deferred on the prediction that it ends at once and
-        changes nothing (a leader reading a heartbeat's reply)."""
+        ``value`` is deferred on the prediction that it ends at once,
+        changing at most ``match_index`` and ``next_index`` (rpcs.py)."""
         dst, method, packet = args[:3]
-        if method != "append_entries" or self.dead is not None or self.ahead or not self._may_defer():
+        if self.dead is not None or self.ahead or not self._may_defer():
             return False
         reply = None if value is None else _decoded(value)
-        if not heartbeats.leader_reads_unchanged(self.proxy, dst, _decoded(packet), reply):
+        if value is not None and reply is None:
             return False
+        changes = rpcs.reply_changes(self.proxy, dst, method, _decoded(packet), reply, lost=value is None)
+        if changes is None:
+            return False
+        report = self._report_with(**changes)
         self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
-        self.expected.append(("the end after a heartbeat's reply",
-                              wire.dumps(("end", key, None, None, len(self.proxy.log)))))
-        self.nodes.predicted_heartbeats += 1
+        self.expected.append((f"the end after {method}'s reply", wire.dumps(("end", key, None, None, report))))
+        self._mirror(report)
+        self.nodes.predicted_replies += 1
         return True
 
     # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
@@ -1194,7 +1198,8 @@ class ProcessNodes:
         self.mispredicted: str | None = None
         self.predicted = 0  # ticks deferred on a prediction
         self.predicted_calls = 0  # get_state() and a follower's submit(), the same way
-        self.predicted_heartbeats = 0  # heartbeats' handlers, and their replies read, that change nothing
+        self.predicted_handlers = 0  # heartbeats a follower accepts without change
+        self.predicted_replies = 0  # replies read that change little (rpcs.py)
         self.turns_ahead = 0  # turns sent with the one before them
 
     def make(self, i: int, service, storage, rng_seed: str):

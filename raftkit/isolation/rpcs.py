@@ -1,0 +1,112 @@
+"""RPCs predicted: what the reference node does with a heartbeat it gets,
+and with a reply it reads, decided on the trusted side's mirror of the node.
+
+Most RPCs of a steady cluster change little. A follower in the leader's
+term, with the entry at ``prevLogIndex`` and nothing new to commit, accepts
+an empty AppendEntries by resetting its election timer and answering success
+(Figure 2, receiver rules 1-5). A leader or candidate reading a reply that
+is lost, or that brings no newer term, either ignores it or moves
+``matchIndex`` and ``nextIndex`` on, as long as no commit follows and no
+vote counts. Such a handler's or reader's turn is predicted like an idle
+tick (``process.py``): it goes to the node process with its next frame,
+and what comes back is compared, byte for byte, with what the reference
+would have sent. Anything else fails the prediction, and the run is graded
+on its strict rerun.
+
+Every function here reads a ``NodeProxy``'s mirrored fields, never a node,
+and takes what a node sent (``args``, ``reply``) as anything at all.
+"""
+
+from __future__ import annotations
+
+from ..messages import (AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs, InstallSnapshotReply,
+                        RequestVoteArgs, RequestVoteReply)
+
+_ARGS = {"append_entries": AppendEntriesArgs, "request_vote": RequestVoteArgs, "install_snapshot": InstallSnapshotArgs}
+_REPLIES = {"append_entries": AppendEntriesReply, "request_vote": RequestVoteReply,
+            "install_snapshot": InstallSnapshotReply}
+_NUMBERS = {AppendEntriesArgs: ("term", "prev_log_index", "prev_log_term", "leader_commit"),
+            RequestVoteArgs: ("term",), InstallSnapshotArgs: ("term", "last_included_index"),
+            AppendEntriesReply: ("term",), RequestVoteReply: ("term",), InstallSnapshotReply: ("term",)}
+
+
+def _plain(message, cls) -> bool:
+    """Whether ``message`` is a ``cls`` whose numbers are ints."""
+    return type(message) is cls and all(type(getattr(message, name)) is int for name in _NUMBERS[cls])
+
+
+def _last_index(p) -> int:
+    return p.last_included_index + len(p.log)
+
+
+def _term_at(p, index: int) -> int:
+    """The term of entry ``index``, which the mirror holds (or its snapshot's last)."""
+    return p.last_included_term if index == p.last_included_index else p.log[index - p.last_included_index - 1].term
+
+
+def follower_accepts_unchanged(p, args) -> bool:
+    """Whether follower ``p`` answers heartbeat ``args`` with success and
+    changes nothing but its election timer."""
+    if not (_plain(args, AppendEntriesArgs) and args.entries == [] and p.state is CMState.FOLLOWER
+            and args.term == p.current_term):
+        return False
+    prev = args.prev_log_index
+    if not (p.last_included_index <= prev <= _last_index(p) and _term_at(p, prev) == args.prev_log_term):
+        return False  # rule 2 fails, or the skip into the snapshot
+    return not (args.leader_commit > p.commit_index and prev > p.commit_index)  # rule 5: nothing to commit
+
+
+def reply_changes(p, dst: int, method: str, args, reply, lost: bool) -> dict | None:
+    """What node ``p`` changes in its mirrored fields when the thread that
+    called ``method(args)`` on ``dst`` reads ``reply`` (``lost``: none came)
+    and ends: ``{}``, ``next_index`` and ``match_index`` moved on, or None
+    if the reference would do more (take a newer term, count a vote, commit,
+    back ``nextIndex`` up and retry), or if it cannot be told."""
+    cls = _ARGS.get(method)
+    if cls is None or not _plain(args, cls):
+        return None
+    if lost:
+        return {}  # it only forgets the request
+    if not (_plain(reply, _REPLIES[method]) and reply.term <= p.current_term):
+        return None  # a newer term: it steps down
+    if method == "request_vote":
+        if p.state is CMState.CANDIDATE and p.current_term == args.term and reply.vote_granted is not False:
+            return None  # a vote that counts (the count is not mirrored)
+        return {}
+    if not (p.state is CMState.LEADER and p.current_term == args.term):
+        return {}  # an old term's reply
+    if method == "append_entries":
+        if reply.success is not True or not isinstance(args.entries, list):
+            return None  # nextIndex backs up, and it retries at once
+        match = args.prev_log_index + len(args.entries)
+    else:
+        match = args.last_included_index
+    return _moved_on(p, dst, match, commits=method == "append_entries")
+
+
+def _moved_on(p, dst: int, match: int, commits: bool) -> dict | None:
+    """``matchIndex[dst]`` and ``nextIndex[dst]`` after ``dst`` stored
+    everything up to ``match``; None if the leader then commits."""
+    old_match, old_next = p.match_index.get(dst), p.next_index.get(dst)
+    if type(old_match) is not int or type(old_next) is not int:
+        return None
+    new_match = max(old_match, match)
+    new_next = max(old_next, new_match + 1) if commits else max(old_next, match + 1)
+    if (new_match, new_next) == (old_match, old_next):
+        changes = {}
+    else:
+        changes = {"match_index": {**p.match_index, dst: new_match}, "next_index": {**p.next_index, dst: new_next}}
+    if commits and _would_commit(p, changes.get("match_index", p.match_index)):
+        return None
+    return changes
+
+
+def _would_commit(p, match_index) -> bool:
+    """Whether the leader's commit rule (§5.4.2) advances its commit index."""
+    matches = sorted([_last_index(p)] + [match_index.get(q, 0) for q in p.peer_ids], reverse=True)
+    n = matches[len(matches) // 2]
+    if n <= p.commit_index:
+        return False
+    if not p.last_included_index < n <= _last_index(p):
+        return True  # (not predicted: in the snapshot, or past the log)
+    return _term_at(p, n) == p.current_term
