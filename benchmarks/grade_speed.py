@@ -3,9 +3,10 @@
 scenario's fixed seeds plus 2 fresh random seeds, one worker process per
 notebook, as many at once as there are CPUs). Target: < 60 s; with every
 node in a sandboxed process of its own (the default since nodes are
-isolated), < 30 s with -j 2.
+isolated), < 30 s with -j 2. SEEDS (say 101,202) replaces the fresh random
+seeds, so that two versions compared grade the same runs.
 
-    python benchmarks/grade_speed.py [JOBS] [process|none]
+    python benchmarks/grade_speed.py [JOBS] [process|none] [SEEDS]
 """
 
 import glob
@@ -16,13 +17,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(jobs=None, random_seeds=2, isolation="process"):
+def main(jobs=None, random_seeds=2, isolation="process", seeds=None):
     from raftkit.grading import GradeOptions, grade_notebooks
     from raftkit.grading.options import pick_random_seeds
 
     paths = sorted(glob.glob(os.path.join(ROOT, "solutions", "*.ipynb")))
     jobs = jobs or os.cpu_count() or 1
-    options = GradeOptions(random_seeds=pick_random_seeds(random_seeds), isolation=isolation)
+    options = GradeOptions(random_seeds=seeds or pick_random_seeds(random_seeds), isolation=isolation)
     t0 = time.perf_counter()
     results = grade_notebooks(paths, options, jobs=jobs)
     wall = time.perf_counter() - t0
@@ -40,4 +41,5 @@ def main(jobs=None, random_seeds=2, isolation="process"):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else None, isolation=sys.argv[2] if len(sys.argv) > 2 else "process")
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else None, isolation=sys.argv[2] if len(sys.argv) > 2 else "process",
+         seeds=[int(s) for s in sys.argv[3].split(",")] if len(sys.argv) > 3 else None)
