@@ -543,10 +543,6 @@ class NodeHost:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
                 if op == "tick":
                     value = self._idle_ticks(key, args[0], value)
-                elif op == "call" and what == "run" and pending is None and self._ends_after_reply(key, args, value):
-                    self.timers.pop(key, None)
-                    self._started(True)
-                    return None
             except Killed:
                 with contextlib.suppress(wire.HostGone, wire.ProtocolError, OSError):
                     self._send(("reply", key, self.clock.now(), None, "killed"), settle=False)
@@ -557,6 +553,10 @@ class NodeHost:
                 if ahead and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() failed at once, but a turn sent ahead ran after it") from None
                 pending, value, error = e, None, (type(e).__name__, str(e)[:_MAX_TEXT])
+            if op == "call" and what == "run" and pending is None and self._ends_after_reply(key, args, value):
+                self.timers.pop(key, None)
+                self._started(True)
+                return None  # as if its end came (it comes with the next frame, and is compared then)
             try:
                 self._send(("reply", key, self.clock.now(), value, error))
             except wire.HostGone:

@@ -75,30 +75,26 @@ def reply_changes(p, dst: int, method: str, args, reply, lost: bool) -> dict | N
         return {}
     if not (p.state is CMState.LEADER and p.current_term == args.term):
         return {}  # an old term's reply
-    if method == "append_entries":
-        if reply.success is not True or not isinstance(args.entries, list):
-            return None  # nextIndex backs up, and it retries at once
-        match = args.prev_log_index + len(args.entries)
-    else:
-        match = args.last_included_index
-    return _moved_on(p, dst, match, commits=method == "append_entries")
-
-
-def _moved_on(p, dst: int, match: int, commits: bool) -> dict | None:
-    """``matchIndex[dst]`` and ``nextIndex[dst]`` after ``dst`` stored
-    everything up to ``match``; None if the leader then commits."""
     old_match, old_next = p.match_index.get(dst), p.next_index.get(dst)
     if type(old_match) is not int or type(old_next) is not int:
         return None
-    new_match = max(old_match, match)
-    new_next = max(old_next, new_match + 1) if commits else max(old_next, match + 1)
-    if (new_match, new_next) == (old_match, old_next):
-        changes = {}
-    else:
-        changes = {"match_index": {**p.match_index, dst: new_match}, "next_index": {**p.next_index, dst: new_next}}
-    if commits and _would_commit(p, changes.get("match_index", p.match_index)):
-        return None
+    if method == "install_snapshot":  # it has everything up to the snapshot's last entry
+        return _moved_on(p, dst, max(old_match, args.last_included_index),
+                         max(old_next, args.last_included_index + 1))
+    if reply.success is not True or not isinstance(args.entries, list):
+        return None  # nextIndex backs up, and it retries at once
+    match = max(old_match, args.prev_log_index + len(args.entries))  # matchIndex never goes back
+    changes = _moved_on(p, dst, match, max(old_next, match + 1))
+    if _would_commit(p, changes.get("match_index", p.match_index)):
+        return None  # it commits, and wakes its applier
     return changes
+
+
+def _moved_on(p, dst: int, match: int, next_: int) -> dict:
+    """The changes of ``matchIndex[dst]`` and ``nextIndex[dst]`` to ``match`` and ``next_``."""
+    if (match, next_) == (p.match_index[dst], p.next_index[dst]):
+        return {}
+    return {"match_index": {**p.match_index, dst: match}, "next_index": {**p.next_index, dst: next_}}
 
 
 def _would_commit(p, match_index) -> bool:

@@ -1,0 +1,75 @@
+"""The rules by which the grader predicts RPCs (raftkit/isolation/rpcs.py),
+on a mirror written by hand: each case is what the reference node does."""
+
+from types import SimpleNamespace
+
+from raftkit.isolation.rpcs import follower_accepts_unchanged, reply_changes
+from raftkit.messages import (AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs,
+                              InstallSnapshotReply, LogEntry, RequestVoteArgs, RequestVoteReply)
+
+
+def mirror(state=CMState.LEADER, term=3, log_terms=(1, 2, 3, 3), commit=2, match=None, next_=None):
+    """A 3-node leader (node 0) of ``term`` with entries 1-4 of ``log_terms``."""
+    return SimpleNamespace(state=state, current_term=term, commit_index=commit, last_included_index=0,
+                           last_included_term=0, log=[LogEntry(t, f"c{k}") for k, t in enumerate(log_terms)],
+                           peer_ids=[1, 2], match_index=match or {1: 2, 2: 2}, next_index=next_ or {1: 3, 2: 3})
+
+
+def ae(prev=2, prev_term=2, entries=(), commit=2, term=3):
+    return AppendEntriesArgs(term, 0, prev, prev_term, [LogEntry(3, "x") for _ in entries], commit)
+
+
+def test_a_follower_accepts_a_heartbeat_unchanged_only_when_nothing_else_happens():
+    follower = mirror(state=CMState.FOLLOWER)
+    assert follower_accepts_unchanged(follower, ae())
+    assert not follower_accepts_unchanged(follower, ae(term=4))            # a newer term: it adopts it
+    assert not follower_accepts_unchanged(follower, ae(prev_term=1))       # rule 2 fails
+    assert not follower_accepts_unchanged(follower, ae(prev=9, prev_term=3))  # past its log
+    assert not follower_accepts_unchanged(follower, ae(prev=4, prev_term=3, commit=4))  # rule 5 commits
+    assert not follower_accepts_unchanged(follower, ae(entries=[1]))       # entries to append
+    assert not follower_accepts_unchanged(mirror(state=CMState.CANDIDATE), ae())  # it becomes follower
+    assert not follower_accepts_unchanged(follower, AppendEntriesArgs(3.0, 0, 2, 2, [], 2))  # not plain ints
+    assert not follower_accepts_unchanged(follower, "garbage")
+
+
+def test_a_lost_reply_or_an_old_terms_reply_changes_nothing():
+    p = mirror()
+    assert reply_changes(p, 1, "append_entries", ae(), None, lost=True) == {}
+    assert reply_changes(p, 1, "request_vote", RequestVoteArgs(3, 0, 4, 3), None, lost=True) == {}
+    assert reply_changes(p, 1, "append_entries", ae(term=2), AppendEntriesReply(2, False), lost=False) == {}
+    assert reply_changes(p, 1, "append_entries", ae(), None, lost=True) == {}
+    assert reply_changes(p, 1, "no_such_rpc", ae(), None, lost=True) is None
+    assert reply_changes(p, 1, "request_vote", ae(), None, lost=True) is None  # the wrong arguments
+
+
+def test_a_newer_term_a_counted_vote_or_a_backed_up_next_index_is_not_predicted():
+    p = mirror()
+    assert reply_changes(p, 1, "append_entries", ae(), AppendEntriesReply(4, False), lost=False) is None
+    assert reply_changes(p, 1, "append_entries", ae(), AppendEntriesReply(3, False), lost=False) is None
+    candidate = mirror(state=CMState.CANDIDATE)
+    vote = RequestVoteArgs(3, 0, 4, 3)
+    assert reply_changes(candidate, 1, "request_vote", vote, RequestVoteReply(3, True), lost=False) is None
+    assert reply_changes(candidate, 1, "request_vote", vote, RequestVoteReply(3, False), lost=False) == {}
+    assert reply_changes(p, 1, "request_vote", vote, RequestVoteReply(3, True), lost=False) == {}  # won already
+
+
+def test_a_success_moves_match_and_next_index_on_unless_the_leader_then_commits():
+    p = mirror(match={1: 2, 2: 4}, next_={1: 3, 2: 5}, commit=4)
+    got = reply_changes(p, 1, "append_entries", ae(entries=[1, 1]), AppendEntriesReply(3, True), lost=False)
+    assert got == {"match_index": {1: 4, 2: 4}, "next_index": {1: 5, 2: 5}}
+    assert list(got["match_index"]) == [1, 2]  # the host's order
+    assert reply_changes(p, 1, "append_entries", ae(prev=1, prev_term=1), AppendEntriesReply(3, True),
+                         lost=False) == {}  # matchIndex never goes back
+    q = mirror(commit=2)  # entry 3 of term 3 on a majority: the leader commits it
+    assert reply_changes(q, 1, "append_entries", ae(entries=[1]), AppendEntriesReply(3, True), lost=False) is None
+    old = mirror(log_terms=(1, 2, 2, 3), commit=2)  # entry 3 of an older term: never committed by counting
+    assert reply_changes(old, 1, "append_entries", ae(entries=[1]), AppendEntriesReply(3, True),
+                         lost=False) == {"match_index": {1: 3, 2: 2}, "next_index": {1: 4, 2: 3}}
+
+
+def test_an_install_snapshot_success_moves_match_and_next_index_to_the_snapshot():
+    p = mirror()
+    args = InstallSnapshotArgs(3, 0, 3, 3, b"state")
+    assert reply_changes(p, 2, "install_snapshot", args, InstallSnapshotReply(3), lost=False) == {
+        "match_index": {1: 2, 2: 3}, "next_index": {1: 3, 2: 4}}
+    assert reply_changes(p, 2, "install_snapshot", args, InstallSnapshotReply(5), lost=False) is None
