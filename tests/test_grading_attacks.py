@@ -403,6 +403,7 @@ def test_a_node_process_is_apart_from_its_first_instruction():
     (one clone(2)): pid 1 of its PID namespace, its user mapped, no /proc."""
     import subprocess
     import sys
+
     from raftkit.isolation.sandbox import Sandbox
     cmd, env = Sandbox(kit=str(KIT)).wrap([sys.executable, "-c", FORK_APART], {}, 0)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)

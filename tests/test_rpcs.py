@@ -4,8 +4,16 @@ on a mirror written by hand: each case is what the reference node does."""
 from types import SimpleNamespace
 
 from raftkit.isolation.rpcs import follower_accepts_unchanged, reply_changes
-from raftkit.messages import (AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs,
-                              InstallSnapshotReply, LogEntry, RequestVoteArgs, RequestVoteReply)
+from raftkit.messages import (
+    AppendEntriesArgs,
+    AppendEntriesReply,
+    CMState,
+    InstallSnapshotArgs,
+    InstallSnapshotReply,
+    LogEntry,
+    RequestVoteArgs,
+    RequestVoteReply,
+)
 
 
 def mirror(state=CMState.LEADER, term=3, log_terms=(1, 2, 3, 3), commit=2, match=None, next_=None):

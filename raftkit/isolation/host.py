@@ -744,7 +744,7 @@ _APART = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220}  # clone(2)'s number, where its first argument is the flags
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _libc(python: bool = False):
     """The C library through ctypes, made once in the template (in each
     host it would cost a fraction of a millisecond). ``python``: calls that

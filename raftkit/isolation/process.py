@@ -32,7 +32,7 @@ import time
 
 from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
-from ..messages import ApplyMsg, AppendEntriesReply, CMState, LogEntry, decode, encode, summarize
+from ..messages import AppendEntriesReply, ApplyMsg, CMState, LogEntry, decode, encode, summarize
 from ..service import Service
 from . import rpcs, wire
 from .host import FIELDS, STARTED, YIELDS  # (what the host knows of the scheduler)

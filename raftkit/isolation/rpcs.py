@@ -19,8 +19,15 @@ and takes what a node sent (``args``, ``reply``) as anything at all.
 
 from __future__ import annotations
 
-from ..messages import (AppendEntriesArgs, AppendEntriesReply, CMState, InstallSnapshotArgs, InstallSnapshotReply,
-                        RequestVoteArgs, RequestVoteReply)
+from ..messages import (
+    AppendEntriesArgs,
+    AppendEntriesReply,
+    CMState,
+    InstallSnapshotArgs,
+    InstallSnapshotReply,
+    RequestVoteArgs,
+    RequestVoteReply,
+)
 
 _ARGS = {"append_entries": AppendEntriesArgs, "request_vote": RequestVoteArgs, "install_snapshot": InstallSnapshotArgs}
 _REPLIES = {"append_entries": AppendEntriesReply, "request_vote": RequestVoteReply,
