@@ -3,8 +3,8 @@ of its own, strict and as the grader runs them (idle election-timer ticks
 predicted, the harness's get_state() and a follower's submit() too, and
 the turns of threads started together sent or started ahead, and RPCs
 whose outcome the mirror tells: heartbeats accepted, replies read;
-``hosted_class(..., predict=True)``): wall time, runs, ticks, calls and
-turns predicted, and predictions that failed (each such run is run again
+``hosted_class(..., predict=True)``): wall time, runs, ticks, calls,
+turns and RPCs predicted, and predictions that failed (each such run is run again
 strictly, so its time counts twice). Every scenario runs on its fixed seeds and two
 more (101, 202), node processes unsandboxed, without the grader's worker
 processes. The two modes alternate exercise by exercise.
@@ -28,7 +28,7 @@ def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int, int]:
     seconds, runs, ticks predicted, runs whose prediction failed, calls
     predicted, turns sent or started ahead, RPCs predicted: heartbeats
     accepted and replies read)."""
-    runs = predicted = failed = calls = turns = beats = 0
+    runs = predicted = failed = calls = turns = rpcs = 0
     t0 = time.perf_counter()
     for n in exercises:
         for sc in battery.EXERCISES[n].scenarios:
@@ -40,10 +40,10 @@ def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int, int]:
                 predicted += sum(h.predicted for h in hosts)
                 calls += sum(h.predicted_calls for h in hosts)
                 turns += sum(h.turns_ahead for h in hosts)
-                beats += sum(h.predicted_handlers + h.predicted_replies for h in hosts)
+                rpcs += sum(h.predicted_handlers + h.predicted_replies for h in hosts)
                 ctx.stop()
                 runs += 1
-    return time.perf_counter() - t0, runs, predicted, failed, calls, turns, beats
+    return time.perf_counter() - t0, runs, predicted, failed, calls, turns, rpcs
 
 
 def main(exercises=range(1, 7)) -> None:
@@ -51,10 +51,10 @@ def main(exercises=range(1, 7)) -> None:
     for n in exercises:
         for predict in (False, True):
             impl = hosted_class(class_spec(raftkit.ConsensusModule), predict=predict)
-            wall, runs, predicted, failed, calls, turns, beats = battery_time([n], impl)
+            wall, runs, predicted, failed, calls, turns, rpcs = battery_time([n], impl)
             total[predict] += wall
             print(f"exercise {n}, {'predicted' if predict else 'strict':<9}: {wall:5.1f} s, {runs} runs, "
-                  f"{predicted} ticks, {calls} calls, {turns} turns and {beats} RPCs predicted, "
+                  f"{predicted} ticks, {calls} calls, {turns} turns and {rpcs} RPCs predicted, "
                   f"{failed} failed predictions",
                   flush=True)
     print(f"all: strict {total[False]:.1f} s, predicted {total[True]:.1f} s "
