@@ -298,9 +298,24 @@ def test_a_long_quiet_stretch_defers_a_bounded_batch_of_ticks():
 def test_a_tick_that_does_more_than_predicted_fails_the_run_it_is_in():
     from raftkit.isolation.process import Mispredicted, mispredicted
     with raftkit.Cluster(3, seed=1, node_class=_predicting(hostile.NotesItsTicks)) as c:
-        with pytest.raises(Mispredicted, match="predicted tick"):
+        with pytest.raises(Mispredicted, match="a tick predicted idle did more"):
             c.run_for(2)
         assert "node" in mispredicted(c)
+
+
+def test_a_tick_that_does_more_just_before_the_run_ends_is_still_caught():
+    """A node process sends nothing back for a tick that went as predicted
+    (a silent tick), so the last ticks of a run are confirmed when its
+    result is taken: the host answers "sync" only after them, and a tick
+    that did more has sent a "miss" first."""
+    from raftkit.isolation.process import mispredicted
+    config = raftkit.Config(election_timeout=(200.0, 200.0))
+    with raftkit.Cluster(3, seed=1, config=config, node_class=_predicting(hostile.NotesItsTicks)) as c:
+        c.run_for(0.065)  # six ticks each: all silent, nothing read back
+        assert c._hosts.predicted >= 15 and mispredicted(c) is None
+        c.run_for(0.01)   # the seventh notes itself in the trace
+        assert c._hosts.mispredicted is None  # nothing has been read from the node processes since
+        assert "a tick predicted idle did more" in mispredicted(c)
 
 
 @pytest.mark.parametrize("node_class", [raftkit.ConsensusModule, hostile.NotesItsTicks])

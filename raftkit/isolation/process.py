@@ -47,7 +47,8 @@ _NO_LOCK = contextlib.nullcontext()
 _SLICE = 0.1               # wall seconds a read waits before the watchdog hears that it still waits
 _FRAMES = ("req", "post", "end")
 _WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
-_DEFERRED = 64             # predicted ticks a host may have to run before it next answers
+_DEFERRED = 64             # predicted frames a host may have to run before it next answers
+_SYNCED = wire.dumps(("synced",))  # a host's answer to "sync"
 _AHEAD = 8                 # turns sent ahead with the one that starts a fan-out
 _BLOCKING = YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
 _STATES = {m.value: m for m in CMState}
@@ -393,6 +394,19 @@ def _decoded(packet):
         return None
 
 
+def _miss(frame) -> str | None:
+    """What a host's "miss" frame (bytes, or read) says: a silent tick's
+    thread did more than tick (host.Host._as_predicted); None if it is not one."""
+    if type(frame) is bytes:
+        try:
+            frame = wire.safe_loads(frame)
+        except wire.ProtocolError:
+            return None
+    if not (isinstance(frame, tuple) and frame[:1] == ("miss",)):
+        return None
+    return f"a tick predicted idle did more ({str(frame[2:])[:200]})"
+
+
 def _check(cond, what):
     if not cond:
         raise wire.ProtocolError(what)
@@ -434,6 +448,7 @@ class NodeHost:
         self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
         self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
         self.told_free = False             # what the host was told of clock.runs_freely()
+        self.silent = False                # silent ticks sent since the last "sync" (see _idle_ticks)
         self.spawned: list = []            # threads the turn running now started (host.Host._started)
         self.unstarted: set = set()        # threads started whose twin has not run yet
         self.last = "starting"
@@ -567,19 +582,23 @@ class NodeHost:
     # of them only tick again (Figure 2: no leader heard from yet). While the
     # mirror says that this tick will find the timeout not yet passed, in the
     # role and the term this timer started in, the tick's turn is not sent: it
-    # waits, with the frame it must bring back, until the next frame the host
-    # gets, and this side ticks on as if that frame had come. Every deferred
-    # tick still runs in the host, at its time, in its order; what it sent is
-    # compared, byte for byte, when the host next answers. A tick that did
-    # something else fails the run (``Mispredicted``), and the grader runs it
-    # again without predictions: a run's result is always the strict one.
+    # waits, as a "tick" frame, until the next frame the host gets, and this
+    # side ticks on as if the tick had come back. Every deferred tick still
+    # runs in the host, at its time, in its order. If its thread's next frame
+    # is the tick request predicted, the host does not send it (a *silent*
+    # tick); anything else, and the host sends a "miss" first. Before a run's
+    # result is taken (``mispredicted``) or a node is killed, the host says
+    # that it has read everything ("sync"). A tick that did something else
+    # fails the run (``Mispredicted``), and the grader runs it again without
+    # predictions: a run's result is always the strict one. (A node process
+    # that hides a miss gains nothing: the run is then that of a node that
+    # only ticked, which a node could do as well in a strict run.)
     def _idle_ticks(self, key, interval, due):
         """Tick on while the next tick of job ``key`` is predicted idle;
         returns the value for the first tick that is not."""
         while self._idle(key):
-            self.deferred.append(wire.frame(("reply", key, self.clock.now(), due, None)))
-            args = (interval, due, None)
-            self.expected.append(("tick", wire.dumps(("req", key, "tick", args, len(self.proxy.log)))))
+            self.deferred.append(wire.frame(("tick", key, self.clock.now(), due, interval)))
+            self.silent = True
             self.nodes.predicted += 1
             due = self._tick(interval, due)
         return due
@@ -598,7 +617,7 @@ class NodeHost:
     def _may_defer(self) -> bool:
         """Whether a frame may wait for the next one (a bounded batch:
         neither side ever waits to write while the other writes too)."""
-        return self._predicting() and len(self.expected) < _DEFERRED
+        return self._predicting() and len(self.expected) < _DEFERRED and len(self.deferred) < _DEFERRED
 
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
@@ -746,26 +765,41 @@ class NodeHost:
             self._settle()
 
     def check_deferred(self) -> None:
-        """Send the deferred ticks and check what they bring back (a failed
-        prediction is kept in ``nodes.mispredicted``)."""
-        if self.sock is not None and (self.deferred or self.expected):
-            with contextlib.suppress(Mispredicted, wire.HostGone, OSError):
-                self._send(None)
+        """Send the deferred frames and check what they bring back, and that
+        every silent tick went as predicted (a failed prediction is kept in
+        ``nodes.mispredicted``)."""
+        if self.sock is None or not (self.deferred or self.expected or self.silent):
+            return
+        try:
+            self._send(("sync", 0, self.clock.now()) if self.silent else None)
+            if self.silent:
+                self.silent = False
+                self._settle_one("every silent tick", _SYNCED)
+        except Mispredicted:
+            pass
+        except (wire.HostGone, OSError):  # it ended unnoticed: perhaps in a predicted frame
+            if self.dead is None:
+                why = f"node {self.i}: its process {self.template.status(self.pid)} before it confirmed its predictions"
+                self.nodes.mispredicted = self.nodes.mispredicted or why
 
     def _settle(self) -> None:
         expected, self.expected = self.expected, []
         for k, (what, want) in enumerate(expected):
-            try:
-                got = self._read()
-            except wire.HostGone:
-                got = f"no frame: the process {self.template.status(self.pid)}"
-            except (TimeoutError, wire.ProtocolError) as e:
-                got = f"no frame ({type(e).__name__})"
-            if got != want:
-                why = (f"node {self.i}: predicted {what} (frame {k + 1} of {len(expected)} predicted) "
-                       f"brought back {got!r:.120}")
-                self.nodes.mispredicted = why
-                raise Mispredicted(why)
+            self._settle_one(f"{what} (frame {k + 1} of {len(expected)} predicted)", want)
+
+    def _settle_one(self, what: str, want: bytes) -> None:
+        """Read the next frame, which must be ``want``."""
+        try:
+            got = self._read()
+        except wire.HostGone:
+            got = f"no frame: the process {self.template.status(self.pid)}"
+        except (TimeoutError, wire.ProtocolError) as e:
+            got = f"no frame ({type(e).__name__})"
+        if got != want:
+            miss = _miss(got)
+            why = (f"node {self.i}: {miss}" if miss else f"node {self.i}: predicted {what} brought back {got!r:.120}")
+            self.nodes.mispredicted = why
+            raise Mispredicted(why)
 
     def _read(self) -> bytes:
         """The next frame's bytes, read if it has not all arrived yet:
@@ -794,6 +828,8 @@ class NodeHost:
     def _recv(self):
         try:
             msg = wire.safe_loads(self._read())
+            if isinstance(msg, tuple) and msg[:1] == ("miss",):
+                raise self._mispredict(_miss(msg))
             if not (isinstance(msg, tuple) and len(msg) >= 2 and msg[0] in _FRAMES):
                 raise wire.ProtocolError("a frame that is not a request, a post or an end")
             return msg
@@ -825,9 +861,11 @@ class NodeHost:
 
     def _fail(self, error):
         """The host is unusable: kill it, remember why (a failure while turns
-        sent ahead are on their way may be theirs: a failed prediction)."""
-        if self.ahead or self.first_ahead is not None:
-            error = self._mispredict(f"it failed while turns sent ahead to it ran ({error or 'its process ended'})")
+        sent ahead, or silent ticks, are on their way may be theirs: a failed
+        prediction; the strict run tells)."""
+        if self.ahead or self.first_ahead is not None or self.silent:
+            error = self._mispredict("it failed while turns sent ahead to it, or ticks predicted idle, ran "
+                                     f"({error or 'its process ' + self.template.status(self.pid)})")
         elif error is None:
             error = NodeError(f"node {self.i}'s process {self.template.status(self.pid)} "
                               f"(its last request: {self.last})")
