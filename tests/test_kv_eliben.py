@@ -127,6 +127,7 @@ class Harness:
 
     def __init__(self, kv: KVCluster):
         self.kv, self.seed = kv, kv.seed
+        self.views: list[_Servers] = []  # the server lists clerks were made over
         self.connected = [True] * kv.n  # linked to its Raft peers (eliben: connected implies alive)
         self.alive = [True] * kv.n
         self.rng = random.Random(f"{kv.seed}/eliben-harness")
@@ -167,7 +168,9 @@ class Harness:
     # -- clients ----------------------------------------------------------
     def _clerk_over(self, addrs: list[int]) -> Clerk:
         kv = self.kv
-        clerk = Clerk(_Servers(kv, addrs), len(kv.clerks), timeout=kv.clerk_timeout, history=kv.history)
+        servers = _Servers(kv, addrs)
+        self.views.append(servers)  # a clerk holds its cluster weakly (raftkit.kv.Clerk): this one lives on here
+        clerk = Clerk(servers, len(kv.clerks), timeout=kv.clerk_timeout, history=kv.history)
         kv.clerks.append(clerk)
         return clerk
 
