@@ -123,11 +123,17 @@ class Host:
         a "miss" frame goes first, and the trusted side runs it all again
         without predictions (process.py)."""
         key, args = self.armed
-        self.armed = None
         if msg[0] == "req" and msg[1] == key and msg[2] == "tick" and msg[3] == args and type(msg[4]) is int:
+            self.armed = None
             return True
-        self.outbox.append(wire.frame(("miss", key, " ".join(map(str, msg[:3 if msg[0] == "req" else 1])))))
+        self._missed(" ".join(map(str, msg[:3 if msg[0] == "req" else 1])))
         return False
+
+    def _missed(self, what: str) -> None:
+        """The thread a silent tick resumed does more than tick (``what``):
+        a "miss" frame goes before its own."""
+        self.outbox.append(wire.frame(("miss", self.armed[0], what)))
+        self.armed = None
 
     def request(self, op: str, *args, block: bool = False, yields: bool | None = None):
         """Send a request for the current job and wait for its answer
@@ -167,8 +173,7 @@ class Host:
         job = _job()
         with self._send_mu:
             if self.armed is not None:  # a silent tick's thread that does more than tick
-                self.outbox.append(wire.frame(("miss", self.armed[0], f"post {op!r}")))
-                self.armed = None
+                self._missed(f"post {op!r}")
             self.outbox.append(wire.frame(("post", job.key if job else 0, op, args)))
             if len(self.outbox) >= 256:
                 self._flush()

@@ -442,7 +442,7 @@ class NodeHost:
         self.shared: dict = {}
         self.keys = itertools.count(1)
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
-        self.expected: list[tuple] = []    # (what, frame) the deferred ticks and calls must bring back
+        self.expected: list[tuple] = []    # (what, frame) the deferred calls, handlers and replies bring back
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
         self.ahead: dict[int, int] = {}    # task id -> job key of a turn sent ahead, not yet run here
         self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
@@ -619,6 +619,16 @@ class NodeHost:
         neither side ever waits to write while the other writes too)."""
         return self._predicting() and len(self.expected) < _DEFERRED and len(self.deferred) < _DEFERRED
 
+    def _may_predict(self) -> bool:
+        """Whether a call, a handler or a reply may be deferred now: the node
+        lives, and no turn sent ahead to it waits to run."""
+        return self.dead is None and not self.ahead and self._may_defer()
+
+    def _defer(self, msg, what: str, end) -> None:
+        """Send ``msg`` with the next frame; its answer must be ``end``."""
+        self.deferred.append(wire.frame(msg))
+        self.expected.append((what, wire.dumps(end)))
+
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
         if not self._may_defer():
@@ -636,13 +646,11 @@ class NodeHost:
     def predicted_call(self, name: str, args: tuple, value):
         """``value`` if the call ``name(*args)`` is deferred on the
         prediction that it returns ``value`` and changes nothing; else None."""
-        if (self.dead is not None or self.ahead or not self._may_defer()
-                or any(type(a) in (list, dict, _Remote) for a in args)):
+        if not self._may_predict() or any(type(a) in (list, dict, _Remote) for a in args):
             return None
         key = next(self.keys)
-        self.deferred.append(wire.frame(("job", key, self.clock.now(), self.clock.in_node_thread(), "call",
-                                         ((name,), args, {}))))
-        self.expected.append((f"{name}()", wire.dumps(("end", key, value, None, len(self.proxy.log)))))
+        self._defer(("job", key, self.clock.now(), self.clock.in_node_thread(), "call", ((name,), args, {})),
+                    f"{name}()", ("end", key, value, None, len(self.proxy.log)))
         self.nodes.predicted_calls += 1
         return value
 
@@ -651,7 +659,7 @@ class NodeHost:
     def predicted_heartbeat(self, method: str, packet):
         """The handler's answer to ``packet`` if it is deferred on the
         prediction that the follower accepts it and only resets its timer; else None."""
-        if method != "append_entries" or self.dead is not None or self.ahead or not self._may_defer():
+        if method != "append_entries" or not self._may_predict():
             return None
         p = self.proxy
         if not rpcs.follower_accepts_unchanged(p, _decoded(packet)):
@@ -661,8 +669,8 @@ class NodeHost:
         now = self.clock.now()
         report = self._report_with(election_reset_event=now)
         key = next(self.keys)
-        self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet))))
-        self.expected.append(("heartbeat", wire.dumps(("end", key, value, None, report))))
+        self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)),
+                    "heartbeat", ("end", key, value, None, report))
         self._mirror(report)
         self.nodes.predicted_handlers += 1
         return value
@@ -685,7 +693,7 @@ class NodeHost:
         ``value`` is deferred on the prediction that it ends at once,
         changing at most ``match_index`` and ``next_index`` (rpcs.py)."""
         dst, method, packet = args[:3]
-        if self.dead is not None or self.ahead or not self._may_defer():
+        if not self._may_predict():
             return False
         reply = None if value is None else _decoded(value)
         if value is not None and reply is None:
@@ -694,8 +702,8 @@ class NodeHost:
         if changes is None:
             return False
         report = self._report_with(**changes)
-        self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
-        self.expected.append((f"the end after {method}'s reply", wire.dumps(("end", key, None, None, report))))
+        self._defer(("reply", key, self.clock.now(), value, None), f"the end after {method}'s reply",
+                    ("end", key, None, None, report))
         self._mirror(report)
         self.nodes.predicted_replies += 1
         return True
@@ -748,7 +756,7 @@ class NodeHost:
 
     def _send(self, msg, settle: bool = True, ahead=()) -> None:
         """Write ``msg`` after the deferred frames and before the turns sent
-        ahead, in one write; then check what the deferred ticks brought back."""
+        ahead, in one write; then check what the deferred frames brought back."""
         data = b"" if msg is None else wire.frame(msg)
         free = self._predicting() and self.clock.runs_freely()
         if free != self.told_free:  # before the frames it is for
