@@ -380,3 +380,13 @@ class NotesHeartbeatReplies(ConsensusModule):
         super().send_append_entries(peer, args)
         if not args.entries:
             self.emit("note", detail=f"heartbeat reply from {peer}")
+
+
+class ForgesAMiss(ConsensusModule):
+    """Writes a "miss" frame of its own (what its process sends when a tick
+    predicted idle did more) though no tick was predicted."""
+
+    def start(self):
+        from raftkit.isolation import wire
+        self.clock.host.outbox.append(wire.frame(("miss", 1, "forged")))
+        super().start()

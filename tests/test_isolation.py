@@ -541,6 +541,16 @@ def test_a_node_process_whose_copy_of_a_channel_is_wrong_fails_its_run(node_clas
         raftkit.Cluster(3, seed=2, node_class=node_class, isolation="process")
 
 
+def test_a_forged_miss_fails_a_strict_run_as_a_bad_frame_and_a_predicting_one_as_a_prediction():
+    """A "miss" frame nobody asked for: without predictions it is a frame
+    the protocol does not have; with them, the run is run again strictly."""
+    from raftkit.isolation.process import Mispredicted
+    with pytest.raises(NodeError, match="broke the protocol: a frame that is not a request, a post or an end"):
+        raftkit.Cluster(3, seed=2, node_class=hostile.ForgesAMiss, isolation="process")
+    with pytest.raises(Mispredicted, match=r"a tick predicted idle did more \(forged\)"):
+        raftkit.Cluster(3, seed=2, node_class=_predicting(hostile.ForgesAMiss))
+
+
 def test_a_mispredicted_exercise_7_run_is_run_again_with_both_classes_strict(monkeypatch):
     """Exercise 7's classes are two (store and clerk): the rerun makes both strict."""
     from raftkit.grading import battery, runs
