@@ -749,6 +749,28 @@ def test_a_crash_while_a_request_waits_in_a_server_ends_that_request_as_in_proce
     assert runs[0] == runs[1] and runs[0]
 
 
+def test_the_students_view_of_the_kit_comes_compiled(tmp_path):
+    """Grading processes write no bytecode, so the kit's copy that node
+    processes import carries its own, valid for every module, the stubbed
+    ones included: no node process compiles the kit."""
+    import importlib.util
+    import struct
+
+    from raftkit.grading import EXERCISES
+    from raftkit.grading.kitview import build_student_kit
+    kit = build_student_kit(EXERCISES[2], str(tmp_path))
+    sources = [os.path.join(d, f) for d, _, files in os.walk(kit) for f in files if f.endswith(".py")]
+    assert len(sources) > 40
+    for source in sources:
+        with open(importlib.util.cache_from_source(source), "rb") as f:
+            magic, flags, mtime, size = struct.unpack("<4sIII", f.read(16))
+        st = os.stat(source)
+        assert (magic, flags, mtime, size) == (importlib.util.MAGIC_NUMBER, 0, int(st.st_mtime) & 0xFFFFFFFF,
+                                               st.st_size & 0xFFFFFFFF), source
+    with open(os.path.join(kit, "raft.py")) as f:
+        assert "is not available while exercise 2 is graded" in f.read()
+
+
 def test_exercise_7s_view_of_the_kit_lacks_the_reference_store_and_clerk(tmp_path):
     """What node processes import while exercise 7 is graded: KVStore's
     apply/dump/load and Clerk.request raise; the KV server and the rest of

@@ -61,6 +61,7 @@ passed, with their seeds, so any result can be re-run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -71,6 +72,7 @@ import threading
 import time
 from dataclasses import asdict
 
+from .kitview import compile_kit
 from .options import GradeOptions, grader_error, student_of
 from .procs import kill_group
 
@@ -83,6 +85,7 @@ def grade_notebook(path: str, options: GradeOptions, slot: int | None = None) ->
     ``slot``: the worker's place among those running at once (its clocks
     then get a core of their own, see ``raftkit.clock``)."""
     path = os.path.abspath(path)
+    _compile_kit_once()
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "raftkit.grading.worker", "--result-fd", str(write_fd),
            "--options", json.dumps(asdict(options)), path]
@@ -113,6 +116,9 @@ def grade_notebook(path: str, options: GradeOptions, slot: int | None = None) ->
         with _LIVE_LOCK:
             _LIVE.discard(proc.pid)
         shutil.rmtree(home, ignore_errors=True)
+
+
+_compile_kit_once = functools.cache(compile_kit)  # (workers write no bytecode: see grade_notebook's env)
 
 
 def _collect(proc, path, read_fd, write_fd, options, t0) -> dict:
