@@ -240,9 +240,12 @@ class MyNode(MyNode):
     def start(self):
         with open("/tmp/shared-note", "a") as f:  # another node's line here would be a channel
             f.write(f"{self.id} ")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 45678))  # every node: its own network, so the same port is free
-        self.emit("note", detail=f"{open('/tmp/shared-note').read()}|{os.listdir('/proc')}|{os.getpid()}")
+        try:  # no network, not even with the other nodes: no socket at all
+            socket.socket(socket.AF_UNIX).bind("\\0raftkit-nodes-meet-here")
+            net = "a socket"
+        except OSError as e:
+            net = type(e).__name__
+        self.emit("note", detail=f"{open('/tmp/shared-note').read()}|{os.listdir('/proc')}|{os.getpid()}|{net}")
         super().start()
 
     def request_vote(self, args):
@@ -269,7 +272,7 @@ def test_the_nodes_of_one_student_are_apart_from_each_other(tmp_path):
         c = raftkit.Cluster(3, seed=1, node_class=node_class)
         try:
             notes = sorted(e.detail for e in c.trace if e.kind == "note")
-            assert notes == ["0 |[]|1", "1 |[]|1", "2 |[]|1"]
+            assert notes == ["0 |[]|1|PermissionError", "1 |[]|1|PermissionError", "2 |[]|1|PermissionError"]
             with pytest.raises(raftkit.NodeError, match=error):
                 c.check_one_leader()
         finally:
@@ -382,7 +385,7 @@ def test_kv_attacks_are_told_why(graded_kv_attacks):
 
 
 FORK_APART = """
-import os
+import os, socket
 from raftkit.isolation import host
 ids = os.getuid(), os.getgid()
 r, w = os.pipe()
@@ -390,7 +393,13 @@ pid, apart = host._fork_apart()
 if pid == 0:
     host._settle_namespaces(*ids)
     host._hide_proc()
-    os.write(w, f"{apart} {os.getpid()} {os.getuid()} {os.listdir('/proc')}".encode())
+    host._no_sockets()
+    try:
+        socket.socketpair()
+        net = "sockets"
+    except PermissionError:
+        net = "no-sockets"
+    os.write(w, f"{apart} {os.getpid()} {os.getuid()} {os.listdir('/proc')} {net}".encode())
     os._exit(0)
 os.close(w)
 print(os.read(r, 1000).decode(), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
@@ -400,11 +409,12 @@ print(os.read(r, 1000).decode(), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]
 @pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="clone(2) is called by number")
 def test_a_node_process_is_apart_from_its_first_instruction():
     """In bubblewrap a host is forked straight into namespaces of its own
-    (one clone(2)): pid 1 of its PID namespace, its user mapped, no /proc."""
+    (one clone(2)): pid 1 of its PID namespace, its user mapped, no /proc;
+    then it can make no socket."""
     import subprocess
     import sys
 
     from raftkit.isolation.sandbox import Sandbox
     cmd, env = Sandbox(kit=str(KIT)).wrap([sys.executable, "-c", FORK_APART], {}, 0)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["True", "1", "65534", "[]", "0"], out
+    assert out.stdout.split() == ["True", "1", "65534", "[]", "no-sockets", "0"], out

@@ -682,6 +682,7 @@ def template_main(ctl_fd: int) -> None:
     import faulthandler  # (loaded here once, not in every host: see spawn)
     with contextlib.suppress(Exception):
         _libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
+    _socket_filter()  # (made once, for every host)
     ctl = socket.socket(fileno=ctl_fd)
     from .sandbox import apply_limits
     apply_limits()
@@ -733,6 +734,8 @@ def template_main(ctl_fd: int) -> None:
                         _hide_proc()
                     elif alone:
                         _private_namespaces()
+                    if alone:
+                        _no_sockets()
                     # the running thread's stack, on request (a node that stopped answering)
                     faulthandler.register(signal.SIGUSR1, file=stacks_w, all_threads=True)
                     _host_main(fds[0], cls, args[0])
@@ -771,8 +774,11 @@ _ENDED: dict = {}  # pid -> wait status of hosts reaped before anyone asked
 
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = (
     0x00020000, 0x10000000, 0x08000000, 0x20000000, 0x40000000)
-_APART = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID
+_APART = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWPID  # (the network: see _no_sockets)
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220}  # clone(2)'s number, where its first argument is the flags
+# seccomp's architecture code, and the numbers of socket, socketpair, bind, listen, connect, io_uring_setup
+_SOCKET_CALLS = {"x86_64": (0xC000003E, (41, 53, 49, 50, 42, 425)),
+                 "aarch64": (0xC00000B7, (198, 199, 200, 201, 203, 425))}
 
 
 @functools.cache
@@ -806,6 +812,42 @@ def _fork_apart() -> tuple[int, bool]:
     return os.fork(), False
 
 
+@functools.cache
+def _socket_filter():
+    """A seccomp filter (classic BPF, as ``struct sock_fprog``) that fails
+    every system call that makes, names or joins a socket with EPERM, and
+    any call of another ABI (x86's 32-bit ones); None on an unknown machine.
+    Made once, in the template."""
+    import ctypes
+    import struct
+    known = _SOCKET_CALLS.get(os.uname().machine)
+    if known is None:
+        return None
+    arch, numbers = known
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    refuse, allow = 0x00050000 | 1, 0x7FFF0000    # SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ALLOW
+    checks = [(jge, 0x40000000)] if arch == 0xC000003E else []  # x32 calls: their numbers have this bit
+    checks += [(jeq, n) for n in numbers]
+    program = [(load, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, refuse), (load, 0, 0, 0)]
+    program += [(op, len(checks) - k, 0, n) for k, (op, n) in enumerate(checks)]  # to the refusal, past the rest
+    program += [(ret, 0, 0, allow), (ret, 0, 0, refuse)]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *i) for i in program))
+    fprog = ctypes.create_string_buffer(struct.pack("@HP", len(program), ctypes.addressof(code)))
+    return fprog, code  # (the code must live as long as the program that points at it)
+
+
+def _no_sockets() -> None:
+    """No network for a node process, not even with the other nodes of its
+    sandbox: no socket can be made, named or joined (seccomp), so its one
+    channel is the socket to the harness it was given. Where seccomp cannot
+    be had, a network namespace of its own (as costly as the rest of its
+    start: a fresh loopback and its tables, made and torn down)."""
+    libc, made = _libc(), _socket_filter()
+    if made is not None and libc.prctl(38, 1, 0, 0, 0) == 0 and libc.prctl(22, 2, made[0], 0, 0) == 0:
+        return  # PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP with SECCOMP_MODE_FILTER
+    libc.unshare(_CLONE_NEWNET)
+
+
 def _settle_namespaces(uid: int, gid: int) -> None:
     """In a host's fresh user and mount namespaces: map its user (the
     template's ``uid`` and ``gid``) to itself, and give it a private
@@ -826,8 +868,7 @@ def _hide_proc() -> None:
 
 def _private_namespaces() -> None:
     """Give this node host namespaces of its own inside the sandbox where
-    ``_fork_apart`` could not: its own network (no loopback shared with the
-    other nodes), IPC, mounts (a private ``/tmp`` and ``/dev/shm``, and an
+    ``_fork_apart`` could not: its own IPC, mounts (a private ``/tmp`` and ``/dev/shm``, and an
     empty ``/proc``) and PID namespace (it can signal no other node's
     process), so nodes reach each other only through the harness's bus. The
     process that was forked stays behind as a shell that passes on the stack
