@@ -382,6 +382,15 @@ class NotesHeartbeatReplies(ConsensusModule):
             self.emit("note", detail=f"heartbeat reply from {peer}")
 
 
+class NotesHeartbeatRounds(ConsensusModule):
+    """Notes every round of heartbeats it sends as leader, where the grader
+    predicts that a round only starts a thread per peer."""
+
+    def send_heartbeats(self):
+        self.emit("note", detail="a round")
+        super().send_heartbeats()
+
+
 class ForgesAMiss(ConsensusModule):
     """Writes a "miss" frame of its own (what its process sends when a tick
     predicted idle did more) though no tick was predicted."""

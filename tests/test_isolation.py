@@ -396,13 +396,15 @@ def test_predicted_rpcs_leave_every_event_where_it_was():
         c.set_reliable(False)
         assert _workload(c) == inside and mispredicted(c) is None
         assert c._hosts.predicted_handlers > 100 and c._hosts.predicted_replies > 300
+        assert c._hosts.predicted_rounds > 50
 
 
-@pytest.mark.parametrize("node_class", [hostile.NotesHeartbeats, hostile.NotesHeartbeatReplies])
+@pytest.mark.parametrize("node_class", [hostile.NotesHeartbeats, hostile.NotesHeartbeatReplies,
+                                        hostile.NotesHeartbeatRounds])
 def test_a_heartbeat_that_does_more_than_predicted_is_graded_on_its_rerun(node_class):
     """A follower that notes the heartbeats it accepts, or a leader that
-    notes the replies it reads, breaks the prediction; the grader's rerun
-    gives the in-process trace."""
+    notes the replies it reads or the rounds it sends, breaks the
+    prediction; the grader's rerun gives the in-process trace."""
     from raftkit.grading import battery
     from raftkit.grading.runs import run_scenario
     from raftkit.isolation.process import Mispredicted, mispredicted

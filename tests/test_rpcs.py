@@ -3,7 +3,7 @@ on a mirror written by hand: each case is what the reference node does."""
 
 from types import SimpleNamespace
 
-from raftkit.isolation.rpcs import follower_accepts_unchanged, reply_changes
+from raftkit.isolation.rpcs import follower_accepts_unchanged, heartbeat_round, reply_changes
 from raftkit.messages import (
     AppendEntriesArgs,
     AppendEntriesReply,
@@ -18,7 +18,7 @@ from raftkit.messages import (
 
 def mirror(state=CMState.LEADER, term=3, log_terms=(1, 2, 3, 3), commit=2, match=None, next_=None):
     """A 3-node leader (node 0) of ``term`` with entries 1-4 of ``log_terms``."""
-    return SimpleNamespace(state=state, current_term=term, commit_index=commit, last_included_index=0,
+    return SimpleNamespace(id=0, state=state, current_term=term, commit_index=commit, last_included_index=0,
                            last_included_term=0, log=[LogEntry(t, f"c{k}") for k, t in enumerate(log_terms)],
                            peer_ids=[1, 2], match_index=match or {1: 2, 2: 2}, next_index=next_ or {1: 3, 2: 3})
 
@@ -81,3 +81,19 @@ def test_an_install_snapshot_success_moves_match_and_next_index_to_the_snapshot(
     assert reply_changes(p, 2, "install_snapshot", args, InstallSnapshotReply(3), lost=False) == {
         "match_index": {1: 2, 2: 3}, "next_index": {1: 3, 2: 4}}
     assert reply_changes(p, 2, "install_snapshot", args, InstallSnapshotReply(5), lost=False) is None
+
+
+def test_a_leader_whose_peers_are_up_to_date_sends_each_an_empty_append_entries():
+    p = mirror(next_={1: 5, 2: 5})
+    beat = AppendEntriesArgs(3, 0, 4, 3, [], 2)
+    assert heartbeat_round(p, 3) == [(1, beat), (2, beat)]
+    assert heartbeat_round(p, 2) is None                            # the loop of an older term ends
+    assert heartbeat_round(mirror(state=CMState.FOLLOWER, next_={1: 5, 2: 5}), 3) is None  # no longer leader
+    assert heartbeat_round(mirror(next_={1: 5, 2: 4}), 3) is None   # entries to send: not predicted
+    assert heartbeat_round(mirror(next_={1: 5, 2: 5.0}), 3) is None  # not an int
+    assert heartbeat_round(mirror(next_={1: 5}), 3) is None         # a peer it knows nothing of
+    snapshotted = mirror(log_terms=(3,), next_={1: 5, 2: 5})
+    snapshotted.last_included_index, snapshotted.last_included_term = 3, 2
+    assert heartbeat_round(snapshotted, 3)[0] == (1, AppendEntriesArgs(3, 0, 4, 3, [], 2))
+    snapshotted.log, snapshotted.next_index = [], {1: 4, 2: 4}
+    assert heartbeat_round(snapshotted, 3)[0] == (1, AppendEntriesArgs(3, 0, 3, 2, [], 2))  # the snapshot's last

@@ -18,6 +18,7 @@ fails that run with a message naming the node, never the process reading it.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import itertools
 import os
@@ -444,6 +445,10 @@ class NodeHost:
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
         self.expected: list[tuple] = []    # (what, frame) the deferred calls, handlers and replies bring back
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
+        self.loops: dict[int, int | None] = {}  # a leader's heartbeat loop's term (None: another thread), by job
+        self.last_id = 0                   # the last thread or value number the host handed out, as its frames tell
+        self.presumed: collections.deque = collections.deque()  # frames of a predicted round, taken as read
+        self.round_sent = False            # a predicted round's reply waits among the deferred frames
         self.ahead: dict[int, int] = {}    # task id -> job key of a turn sent ahead, not yet run here
         self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
         self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
@@ -532,6 +537,7 @@ class NodeHost:
             if kind == "end":
                 _check(len(msg) == 5, "a bad end frame")
                 self.timers.pop(key, None)
+                self.loops.pop(key, None)
                 self._mirror(msg[4])
                 if what == "run":
                     self._started(True)
@@ -553,6 +559,8 @@ class NodeHost:
             try:
                 if op == "tick" and key not in self.timers:
                     self._start_timer(key)
+                if op == "recv" and what == "run" and key not in self.loops:
+                    self.loops[key] = self._loop_term()
                 value = self._request(op, args)
                 if ahead and op in YIELDS and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
@@ -572,6 +580,9 @@ class NodeHost:
                 self.timers.pop(key, None)
                 self._started(True)
                 return None  # as if its end came (it comes with the next frame, and is compared then)
+            if op == "recv" and pending is None and self.loops.get(key) is not None and self._heartbeat_round(
+                    key, args, value):
+                continue  # as if its frames came (they come with the next ones, and are compared then)
             try:
                 self._send(("reply", key, self.clock.now(), value, error))
             except wire.HostGone:
@@ -708,6 +719,43 @@ class NodeHost:
         self.nodes.predicted_replies += 1
         return True
 
+    # A leader's heartbeat loop whose wait ends with nothing received sends a
+    # round of heartbeats (rpcs.heartbeat_round): it starts a thread per
+    # peer and waits again, and each thread calls its peer. When the clock
+    # runs freely the host starts those threads itself, so what they all send
+    # is known: the answer to the wait goes with the next frame, and the
+    # frames the host will send (a "go" per thread, numbered as the host
+    # numbers them, the same wait again, then each thread's call) are taken
+    # as read now (``presumed``) and compared when they come. The calls'
+    # replies are predicted as any (``_ends_after_reply``).
+    def _loop_term(self):
+        """The term of the running thread if it is this leader's heartbeat loop, else None."""
+        task, p = self.clock._current, self.proxy
+        if task is None or not task.name.endswith(": run_heartbeats") or p.state is not CMState.LEADER:
+            return None
+        return p.current_term
+
+    def _heartbeat_round(self, key, args, value) -> bool:
+        """Whether the wait ``args`` of heartbeat loop ``key``, answered
+        ``value``, is deferred on the prediction that the loop sends a round."""
+        if (value != (None, False) or args[2] is not None or not self._may_predict() or not self.told_free
+                or self.unstarted):
+            return False
+        beats = rpcs.heartbeat_round(self.proxy, self.loops[key])
+        if beats is None or len(beats) > STARTED or len(self.expected) + 2 * len(beats) + 1 > _DEFERRED:
+            return False
+        report, name = self._report_with(), f"node {self.i}: send_append_entries"
+        frames = [("post", key, "go", (self.last_id + k, name)) for k in range(1, len(beats) + 1)]
+        frames.append(("req", key, "recv", args, report))
+        frames += [("req", -(self.last_id + k), "call", (peer, "append_entries", encode(beat), summarize(beat), None),
+                    report) for k, (peer, beat) in enumerate(beats, 1)]
+        self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
+        self.expected.extend(("a heartbeat round", wire.dumps(msg)) for msg in frames)
+        self.presumed.extend(frames)
+        self.round_sent = True
+        self.nodes.predicted_rounds += 1
+        return True
+
     # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
     # leaves several new threads of its node ready at the same time, which the
     # scheduler runs one after the other, right after it yields. While the
@@ -769,6 +817,7 @@ class NodeHost:
             self.deferred.clear()
         if data:
             wire.write(self.fd, data)
+            self.round_sent = False
         if settle and self.expected:
             self._settle()
 
@@ -834,7 +883,11 @@ class NodeHost:
         return data
 
     def _recv(self):
+        if self.presumed:
+            return self.presumed.popleft()
         try:
+            if self.round_sent:  # the threads the round starts send their frames after the round's own
+                self._send(None)
             msg = wire.safe_loads(self._read())
             if isinstance(msg, tuple) and msg[:1] == ("miss",) and self.nodes.predict:  # (strict: a bad frame)
                 raise self._mispredict(_miss(msg))
@@ -894,6 +947,7 @@ class NodeHost:
     def kill(self) -> None:
         self.ahead.clear()
         self.first_ahead = None
+        self.presumed.clear()
         if self.sock is not None:
             self.check_deferred()  # they came before the kill
             self.template.kill(self.pid)
@@ -921,7 +975,8 @@ class NodeHost:
             ch = self._channel(args[0])
             with self._held(args[2], op):
                 if op == "send":
-                    return ch.send(_index(args[1], "a channel value"))
+                    self.last_id = max(self.last_id, _index(args[1], "a channel value"))
+                    return ch.send(args[1])
                 timeout = args[1]
                 _check(timeout is None or (type(timeout) in (int, float) and timeout >= 0), "recv(timeout)")
                 return ch.recv(timeout)
@@ -965,6 +1020,7 @@ class NodeHost:
         if op == "go":
             _check(len(args) == 2, "go(tid, name)")
             tid, name = _index(args[0], "a task id"), _text(args[1], "a thread name", 200)
+            self.last_id = max(self.last_id, tid)
             # a failure (a thread bomb, say) fails the run at once: the node asked for no answer
             self.clock.go(_run_task, self, tid, owner=self.proxy, name=name)
             self.unstarted.add(tid)
@@ -982,7 +1038,8 @@ class NodeHost:
             self.channels.append(self.clock.channel(args[1]))
         elif op == "try_send":  # decided in the host on its copy of the channel (host.HostChannel): checked
             _check(len(args) == 3 and type(args[2]) is bool, "try_send(channel, value, ok)")
-            if self._channel(args[0]).try_send(_index(args[1], "a channel value")) is not args[2]:
+            self.last_id = max(self.last_id, _index(args[1], "a channel value"))
+            if self._channel(args[0]).try_send(args[1]) is not args[2]:
                 raise wire.ProtocolError(f"its copy of channel {args[0]} says try_send returned {args[2]}")
         elif op == "try_recv":
             _check(len(args) == 2, "try_recv(channel, value)")
@@ -1246,6 +1303,7 @@ class ProcessNodes:
         self.predicted_calls = 0  # get_state() and a follower's submit(), the same way
         self.predicted_handlers = 0  # heartbeats a follower accepts without change
         self.predicted_replies = 0  # replies read that change little (rpcs.py)
+        self.predicted_rounds = 0  # a leader's heartbeat rounds (rpcs.heartbeat_round)
         self.turns_ahead = 0  # turns sent with the one before them
 
     def make(self, i: int, service, storage, rng_seed: str):

@@ -113,3 +113,23 @@ def _would_commit(p, match_index) -> bool:
     if not p.last_included_index < n <= _last_index(p):
         return True  # (not predicted: in the snapshot, or past the log)
     return _term_at(p, n) == p.current_term
+
+
+
+def heartbeat_round(p, term: int) -> list[tuple[int, AppendEntriesArgs]] | None:
+    """The heartbeats a leader's loop of ``term`` sends when its wait ends
+    with nothing received (raft.py: ``run_heartbeats``, ``send_heartbeats``),
+    as ``(peer, args)`` in the order of its threads: an empty AppendEntries
+    to every peer, each one up to date. None if the loop would end instead
+    (no longer leader of its term), or send entries or a snapshot, or if
+    the mirror cannot tell."""
+    if not (p.state is CMState.LEADER and p.current_term == term):
+        return None
+    last = _last_index(p)
+    beats = []
+    for peer in p.peer_ids:
+        ni = p.next_index.get(peer)
+        if not (type(ni) is int and ni == last + 1):
+            return None
+        beats.append((peer, AppendEntriesArgs(term, p.id, last, _term_at(p, last), [], p.commit_index)))
+    return beats
