@@ -391,6 +391,20 @@ class NotesHeartbeatRounds(ConsensusModule):
         super().send_heartbeats()
 
 
+class NotesApplies(ConsensusModule):
+    """Notes every wake of its applier, where the grader predicts that a
+    wake only applies what is committed."""
+
+    def run_applier(self):
+        apply = self.apply
+
+        def noted(msg):
+            self.emit("note", detail=f"applied {msg.command_index}")
+            apply(msg)
+        self.apply = noted
+        super().run_applier()
+
+
 class ForgesAMiss(ConsensusModule):
     """Writes a "miss" frame of its own (what its process sends when a tick
     predicted idle did more) though no tick was predicted."""

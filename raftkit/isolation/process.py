@@ -34,7 +34,7 @@ import time
 from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
 from ..messages import AppendEntriesReply, ApplyMsg, CMState, LogEntry, decode, encode, summarize
-from ..service import Service
+from ..service import Service, snapshot_due
 from . import rpcs, wire
 from .host import FIELDS, STARTED, YIELDS  # (what the host knows of the scheduler)
 
@@ -53,6 +53,9 @@ _SYNCED = wire.dumps(("synced",))  # a host's answer to "sync"
 _AHEAD = 8                 # turns sent ahead with the one that starts a fan-out
 _BLOCKING = YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
 _STATES = {m.value: m for m in CMState}
+# what makes the reference keep a snapshot for its applier (a handler's or a call's name, a field set)
+_SNAPSHOT_PENDS = frozenset({"install_snapshot", ("install_snapshot",), "pending_snapshot"})
+_APPLY_FIELDS = tuple(ApplyMsg.__dataclass_fields__)  # an "apply" post's fields, in order (host.Host._apply)
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
                      frozenset({int, type(None)}) if name == "voted_for" else _INTS for name in FIELDS)
@@ -445,7 +448,8 @@ class NodeHost:
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
         self.expected: list[tuple] = []    # (what, frame) the deferred calls, handlers and replies bring back
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
-        self.loops: dict[int, int | None] = {}  # a leader's heartbeat loop's term (None: another thread), by job
+        self.loops: dict[int, tuple | None] = {}  # ("heartbeats", its term) or ("applier", None), by job
+        self.snapshot_waits = storage is not None and bool(storage.read_snapshot())  # its applier may deliver one first
         self.last_id = 0                   # the last thread or value number the host handed out, as its frames tell
         self.presumed: collections.deque = collections.deque()  # frames of a predicted round, taken as read
         self.round_sent = False            # a predicted round's reply waits among the deferred frames
@@ -465,6 +469,9 @@ class NodeHost:
         and serve its requests until it ends; returns its result."""
         if self.dead is not None:
             raise self.dead
+        first = payload[0] if type(payload) is tuple and payload else None
+        if type(first) in (str, tuple) and (first in _SNAPSHOT_PENDS or first[:1] == ("restore",)):
+            self.snapshot_waits = True  # (perhaps) one for the applier to deliver at its next wake
         if what == "run":
             self.unstarted.discard(payload)
             if payload in self.ahead:  # its turn went with the one before it
@@ -560,7 +567,7 @@ class NodeHost:
                 if op == "tick" and key not in self.timers:
                     self._start_timer(key)
                 if op == "recv" and what == "run" and key not in self.loops:
-                    self.loops[key] = self._loop_term()
+                    self.loops[key] = self._loop()
                 value = self._request(op, args)
                 if ahead and op in YIELDS and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
@@ -580,8 +587,9 @@ class NodeHost:
                 self.timers.pop(key, None)
                 self._started(True)
                 return None  # as if its end came (it comes with the next frame, and is compared then)
-            if op == "recv" and pending is None and self.loops.get(key) is not None and self._heartbeat_round(
-                    key, args, value):
+            loop = self.loops.get(key) if op == "recv" and pending is None else None
+            if loop is not None and (self._heartbeat_round(key, args, value, loop[1]) if loop[0] == "heartbeats"
+                                     else self._applier_wakes(key, args, value)):
                 continue  # as if its frames came (they come with the next ones, and are compared then)
             try:
                 self._send(("reply", key, self.clock.now(), value, error))
@@ -728,20 +736,23 @@ class NodeHost:
     # numbers them, the same wait again, then each thread's call) are taken
     # as read now (``presumed``) and compared when they come. The calls'
     # replies are predicted as any (``_ends_after_reply``).
-    def _loop_term(self):
-        """The term of the running thread if it is this leader's heartbeat loop, else None."""
+    def _loop(self):
+        """("heartbeats", term) if the running thread is this leader's
+        heartbeat loop, ("applier", None) if it is the node's applier, else None."""
         task, p = self.clock._current, self.proxy
+        if task is not None and task.name.endswith(": run_applier"):
+            return "applier", None
         if task is None or not task.name.endswith(": run_heartbeats") or p.state is not CMState.LEADER:
             return None
-        return p.current_term
+        return "heartbeats", p.current_term
 
-    def _heartbeat_round(self, key, args, value) -> bool:
-        """Whether the wait ``args`` of heartbeat loop ``key``, answered
-        ``value``, is deferred on the prediction that the loop sends a round."""
+    def _heartbeat_round(self, key, args, value, term) -> bool:
+        """Whether the wait ``args`` of the heartbeat loop ``key`` of
+        ``term``, answered ``value``, is deferred on the prediction that the loop sends a round."""
         if (value != (None, False) or args[2] is not None or not self._may_predict() or not self.told_free
                 or self.unstarted):
             return False
-        beats = rpcs.heartbeat_round(self.proxy, self.loops[key])
+        beats = rpcs.heartbeat_round(self.proxy, term)
         if beats is None or len(beats) > STARTED or len(self.expected) + 2 * len(beats) + 1 > _DEFERRED:
             return False
         report, name = self._report_with(), f"node {self.i}: send_append_entries"
@@ -749,12 +760,48 @@ class NodeHost:
         frames.append(("req", key, "recv", args, report))
         frames += [("req", -(self.last_id + k), "call", (peer, "append_entries", encode(beat), summarize(beat), None),
                     report) for k, (peer, beat) in enumerate(beats, 1)]
-        self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
-        self.expected.extend(("a heartbeat round", wire.dumps(msg)) for msg in frames)
-        self.presumed.extend(frames)
-        self.round_sent = True
+        self._presume(key, value, "a heartbeat round", frames)
         self.nodes.predicted_rounds += 1
         return True
+
+    # The applier (raft.py: ``run_applier``), woken by a commit, applies the
+    # entries from ``last_applied + 1`` to ``commit_index``, which the mirror
+    # holds, and waits again: its frames (an "apply" post per entry, then the
+    # same wait) are predicted the same way, and the entries applied here at
+    # once, as the posts would be. Not after a snapshot came (the applier
+    # delivers it first), nor when an entry makes the service snapshot (an
+    # apply that waits for its answer), nor when another wake is queued.
+    def _applier_wakes(self, key, args, value) -> bool:
+        """Whether the wait ``args`` of applier ``key``, answered ``value``,
+        is deferred on the prediction that it applies what is committed."""
+        if self.snapshot_waits:
+            self.snapshot_waits = False  # (this wake delivers it)
+            return False
+        if getattr(self.service, "raftkit_nodes", None) is not None:
+            return False  # a KV server: its process applies to its own store (kvhost.py)
+        if not (type(value) is tuple and value[1] is True and args[1:] == (None, None) and self._may_predict()):
+            return False
+        p = self.proxy
+        first, last, base = p.last_applied + 1, p.commit_index, p.last_included_index
+        if (len(self.channels[args[0]]) or (first <= base and first <= last) or last > base + len(p.log)
+                or len(self.expected) + last - first > 32):
+            return False
+        msgs = [ApplyMsg(True, p.log[index - base - 1].command, index) for index in range(first, last + 1)]
+        if any(snapshot_due(self.nodes.cluster.snapshot_interval, msg) for msg in msgs):
+            return False
+        frames = [("post", key, "apply", (tuple(getattr(m, f) for f in _APPLY_FIELDS),)) for m in msgs]
+        frames.append(("req", key, "recv", args, self._report_with(last_applied=max(p.last_applied, last))))
+        self._presume(key, value, "an applier's wake", frames)
+        self.nodes.predicted_wakes += 1
+        return True
+
+    def _presume(self, key, value, what: str, frames: list) -> None:
+        """Defer the answer ``value`` to job ``key``, and take ``frames`` as
+        what the host sends after it: read now, compared when they come."""
+        self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
+        self.expected.extend((what, wire.dumps(msg)) for msg in frames)
+        self.presumed.extend(frames)
+        self.round_sent = True
 
     # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
     # leaves several new threads of its node ready at the same time, which the
@@ -1304,6 +1351,7 @@ class ProcessNodes:
         self.predicted_handlers = 0  # heartbeats a follower accepts without change
         self.predicted_replies = 0  # replies read that change little (rpcs.py)
         self.predicted_rounds = 0  # a leader's heartbeat rounds (rpcs.heartbeat_round)
+        self.predicted_wakes = 0  # an applier's wakes
         self.turns_ahead = 0  # turns sent with the one before them
 
     def make(self, i: int, service, storage, rng_seed: str):
