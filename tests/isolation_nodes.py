@@ -405,6 +405,17 @@ class NotesApplies(ConsensusModule):
         super().run_applier()
 
 
+class NotesCommits(ConsensusModule):
+    """Notes, as leader, every commit a reply brings, where the grader
+    predicts only the kit's own note of it."""
+
+    def advance_commit_index(self):
+        before = self.commit_index
+        super().advance_commit_index()
+        if self.commit_index != before:
+            self.emit("note", detail=f"committed up to {self.commit_index}")
+
+
 class ForgesAMiss(ConsensusModule):
     """Writes a "miss" frame of its own (what its process sends when a tick
     predicted idle did more) though no tick was predicted."""

@@ -61,7 +61,7 @@ def test_a_newer_term_a_counted_vote_or_a_backed_up_next_index_is_not_predicted(
     assert reply_changes(p, 1, "request_vote", vote, RequestVoteReply(3, True), lost=False) == {}  # won already
 
 
-def test_a_success_moves_match_and_next_index_on_unless_the_leader_then_commits():
+def test_a_success_moves_match_and_next_index_on_and_the_commit_index_if_a_majority_has_an_entry_of_the_term():
     p = mirror(match={1: 2, 2: 4}, next_={1: 3, 2: 5}, commit=4)
     got = reply_changes(p, 1, "append_entries", ae(entries=[1, 1]), AppendEntriesReply(3, True), lost=False)
     assert got == {"match_index": {1: 4, 2: 4}, "next_index": {1: 5, 2: 5}}
@@ -69,7 +69,10 @@ def test_a_success_moves_match_and_next_index_on_unless_the_leader_then_commits(
     assert reply_changes(p, 1, "append_entries", ae(prev=1, prev_term=1), AppendEntriesReply(3, True),
                          lost=False) == {}  # matchIndex never goes back
     q = mirror(commit=2)  # entry 3 of term 3 on a majority: the leader commits it
-    assert reply_changes(q, 1, "append_entries", ae(entries=[1]), AppendEntriesReply(3, True), lost=False) is None
+    assert reply_changes(q, 1, "append_entries", ae(entries=[1]), AppendEntriesReply(3, True), lost=False) == {
+        "match_index": {1: 3, 2: 2}, "next_index": {1: 4, 2: 3}, "commit_index": 3}
+    past = mirror(commit=2, log_terms=(1, 2), match={1: 2, 2: 3}, next_={1: 3, 2: 4})  # a majority past its log
+    assert reply_changes(past, 1, "append_entries", ae(entries=[1]), AppendEntriesReply(3, True), lost=False) is None
     old = mirror(log_terms=(1, 2, 2, 3), commit=2)  # entry 3 of an older term: never committed by counting
     assert reply_changes(old, 1, "append_entries", ae(entries=[1]), AppendEntriesReply(3, True),
                          lost=False) == {"match_index": {1: 3, 2: 2}, "next_index": {1: 4, 2: 3}}

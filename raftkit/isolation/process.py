@@ -453,6 +453,7 @@ class NodeHost:
         self.last_id = 0                   # the last thread or value number the host handed out, as its frames tell
         self.presumed: collections.deque = collections.deque()  # frames of a predicted round, taken as read
         self.round_sent = False            # a predicted round's reply waits among the deferred frames
+        self.applier_channel = None        # the channel the applier waits on
         self.ahead: dict[int, int] = {}    # task id -> job key of a turn sent ahead, not yet run here
         self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
         self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
@@ -568,6 +569,8 @@ class NodeHost:
                     self._start_timer(key)
                 if op == "recv" and what == "run" and key not in self.loops:
                     self.loops[key] = self._loop()
+                    if self.loops[key] == ("applier", None) and type(args[0]) is _INT and args[0] < len(self.channels):
+                        self.applier_channel = args[0]  # commit_ready: a commit wakes it (_commits)
                 value = self._request(op, args)
                 if ahead and op in YIELDS and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
@@ -583,7 +586,10 @@ class NodeHost:
                 if ahead and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() failed at once, but a turn sent ahead ran after it") from None
                 pending, value, error = e, None, (type(e).__name__, str(e)[:_MAX_TEXT])
-            if op == "call" and what == "run" and pending is None and self._ends_after_reply(key, args, value):
+            ended = op == "call" and what == "run" and pending is None and self._ends_after_reply(key, args, value)
+            if ended == "commits":
+                continue  # as if its frames came: the commit's note, its applier woken, its end
+            if ended:
                 self.timers.pop(key, None)
                 self._started(True)
                 return None  # as if its end came (it comes with the next frame, and is compared then)
@@ -707,10 +713,13 @@ class NodeHost:
             return len(p.log)
         return after + (len(p.log), (), None)
 
-    def _ends_after_reply(self, key, args, value) -> bool:
+    def _ends_after_reply(self, key, args, value) -> bool | str:
         """Whether the thread (job ``key``) that called ``args`` and got
         ``value`` is deferred on the prediction that it ends at once,
-        changing at most ``match_index`` and ``next_index`` (rpcs.py)."""
+        changing at most ``match_index`` and ``next_index`` (rpcs.py); or
+        "commits" if it commits too: then it notes the commit and wakes its
+        applier first (raft.py: ``advance_commit_index``), and those frames
+        and its end are taken as read (``_presume``)."""
         dst, method, packet = args[:3]
         if not self._may_predict():
             return False
@@ -721,11 +730,27 @@ class NodeHost:
         if changes is None:
             return False
         report = self._report_with(**changes)
+        if "commit_index" in changes:
+            return self._commits(key, value, method, changes["commit_index"], report)
         self._defer(("reply", key, self.clock.now(), value, None), f"the end after {method}'s reply",
                     ("end", key, None, None, report))
         self._mirror(report)
         self.nodes.predicted_replies += 1
         return True
+
+    def _commits(self, key, value, method, n, report) -> bool | str:
+        cid = self.applier_channel
+        if cid is None or len(self.expected) + 3 > _DEFERRED:
+            return False
+        ch = self.channels[cid]  # what its try_send returns (clock._VirtualChannel.try_send), unchanged
+        ok = (any(task.token == token for task, token in ch._receivers) or ch._capacity is None
+              or len(ch) < ch._capacity)
+        self._presume(key, value, f"the commit after {method}'s reply", [
+            ("post", key, "emit", ("commit", None, f"commit_index={n}")),
+            ("post", key, "try_send", (cid, self.last_id + 1, ok)),
+            ("end", key, None, None, report)])
+        self.nodes.predicted_replies += 1
+        return "commits"
 
     # A leader's heartbeat loop whose wait ends with nothing received sends a
     # round of heartbeats (rpcs.heartbeat_round): it starts a thread per
@@ -760,7 +785,7 @@ class NodeHost:
         frames.append(("req", key, "recv", args, report))
         frames += [("req", -(self.last_id + k), "call", (peer, "append_entries", encode(beat), summarize(beat), None),
                     report) for k, (peer, beat) in enumerate(beats, 1)]
-        self._presume(key, value, "a heartbeat round", frames)
+        self._presume(key, value, "a heartbeat round", frames, starts=True)
         self.nodes.predicted_rounds += 1
         return True
 
@@ -795,13 +820,14 @@ class NodeHost:
         self.nodes.predicted_wakes += 1
         return True
 
-    def _presume(self, key, value, what: str, frames: list) -> None:
+    def _presume(self, key, value, what: str, frames: list, starts: bool = False) -> None:
         """Defer the answer ``value`` to job ``key``, and take ``frames`` as
-        what the host sends after it: read now, compared when they come."""
+        what the host sends after it: read now, compared when they come
+        (``starts``: they include those of threads the host starts then)."""
         self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
         self.expected.extend((what, wire.dumps(msg)) for msg in frames)
         self.presumed.extend(frames)
-        self.round_sent = True
+        self.round_sent = self.round_sent or starts
 
     # A thread that starts a fan-out (a leader's heartbeat: a thread per peer)
     # leaves several new threads of its node ready at the same time, which the

@@ -66,9 +66,11 @@ def follower_accepts_unchanged(p, args) -> bool:
 def reply_changes(p, dst: int, method: str, args, reply, lost: bool) -> dict | None:
     """What node ``p`` changes in its mirrored fields when the thread that
     called ``method(args)`` on ``dst`` reads ``reply`` (``lost``: none came)
-    and ends: ``{}``, ``next_index`` and ``match_index`` moved on, or None
-    if the reference would do more (take a newer term, count a vote, commit,
-    back ``nextIndex`` up and retry), or if it cannot be told."""
+    and ends: ``{}``, ``next_index`` and ``match_index`` moved on, and
+    ``commit_index`` if that commits (then it also notes the commit and
+    wakes its applier), or None if the reference would do more (take a
+    newer term, count a vote, back ``nextIndex`` up and retry), or if it
+    cannot be told."""
     cls = _ARGS.get(method)
     if cls is None or not _plain(args, cls):
         return None
@@ -92,8 +94,11 @@ def reply_changes(p, dst: int, method: str, args, reply, lost: bool) -> dict | N
         return None  # nextIndex backs up, and it retries at once
     match = max(old_match, args.prev_log_index + len(args.entries))  # matchIndex never goes back
     changes = _moved_on(p, dst, match, max(old_next, match + 1))
-    if _would_commit(p, changes.get("match_index", p.match_index)):
-        return None  # it commits, and wakes its applier
+    n = _committed(p, changes.get("match_index", p.match_index))
+    if n is None:
+        return None
+    if n > p.commit_index:
+        changes["commit_index"] = n  # it commits, and wakes its applier
     return changes
 
 
@@ -104,15 +109,17 @@ def _moved_on(p, dst: int, match: int, next_: int) -> dict:
     return {"match_index": {**p.match_index, dst: match}, "next_index": {**p.next_index, dst: next_}}
 
 
-def _would_commit(p, match_index) -> bool:
-    """Whether the leader's commit rule (§5.4.2) advances its commit index."""
+def _committed(p, match_index) -> int | None:
+    """The leader's commit index after its commit rule (§5.4.2) runs: the
+    highest index stored on a majority if it is of the current term; None
+    if the mirror cannot tell (in the snapshot, or past the log)."""
     matches = sorted([_last_index(p)] + [match_index.get(q, 0) for q in p.peer_ids], reverse=True)
     n = matches[len(matches) // 2]
     if n <= p.commit_index:
-        return False
+        return p.commit_index
     if not p.last_included_index < n <= _last_index(p):
-        return True  # (not predicted: in the snapshot, or past the log)
-    return _term_at(p, n) == p.current_term
+        return None
+    return n if _term_at(p, n) == p.current_term else p.commit_index
 
 
 
