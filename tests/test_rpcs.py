@@ -3,7 +3,7 @@ on a mirror written by hand: each case is what the reference node does."""
 
 from types import SimpleNamespace
 
-from raftkit.isolation.rpcs import follower_accepts_unchanged, heartbeat_round, reply_changes
+from raftkit.isolation.rpcs import follower_accepts_unchanged, heartbeat_commit, heartbeat_round, reply_changes
 from raftkit.messages import (
     AppendEntriesArgs,
     AppendEntriesReply,
@@ -38,6 +38,16 @@ def test_a_follower_accepts_a_heartbeat_unchanged_only_when_nothing_else_happens
     assert not follower_accepts_unchanged(mirror(state=CMState.CANDIDATE), ae())  # it becomes follower
     assert not follower_accepts_unchanged(follower, AppendEntriesArgs(3.0, 0, 2, 2, [], 2))  # not plain ints
     assert not follower_accepts_unchanged(follower, "garbage")
+
+
+def test_a_follower_commits_from_a_heartbeat_up_to_the_entry_the_heartbeat_matched():
+    follower = mirror(state=CMState.FOLLOWER)  # entries 1-4, commit 2
+    assert heartbeat_commit(follower, ae()) == 2                                  # nothing to commit
+    assert heartbeat_commit(follower, ae(prev=4, prev_term=3, commit=4)) == 4     # rule 5
+    assert heartbeat_commit(follower, ae(prev=3, prev_term=3, commit=4)) == 3     # no further than it matched
+    assert heartbeat_commit(follower, ae(prev=4, prev_term=2, commit=4)) is None  # rule 2 fails
+    assert heartbeat_commit(follower, ae(entries=[1], commit=4)) is None          # entries to append
+    assert heartbeat_commit(mirror(), ae(prev=4, prev_term=3, commit=4)) is None  # not a follower
 
 
 def test_a_lost_reply_or_an_old_terms_reply_changes_nothing():

@@ -683,22 +683,40 @@ class NodeHost:
     # a heartbeat, and a thread's reading of a reply, are deferred like ticks.
     def predicted_heartbeat(self, method: str, packet):
         """The handler's answer to ``packet`` if it is deferred on the
-        prediction that the follower accepts it and only resets its timer; else None."""
+        prediction that the follower accepts it and only resets its timer
+        (and commits: then its note and its applier's wake-up are performed
+        here now, as they would be when they came); else None."""
         if method != "append_entries" or not self._may_predict():
             return None
         p = self.proxy
-        if not rpcs.follower_accepts_unchanged(p, _decoded(packet)):
+        commit = rpcs.heartbeat_commit(p, _decoded(packet))
+        if commit is None or (commit != p.commit_index and (self.applier_channel is None
+                                                            or len(self.expected) + 3 > _DEFERRED)):
             return None
         reply = AppendEntriesReply(p.current_term, True)
         value = (encode(reply), summarize(reply), True)
         now = self.clock.now()
-        report = self._report_with(election_reset_event=now)
+        report = self._report_with(election_reset_event=now, commit_index=commit)
         key = next(self.keys)
-        self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)),
-                    "heartbeat", ("end", key, value, None, report))
+        posts = [] if commit == p.commit_index else self._commit_posts(key, commit)
+        self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet))))
+        self.expected.extend(("heartbeat", wire.dumps(msg)) for msg in posts + [("end", key, value, None, report)])
+        for post in posts:
+            self._post(post)
         self._mirror(report)
         self.nodes.predicted_handlers += 1
         return value
+
+    def _commit_posts(self, key, n) -> list:
+        """What job ``key`` posts when its node commits up to ``n`` (raft.py:
+        a note, then its applier woken: a try_send numbered, and answered, as
+        the host's copy of the channel would)."""
+        cid = self.applier_channel
+        ch = self.channels[cid]  # (clock._VirtualChannel.try_send, unchanged)
+        ok = (any(task.token == token for task, token in ch._receivers) or ch._capacity is None
+              or len(ch) < ch._capacity)
+        return [("post", key, "emit", ("commit", None, f"commit_index={n}")),
+                ("post", key, "try_send", (cid, self.last_id + 1, ok))]
 
     def _report_with(self, **changed):
         """The report the host sends when its node's mirrored values change
@@ -739,16 +757,10 @@ class NodeHost:
         return True
 
     def _commits(self, key, value, method, n, report) -> bool | str:
-        cid = self.applier_channel
-        if cid is None or len(self.expected) + 3 > _DEFERRED:
+        if self.applier_channel is None or len(self.expected) + 3 > _DEFERRED:
             return False
-        ch = self.channels[cid]  # what its try_send returns (clock._VirtualChannel.try_send), unchanged
-        ok = (any(task.token == token for task, token in ch._receivers) or ch._capacity is None
-              or len(ch) < ch._capacity)
-        self._presume(key, value, f"the commit after {method}'s reply", [
-            ("post", key, "emit", ("commit", None, f"commit_index={n}")),
-            ("post", key, "try_send", (cid, self.last_id + 1, ok)),
-            ("end", key, None, None, report)])
+        self._presume(key, value, f"the commit after {method}'s reply",
+                      self._commit_posts(key, n) + [("end", key, None, None, report)])
         self.nodes.predicted_replies += 1
         return "commits"
 

@@ -54,13 +54,23 @@ def _term_at(p, index: int) -> int:
 def follower_accepts_unchanged(p, args) -> bool:
     """Whether follower ``p`` answers heartbeat ``args`` with success and
     changes nothing but its election timer."""
+    return heartbeat_commit(p, args) == p.commit_index
+
+
+def heartbeat_commit(p, args) -> int | None:
+    """The commit index of follower ``p`` after it answers heartbeat
+    ``args`` with success, changing nothing else but its election timer
+    (and, if that commits, noting it and waking its applier); None if it
+    would do more, or if the mirror cannot tell."""
     if not (_plain(args, AppendEntriesArgs) and args.entries == [] and p.state is CMState.FOLLOWER
             and args.term == p.current_term):
-        return False
+        return None
     prev = args.prev_log_index
     if not (p.last_included_index <= prev <= _last_index(p) and _term_at(p, prev) == args.prev_log_term):
-        return False  # rule 2 fails, or the skip into the snapshot
-    return not (args.leader_commit > p.commit_index and prev > p.commit_index)  # rule 5: nothing to commit
+        return None  # rule 2 fails, or the skip into the snapshot
+    if args.leader_commit > p.commit_index and prev > p.commit_index:
+        return min(args.leader_commit, prev)  # rule 5: commitIndex = min(leaderCommit, index of last new entry)
+    return p.commit_index
 
 
 def reply_changes(p, dst: int, method: str, args, reply, lost: bool) -> dict | None:
