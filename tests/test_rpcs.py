@@ -96,13 +96,15 @@ def test_an_install_snapshot_success_moves_match_and_next_index_to_the_snapshot(
     assert reply_changes(p, 2, "install_snapshot", args, InstallSnapshotReply(5), lost=False) is None
 
 
-def test_a_leader_whose_peers_are_up_to_date_sends_each_an_empty_append_entries():
+def test_a_leaders_round_sends_each_peer_the_entries_from_its_next_index_on():
     p = mirror(next_={1: 5, 2: 5})
     beat = AppendEntriesArgs(3, 0, 4, 3, [], 2)
     assert heartbeat_round(p, 3) == [(1, beat), (2, beat)]
     assert heartbeat_round(p, 2) is None                            # the loop of an older term ends
     assert heartbeat_round(mirror(state=CMState.FOLLOWER, next_={1: 5, 2: 5}), 3) is None  # no longer leader
-    assert heartbeat_round(mirror(next_={1: 5, 2: 4}), 3) is None   # entries to send: not predicted
+    behind = heartbeat_round(mirror(next_={1: 5, 2: 3}), 3)      # peer 2 lacks entries 3 and 4
+    assert behind[1] == (2, AppendEntriesArgs(3, 0, 2, 2, [LogEntry(3, "c2"), LogEntry(3, "c3")], 2))
+    assert heartbeat_round(mirror(next_={1: 6, 2: 5}), 3) is None   # a nextIndex past its log
     assert heartbeat_round(mirror(next_={1: 5, 2: 5.0}), 3) is None  # not an int
     assert heartbeat_round(mirror(next_={1: 5}), 3) is None         # a peer it knows nothing of
     snapshotted = mirror(log_terms=(3,), next_={1: 5, 2: 5})
@@ -110,3 +112,5 @@ def test_a_leader_whose_peers_are_up_to_date_sends_each_an_empty_append_entries(
     assert heartbeat_round(snapshotted, 3)[0] == (1, AppendEntriesArgs(3, 0, 4, 3, [], 2))
     snapshotted.log, snapshotted.next_index = [], {1: 4, 2: 4}
     assert heartbeat_round(snapshotted, 3)[0] == (1, AppendEntriesArgs(3, 0, 3, 2, [], 2))  # the snapshot's last
+    snapshotted.next_index = {1: 4, 2: 3}
+    assert heartbeat_round(snapshotted, 3) is None                  # peer 2 needs the snapshot

@@ -764,8 +764,8 @@ class NodeHost:
         self.nodes.predicted_replies += 1
         return "commits"
 
-    # A leader's heartbeat loop whose wait ends with nothing received sends a
-    # round of heartbeats (rpcs.heartbeat_round): it starts a thread per
+    # A leader's heartbeat loop whose wait ends (a timeout, or a submit's
+    # trigger) sends a round (rpcs.heartbeat_round): it starts a thread per
     # peer and waits again, and each thread calls its peer. When the clock
     # runs freely the host starts those threads itself, so what they all send
     # is known: the answer to the wait goes with the next frame, and the
@@ -786,9 +786,10 @@ class NodeHost:
     def _heartbeat_round(self, key, args, value, term) -> bool:
         """Whether the wait ``args`` of the heartbeat loop ``key`` of
         ``term``, answered ``value``, is deferred on the prediction that the loop sends a round."""
-        if (value != (None, False) or args[2] is not None or not self._may_predict() or not self.told_free
-                or self.unstarted):
-            return False
+        woken = value == (None, False) or (type(value) is tuple and value[1] is True
+                                           and not len(self.channels[args[0]]))
+        if not woken or args[2] is not None or not self._may_predict() or not self.told_free or self.unstarted:
+            return False  # (a wake with more queued reads it too: a try_recv)
         beats = rpcs.heartbeat_round(self.proxy, term)
         if beats is None or len(beats) > STARTED or len(self.expected) + 2 * len(beats) + 1 > _DEFERRED:
             return False

@@ -133,20 +133,26 @@ def _committed(p, match_index) -> int | None:
 
 
 
+
+MAX_ENTRIES = 4096  # raft.py: ConsensusModule.max_entries, the most one AppendEntries carries
+
+
 def heartbeat_round(p, term: int) -> list[tuple[int, AppendEntriesArgs]] | None:
-    """The heartbeats a leader's loop of ``term`` sends when its wait ends
-    with nothing received (raft.py: ``run_heartbeats``, ``send_heartbeats``),
-    as ``(peer, args)`` in the order of its threads: an empty AppendEntries
-    to every peer, each one up to date. None if the loop would end instead
-    (no longer leader of its term), or send entries or a snapshot, or if
-    the mirror cannot tell."""
+    """The AppendEntries a leader's loop of ``term`` sends when its wait
+    ends (raft.py: ``run_heartbeats``, ``send_heartbeats``), as ``(peer,
+    args)`` in the order of its threads: to each peer the entries from its
+    ``nextIndex`` on, none if it is up to date. None if the loop would end
+    instead (no longer leader of its term), or send a snapshot, or if the
+    mirror cannot tell."""
     if not (p.state is CMState.LEADER and p.current_term == term):
         return None
-    last = _last_index(p)
+    base, last = p.last_included_index, _last_index(p)
     beats = []
     for peer in p.peer_ids:
         ni = p.next_index.get(peer)
-        if not (type(ni) is int and ni == last + 1):
-            return None
-        beats.append((peer, AppendEntriesArgs(term, p.id, last, _term_at(p, last), [], p.commit_index)))
+        if not (type(ni) is int and base < ni <= last + 1):
+            return None  # a snapshot to send, or a nextIndex past the log
+        prev = ni - 1
+        entries = p.log[prev - base:prev - base + MAX_ENTRIES]
+        beats.append((peer, AppendEntriesArgs(term, p.id, prev, _term_at(p, prev), entries, p.commit_index)))
     return beats
