@@ -416,6 +416,17 @@ class NotesCommits(ConsensusModule):
             self.emit("note", detail=f"committed up to {self.commit_index}")
 
 
+class NotesSubmits(ConsensusModule):
+    """Notes every command it takes as leader, where the grader predicts
+    that a submit only appends, persists, notes the append and triggers a round."""
+
+    def submit(self, command):
+        answer = super().submit(command)
+        if answer[2]:
+            self.emit("note", detail=f"took {command!r}")
+        return answer
+
+
 class ForgesAMiss(ConsensusModule):
     """Writes a "miss" frame of its own (what its process sends when a tick
     predicted idle did more) though no tick was predicted."""

@@ -426,11 +426,12 @@ def test_a_heartbeat_that_does_more_than_predicted_is_graded_on_its_rerun(node_c
         apart["context"].stop()
 
 
-@pytest.mark.parametrize("node_class, what", [(hostile.NotesApplies, "applier"), (hostile.NotesCommits, "commit")])
-def test_a_commit_or_an_applier_that_does_more_than_predicted_is_graded_on_its_rerun(node_class, what):
-    """A leader that notes the commits replies bring, or an applier that
-    notes each entry it applies, breaks the prediction; the grader's rerun
-    gives the in-process trace."""
+@pytest.mark.parametrize("node_class, what", [(hostile.NotesApplies, "applier"), (hostile.NotesCommits, "commit"),
+                                              (hostile.NotesSubmits, "submit")])
+def test_a_submit_a_commit_or_an_applier_that_does_more_than_predicted_is_graded_on_its_rerun(node_class, what):
+    """A leader that notes the commands it takes or the commits replies
+    bring, or an applier that notes each entry it applies, breaks the
+    prediction; the grader's rerun gives the in-process trace."""
     from raftkit.grading import battery
     from raftkit.grading.runs import run_scenario
     from raftkit.isolation.process import Mispredicted, mispredicted

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import itertools
 import os
+import pickle
 import re
 import select
 import socket
@@ -34,6 +35,7 @@ import time
 from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
 from ..messages import AppendEntriesReply, ApplyMsg, CMState, LogEntry, decode, encode, summarize
+from ..raft import extend_if_appended
 from ..service import Service, snapshot_due
 from . import rpcs, wire
 from .host import FIELDS, STARTED, YIELDS  # (what the host knows of the scheduler)
@@ -56,6 +58,7 @@ _STATES = {m.value: m for m in CMState}
 # what makes the reference keep a snapshot for its applier (a handler's or a call's name, a field set)
 _SNAPSHOT_PENDS = frozenset({"install_snapshot", ("install_snapshot",), "pending_snapshot"})
 _APPLY_FIELDS = tuple(ApplyMsg.__dataclass_fields__)  # an "apply" post's fields, in order (host.Host._apply)
+_PICKLE = pickle.HIGHEST_PROTOCOL  # (raft.py's, for what it persists)
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
                      frozenset({int, type(None)}) if name == "voted_for" else _INTS for name in FIELDS)
@@ -454,6 +457,8 @@ class NodeHost:
         self.presumed: collections.deque = collections.deque()  # frames of a predicted round, taken as read
         self.round_sent = False            # a predicted round's reply waits among the deferred frames
         self.applier_channel = None        # the channel the applier waits on
+        self.trigger_channel = None        # the channel a leader's heartbeat loop waits on
+        self.encoded: tuple = ([], [])     # entries of the mirror's log, and each one's pickle (_saved_state)
         self.ahead: dict[int, int] = {}    # task id -> job key of a turn sent ahead, not yet run here
         self.turn_task = None              # the task whose turn runs (it alone may send while turns are ahead)
         self.first_ahead = None            # the job key of a turn sent ahead whose first frame is awaited
@@ -569,8 +574,11 @@ class NodeHost:
                     self._start_timer(key)
                 if op == "recv" and what == "run" and key not in self.loops:
                     self.loops[key] = self._loop()
-                    if self.loops[key] == ("applier", None) and type(args[0]) is _INT and args[0] < len(self.channels):
-                        self.applier_channel = args[0]  # commit_ready: a commit wakes it (_commits)
+                    if self.loops[key] is not None and type(args[0]) is _INT and args[0] < len(self.channels):
+                        if self.loops[key][0] == "applier":
+                            self.applier_channel = args[0]  # commit_ready: a commit wakes it (_commits)
+                        else:
+                            self.trigger_channel = args[0]  # trigger_ae: a submit wakes it (predicted_submit)
                 value = self._request(op, args)
                 if ahead and op in YIELDS and self.clock._switches == switches:
                     raise self._mispredict(f"its {op}() answered at once, but a turn sent ahead ran after it")
@@ -707,16 +715,58 @@ class NodeHost:
         self.nodes.predicted_handlers += 1
         return value
 
+    # A leader's submit (raft.py) appends the entry, persists, notes the
+    # append and wakes its heartbeat loop: all of it is told by the mirror
+    # (the bytes it persists are those of ``persist``), so the call is
+    # predicted like a follower's, its posts performed here at once.
+    def predicted_submit(self, command):
+        """``(index, term, True)`` if the leader's ``submit(command)`` is
+        deferred on that prediction; else None."""
+        p, cid = self.proxy, self.trigger_channel
+        if (p.state is not CMState.LEADER or not p.peer_ids or cid is None or type(command) not in (int, str)
+                or not self._may_predict() or len(self.expected) + 4 > _DEFERRED):
+            return None
+        term, index, now = p.current_term, p.last_included_index + len(p.log) + 1, self.clock.now()
+        key = next(self.keys)
+        posts = [("post", key, "save", (self._saved_state(p, p.log + [LogEntry(term, command)]), None)),
+                 ("post", key, "emit", ("append", None, f"index={index} term={term} command={repr(command)[:40]}")),
+                 ("post", key, "try_send", (cid, self.last_id + 1, self._offered(cid)))]
+        value, report = (index, term, True), (None, None, None, None, len(p.log), [(term, command)], None)
+        self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "call",
+                                         (("submit",), (command,), {}))))
+        self.expected.extend(("submit()", wire.dumps(msg)) for msg in posts + [("end", key, value, None, report)])
+        for post in posts:
+            self._post(post)
+        self._mirror(report)
+        self.nodes.predicted_calls += 1
+        return value
+
+    def _saved_state(self, p, log) -> bytes:
+        """What ``persist`` saves for ``log`` and the mirror's fields (one
+        pickle per entry, each made once and kept, as raft.py does)."""
+        done, pickles = self.encoded
+        if not extend_if_appended(done, log):
+            k = next((i for i, (a, b) in enumerate(zip(log, done)) if a != b), min(len(done), len(log)))
+            del done[k:], pickles[k:]
+            done.extend(log[k:])
+        pickles.extend(pickle.dumps((e.term, e.command), protocol=_PICKLE) for e in done[len(pickles):])
+        header = pickle.dumps((p.current_term, p.voted_for, p.last_included_index, p.last_included_term, len(log)),
+                              protocol=_PICKLE)
+        return header + b"".join(pickles)
+
+    def _offered(self, cid) -> bool:
+        """What a try_send on channel ``cid`` returns now (clock._VirtualChannel.try_send), without sending."""
+        ch = self.channels[cid]
+        return (any(task.token == token for task, token in ch._receivers) or ch._capacity is None
+                or len(ch) < ch._capacity)
+
     def _commit_posts(self, key, n) -> list:
         """What job ``key`` posts when its node commits up to ``n`` (raft.py:
         a note, then its applier woken: a try_send numbered, and answered, as
         the host's copy of the channel would)."""
         cid = self.applier_channel
-        ch = self.channels[cid]  # (clock._VirtualChannel.try_send, unchanged)
-        ok = (any(task.token == token for task, token in ch._receivers) or ch._capacity is None
-              or len(ch) < ch._capacity)
         return [("post", key, "emit", ("commit", None, f"commit_index={n}")),
-                ("post", key, "try_send", (cid, self.last_id + 1, ok))]
+                ("post", key, "try_send", (cid, self.last_id + 1, self._offered(cid)))]
 
     def _report_with(self, **changed):
         """The report the host sends when its node's mirrored values change
@@ -1272,7 +1322,7 @@ class NodeProxy:
         return value
 
     def submit(self, command):
-        value = None if self.state is CMState.LEADER else self._host.predicted_call(
+        value = self._host.predicted_submit(command) if self.state is CMState.LEADER else self._host.predicted_call(
             "submit", (command,), (-1, self.current_term, False))
         value = value or self._host.call("submit", command)
         if not (isinstance(value, tuple) and len(value) == 3 and type(value[0]) is int and type(value[1]) is int
