@@ -454,6 +454,22 @@ def test_a_submit_a_commit_or_an_applier_that_does_more_than_predicted_is_graded
         apart["context"].stop()
 
 
+@pytest.mark.parametrize("node_class, written", [(hostile.NotesSubmits, ("persist",)),
+                                                 (hostile.NotesCommits, ("advance_commit_index",)),
+                                                 (hostile.NotesHeartbeatRounds, ("send_heartbeats",))])
+def test_what_students_write_is_not_predicted(node_class, written):
+    """The predictions that rest on a method the exercise has students
+    write are off while it is graded: a class that differs from the
+    reference there runs once, as predicted, not twice."""
+    from raftkit.isolation.process import class_spec, hosted_class, mispredicted
+    impl = hosted_class(class_spec(node_class), predict=True, written=written)
+    with raftkit.Cluster(3, seed=2, node_class=impl) as c:
+        _workload_small(c)
+        c.run_for(1)
+        assert mispredicted(c) is None and c._hosts.predicted > 100
+        assert any(e.kind == "note" for e in c.trace)
+
+
 def test_turns_sent_ahead_leave_every_event_where_it_was():
     """A leader's heartbeat starts a thread per peer: their turns go to the
     node process together, and the trace is the in-process one."""

@@ -125,4 +125,5 @@ def load_isolated(cells, ex, options, folder, tmp):
     if len(ex.classes) == 2:  # exercise 7: the store and the clerk (isolation/kvprocess.py)
         names = tuple(cls.name for cls in ex.classes)
         return loaded, ex.make_impl(*hosted_kv(spec, sandbox, kit, names, predict=True)), template
-    return loaded, hosted_class(spec, ex.classes[0].name, sandbox, kit, predict=True), template
+    return loaded, hosted_class(spec, ex.classes[0].name, sandbox, kit, predict=True,
+                                written=ex.classes[0].methods), template

@@ -59,6 +59,11 @@ _STATES = {m.value: m for m in CMState}
 _SNAPSHOT_PENDS = frozenset({"install_snapshot", ("install_snapshot",), "pending_snapshot"})
 _APPLY_FIELDS = tuple(ApplyMsg.__dataclass_fields__)  # an "apply" post's fields, in order (host.Host._apply)
 _PICKLE = pickle.HIGHEST_PROTOCOL  # (raft.py's, for what it persists)
+# The reference's methods each newer prediction assumes; one the node class writes itself turns it off
+# (its code may differ from the reference's there, and every run would be run twice).
+_OWN = {"rounds": {"run_heartbeats", "send_heartbeats", "send_append_entries"}, "wakes": {"run_applier"},
+        "leader commits": {"send_append_entries", "advance_commit_index"}, "follower commits": {"append_entries"},
+        "submits": {"submit", "persist"}}
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
                      frozenset({int, type(None)}) if name == "voted_for" else _INTS for name in FIELDS)
@@ -82,15 +87,17 @@ def class_spec(node_class) -> tuple:
 
 
 def hosted_class(spec: tuple, name: str = "ConsensusModule", sandbox=None, kit: str | None = None,
-                 predict: bool = False) -> type:
+                 predict: bool = False, written=()) -> type:
     """A stand-in for a node class that exists only in node processes
     (``spec`` says how a template gets it): ``Cluster(node_class=...)`` with
     it runs every node isolated, and this process never loads the class.
     ``predict``: its clusters predict idle election-timer ticks (see
     ``NodeHost._idle_ticks``); a run whose prediction failed must be run
-    again without (``mispredicted``, ``strict``)."""
+    again without (``mispredicted``, ``strict``). ``written``: the methods
+    the class writes itself (an exercise's): the round trips whose
+    prediction rests on them are not predicted (``_OWN``)."""
     return type(name, (), {"raftkit_spec": spec, "raftkit_sandbox": sandbox, "raftkit_kit": kit,
-                           "raftkit_predict": predict, "__module__": __name__,
+                           "raftkit_predict": predict, "raftkit_written": frozenset(written), "__module__": __name__,
                            "__doc__": f"{name}, loaded only in node processes"})
 
 
@@ -699,6 +706,7 @@ class NodeHost:
         p = self.proxy
         commit = rpcs.heartbeat_commit(p, _decoded(packet))
         if commit is None or (commit != p.commit_index and (self.applier_channel is None
+                                                            or "follower commits" not in self.nodes.trusts
                                                             or len(self.expected) + 3 > _DEFERRED)):
             return None
         reply = AppendEntriesReply(p.current_term, True)
@@ -724,7 +732,7 @@ class NodeHost:
         deferred on that prediction; else None."""
         p, cid = self.proxy, self.trigger_channel
         if (p.state is not CMState.LEADER or not p.peer_ids or cid is None or type(command) not in (int, str)
-                or not self._may_predict() or len(self.expected) + 4 > _DEFERRED):
+                or "submits" not in self.nodes.trusts or not self._may_predict() or len(self.expected) + 4 > _DEFERRED):
             return None
         term, index, now = p.current_term, p.last_included_index + len(p.log) + 1, self.clock.now()
         key = next(self.keys)
@@ -807,7 +815,8 @@ class NodeHost:
         return True
 
     def _commits(self, key, value, method, n, report) -> bool | str:
-        if self.applier_channel is None or len(self.expected) + 3 > _DEFERRED:
+        if ("leader commits" not in self.nodes.trusts or self.applier_channel is None
+                or len(self.expected) + 3 > _DEFERRED):
             return False
         self._presume(key, value, f"the commit after {method}'s reply",
                       self._commit_posts(key, n) + [("end", key, None, None, report)])
@@ -836,6 +845,8 @@ class NodeHost:
     def _heartbeat_round(self, key, args, value, term) -> bool:
         """Whether the wait ``args`` of the heartbeat loop ``key`` of
         ``term``, answered ``value``, is deferred on the prediction that the loop sends a round."""
+        if "rounds" not in self.nodes.trusts:
+            return False
         woken = value == (None, False) or (type(value) is tuple and value[1] is True
                                            and not len(self.channels[args[0]]))
         if not woken or args[2] is not None or not self._may_predict() or not self.told_free or self.unstarted:
@@ -864,6 +875,8 @@ class NodeHost:
         is deferred on the prediction that it applies what is committed."""
         if self.snapshot_waits:
             self.snapshot_waits = False  # (this wake delivers it)
+            return False
+        if "wakes" not in self.nodes.trusts:
             return False
         if getattr(self.service, "raftkit_nodes", None) is not None:
             return False  # a KV server: its process applies to its own store (kvhost.py)
@@ -1434,6 +1447,8 @@ class ProcessNodes:
                                      kit=getattr(cluster.node_class, "raftkit_kit", None))
         self.hosts: list[NodeHost | None] = [None] * cluster.n
         self.predict = getattr(cluster.node_class, "raftkit_predict", False)
+        written = getattr(cluster.node_class, "raftkit_written", frozenset())
+        self.trusts = {kind for kind, methods in _OWN.items() if written.isdisjoint(methods)}  # see _OWN
         self.mispredicted: str | None = None
         self.predicted = 0  # ticks deferred on a prediction
         self.predicted_calls = 0  # get_state() and a follower's submit(), the same way
