@@ -6,9 +6,10 @@ scenario on its fixed seeds and two more (101, 202). Prints both wall
 times, the node processes started, the ticks predicted, and the frames the
 trusted process sent to node processes by kind: each is one round trip (a
 thread's turn, an answer to a request, a handler, a call from the harness).
-The frames are counted by wrapping ``NodeHost``'s send and request
-handlers in this process only (a reply deferred on a prediction, as a
-heartbeat's, is not a round trip).
+The frames are counted by wrapping ``NodeHost``'s send in this process
+only: a frame deferred on a prediction (a heartbeat's handler, a reply
+read, a heartbeat round's answer) rides with a later one and is not a
+round trip; a flush of such frames alone is.
 
     python benchmarks/round_trips.py [EXERCISE ...]      (default: 1-6)
 """
@@ -26,38 +27,41 @@ from raftkit.isolation.process import class_spec, hosted_class
 
 @contextlib.contextmanager
 def counting(frames: collections.Counter):
-    """While in it, ``frames`` counts what every ``NodeHost`` sends, by kind."""
+    """While in it, ``frames`` counts what every ``NodeHost`` writes to its
+    node process and then waits on, by kind: a job, or the answer to a
+    request (an answer deferred on a prediction rides with a later frame,
+    and is not counted), and the node processes started."""
     send, request, spawn = process.NodeHost._send, process.NodeHost._request, process.Template.spawn
-    deferred = process.NodeHost._ends_after_reply
+    ops = {}
+
+    def counted_request(host, op, args):
+        ops[id(host)] = op  # (the request the next answer written is for: a twin answers its own at once)
+        return request(host, op, args)
 
     def counted_send(host, msg, *args, **kwargs):
-        if msg is not None and msg[0] == "job":
+        if msg is None:
+            if host.deferred:
+                frames["predicted frames flushed"] += 1
+        elif msg[0] == "job":
             what, payload = msg[4], msg[5]
             frames[f"call {payload[0][0]}()" if what == "call" else
                    {"run": "a thread's turn", "handle": "an RPC handler"}.get(what, what)] += 1
+        elif msg[0] == "reply":
+            frames[f"answer to {ops.get(id(host), '?')}"] += 1
+        else:
+            frames[msg[0]] += 1
         return send(host, msg, *args, **kwargs)
-
-    def counted_request(host, op, args):
-        frames[f"answer to {op}"] += 1
-        return request(host, op, args)
-
-    def counted_deferral(host, *args):
-        if deferred(host, *args):
-            frames["answer to call"] -= 1  # its answer waits for the next frame
-            return True
-        return False
 
     def counted_spawn(template, *args):
         frames["(node processes)"] += 1
         return spawn(template, *args)
 
-    process.NodeHost._send, process.NodeHost._request = counted_send, counted_request
-    process.NodeHost._ends_after_reply, process.Template.spawn = counted_deferral, counted_spawn
+    process.NodeHost._send, process.NodeHost._request, process.Template.spawn = (counted_send, counted_request,
+                                                                                 counted_spawn)
     try:
         yield
     finally:
         process.NodeHost._send, process.NodeHost._request, process.Template.spawn = send, request, spawn
-        process.NodeHost._ends_after_reply = deferred
 
 
 def main(exercises=range(1, 7)) -> None:

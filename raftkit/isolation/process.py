@@ -664,10 +664,13 @@ class NodeHost:
         lives, and no turn sent ahead to it waits to run."""
         return self.dead is None and not self.ahead and self._may_defer()
 
-    def _defer(self, msg, what: str, end) -> None:
-        """Send ``msg`` with the next frame; its answer must be ``end``."""
+    def _defer(self, msg, what: str, end, posts=()) -> None:
+        """Send ``msg`` with the next frame; its answer must be ``posts``
+        (performed here now, as they would be when they came), then ``end``."""
         self.deferred.append(wire.frame(msg))
-        self.expected.append((what, wire.dumps(end)))
+        self.expected.extend((what, wire.dumps(frame)) for frame in (*posts, end))
+        for post in posts:
+            self._post(post)
 
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
@@ -715,10 +718,8 @@ class NodeHost:
         report = self._report_with(election_reset_event=now, commit_index=commit)
         key = next(self.keys)
         posts = [] if commit == p.commit_index else self._commit_posts(key, commit)
-        self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet))))
-        self.expected.extend(("heartbeat", wire.dumps(msg)) for msg in posts + [("end", key, value, None, report)])
-        for post in posts:
-            self._post(post)
+        self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)), "heartbeat",
+                    ("end", key, value, None, report), posts)
         self._mirror(report)
         self.nodes.predicted_handlers += 1
         return value
@@ -740,11 +741,8 @@ class NodeHost:
                  ("post", key, "emit", ("append", None, f"index={index} term={term} command={repr(command)[:40]}")),
                  ("post", key, "try_send", (cid, self.last_id + 1, self._offered(cid)))]
         value, report = (index, term, True), (None, None, None, None, len(p.log), [(term, command)], None)
-        self.deferred.append(wire.frame(("job", key, now, self.clock.in_node_thread(), "call",
-                                         (("submit",), (command,), {}))))
-        self.expected.extend(("submit()", wire.dumps(msg)) for msg in posts + [("end", key, value, None, report)])
-        for post in posts:
-            self._post(post)
+        self._defer(("job", key, now, self.clock.in_node_thread(), "call", (("submit",), (command,), {})), "submit()",
+                    ("end", key, value, None, report), posts)
         self._mirror(report)
         self.nodes.predicted_calls += 1
         return value
