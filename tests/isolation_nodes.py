@@ -372,6 +372,17 @@ class NotesHeartbeats(ConsensusModule):
         return reply
 
 
+class NotesAppends(ConsensusModule):
+    """Notes every entry it takes as follower, where the grader predicts
+    that an AppendEntries only appends, commits and persists as the kit's does."""
+
+    def append_entries(self, args):
+        reply = super().append_entries(args)
+        if args.entries and reply.success:
+            self.emit("note", detail=f"{len(args.entries)} entries from {args.leader_id}")
+        return reply
+
+
 class NotesHeartbeatReplies(ConsensusModule):
     """Notes every heartbeat reply it reads as leader, where the grader
     predicts that reading one changes nothing."""

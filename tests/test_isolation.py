@@ -402,7 +402,8 @@ def test_predicted_rpcs_leave_every_event_where_it_was():
 @pytest.mark.parametrize("node_class, what", [
     (hostile.NotesHeartbeats, "heartbeat"), (hostile.NotesHeartbeatReplies, "reply"),
     (hostile.NotesHeartbeatRounds, "heartbeat round"), (hostile.NotesApplies, "applier"),
-    (hostile.NotesCommits, "commit"), (hostile.NotesSubmits, "submit")])
+    (hostile.NotesCommits, "commit"), (hostile.NotesSubmits, "submit"),
+    (hostile.NotesAppends, "AppendEntries with entries")])
 def test_a_step_that_does_more_than_predicted_is_graded_on_its_rerun(node_class, what):
     """A follower that notes the heartbeats it accepts, a leader that notes
     the replies it reads, the rounds it sends, the commits replies bring or
@@ -432,7 +433,8 @@ def test_a_step_that_does_more_than_predicted_is_graded_on_its_rerun(node_class,
 
 @pytest.mark.parametrize("node_class, written", [(hostile.NotesSubmits, ("persist",)),
                                                  (hostile.NotesCommits, ("advance_commit_index",)),
-                                                 (hostile.NotesHeartbeatRounds, ("send_heartbeats",))])
+                                                 (hostile.NotesHeartbeatRounds, ("send_heartbeats",)),
+                                                 (hostile.NotesAppends, ("append_entries",))])
 def test_what_students_write_is_not_predicted(node_class, written):
     """The predictions that rest on a method the exercise has students
     write are off while it is graded: a class that differs from the

@@ -3,7 +3,13 @@ on a mirror written by hand: each case is what the reference node does."""
 
 from types import SimpleNamespace
 
-from raftkit.isolation.rpcs import follower_accepts_unchanged, heartbeat_commit, heartbeat_round, reply_changes
+from raftkit.isolation.rpcs import (
+    follower_accepts_unchanged,
+    follower_appends,
+    heartbeat_commit,
+    heartbeat_round,
+    reply_changes,
+)
 from raftkit.messages import (
     AppendEntriesArgs,
     AppendEntriesReply,
@@ -48,6 +54,20 @@ def test_a_follower_commits_from_a_heartbeat_up_to_the_entry_the_heartbeat_match
     assert heartbeat_commit(follower, ae(prev=4, prev_term=2, commit=4)) is None  # rule 2 fails
     assert heartbeat_commit(follower, ae(entries=[1], commit=4)) is None          # entries to append
     assert heartbeat_commit(mirror(), ae(prev=4, prev_term=3, commit=4)) is None  # not a follower
+
+
+def test_a_follower_appends_what_it_lacks_and_keeps_what_matches():
+    follower = mirror(state=CMState.FOLLOWER)  # entries 1-4 of terms 1, 2, 3, 3; commit 2
+    fresh = [LogEntry(3, "x"), LogEntry(3, "x")]
+    assert follower_appends(follower, ae(prev=4, prev_term=3, entries=[1, 1])) == (4, fresh, 2)  # appended
+    matching = AppendEntriesArgs(3, 0, 2, 2, [LogEntry(3, "c2"), LogEntry(3, "c3")], 4)
+    assert follower_appends(follower, matching) == (4, [], 4)      # all held already: kept, and committed
+    conflict = AppendEntriesArgs(4, 0, 2, 2, [LogEntry(4, "z")], 2)
+    assert follower_appends(mirror(state=CMState.FOLLOWER, term=4), conflict) == (2, [LogEntry(4, "z")], 2)
+    assert follower_appends(follower, ae(prev=4, prev_term=2, entries=[1])) is None  # rule 2 fails
+    assert follower_appends(follower, ae(term=4, entries=[1])) is None              # a newer term
+    assert follower_appends(mirror(), ae(entries=[1])) is None                       # not a follower
+    assert follower_appends(follower, ae()) is None                                  # no entries: a heartbeat
 
 
 def test_a_lost_reply_or_an_old_terms_reply_changes_nothing():

@@ -63,7 +63,7 @@ _PICKLE = pickle.HIGHEST_PROTOCOL  # (raft.py's, for what it persists)
 # (its code may differ from the reference's there, and every run would be run twice).
 _OWN = {"rounds": {"run_heartbeats", "send_heartbeats", "send_append_entries"}, "wakes": {"run_applier"},
         "leader commits": {"send_append_entries", "advance_commit_index"}, "follower commits": {"append_entries"},
-        "submits": {"submit", "persist"}}
+        "submits": {"submit", "persist"}, "appends": {"append_entries", "persist"}}
 _INTS = frozenset({int})
 _FIELD_TYPES = tuple(frozenset({int, float}) if name in ("election_reset_event", "timeout") else
                      frozenset({int, type(None)}) if name == "voted_for" else _INTS for name in FIELDS)
@@ -706,11 +706,15 @@ class NodeHost:
         here now, as they would be when they came); else None."""
         if method != "append_entries" or not self._may_predict():
             return None
-        p = self.proxy
-        commit = rpcs.heartbeat_commit(p, _decoded(packet))
+        p, args = self.proxy, _decoded(packet)
+        commit, appended = rpcs.heartbeat_commit(p, args), None
+        if commit is None and "appends" in self.nodes.trusts:
+            appended = rpcs.follower_appends(p, args)
+            commit = appended and appended[2]
         if commit is None or (commit != p.commit_index and (self.applier_channel is None
-                                                            or "follower commits" not in self.nodes.trusts
-                                                            or len(self.expected) + 3 > _DEFERRED)):
+                                                            or "follower commits" not in self.nodes.trusts)):
+            return None
+        if len(self.expected) + 4 > _DEFERRED:
             return None
         reply = AppendEntriesReply(p.current_term, True)
         value = (encode(reply), summarize(reply), True)
@@ -718,7 +722,13 @@ class NodeHost:
         report = self._report_with(election_reset_event=now, commit_index=commit)
         key = next(self.keys)
         posts = [] if commit == p.commit_index else self._commit_posts(key, commit)
-        self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)), "heartbeat",
+        if appended and appended[1]:  # its log changes: the report says how, and it persists (raft.py)
+            keep, new = appended[0], [(e.term, e.command) for e in appended[1]]
+            report = (report[:4] if type(report) is tuple else (None,) * 4) + (keep, new, None)
+            log = p.log[:keep] + [LogEntry(t, c) for t, c in new]
+            posts.append(("post", key, "save", (self._saved_state(p, log), None)))
+        what = "an AppendEntries with entries" if appended else "heartbeat"
+        self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)), what,
                     ("end", key, value, None, report), posts)
         self._mirror(report)
         self.nodes.predicted_handlers += 1

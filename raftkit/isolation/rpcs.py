@@ -25,6 +25,7 @@ from ..messages import (
     CMState,
     InstallSnapshotArgs,
     InstallSnapshotReply,
+    LogEntry,
     RequestVoteArgs,
     RequestVoteReply,
 )
@@ -71,6 +72,28 @@ def heartbeat_commit(p, args) -> int | None:
     if args.leader_commit > p.commit_index and prev > p.commit_index:
         return min(args.leader_commit, prev)  # rule 5: commitIndex = min(leaderCommit, index of last new entry)
     return p.commit_index
+
+
+def follower_appends(p, args) -> tuple[int, list, int] | None:
+    """What follower ``p`` does with an AppendEntries ``args`` that carries
+    entries and that it accepts (Figure 2, receiver rules 2-5): ``(keep,
+    new, commit)``, its log kept up to ``keep`` entries and ``new`` appended
+    (``new`` empty: its log stays as it is, and it persists nothing), and its
+    commit index after. None if it would do more (a newer term, a role to
+    change), reject it, skip into its snapshot, or if the mirror cannot tell."""
+    if not (_plain(args, AppendEntriesArgs) and type(args.entries) is list and args.entries
+            and all(type(e) is LogEntry and type(e.term) is int for e in args.entries)
+            and p.state is CMState.FOLLOWER and args.term == p.current_term):
+        return None
+    prev, entries, base = args.prev_log_index, args.entries, p.last_included_index
+    if not (base <= prev <= _last_index(p) and _term_at(p, prev) == args.prev_log_term):
+        return None  # rule 2 fails, or the skip into the snapshot
+    index, k = prev + 1, 0  # rules 3 and 4: entries that already match stay
+    while k < len(entries) and index <= _last_index(p) and _term_at(p, index) == entries[k].term:
+        index, k = index + 1, k + 1
+    last_new = prev + len(entries)
+    commit = min(args.leader_commit, last_new) if args.leader_commit > p.commit_index < last_new else p.commit_index
+    return index - base - 1, entries[k:], commit
 
 
 def reply_changes(p, dst: int, method: str, args, reply, lost: bool) -> dict | None:
