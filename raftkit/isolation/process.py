@@ -461,8 +461,8 @@ class NodeHost:
         self.loops: dict[int, tuple | None] = {}  # ("heartbeats", its term) or ("applier", None), by job
         self.snapshot_waits = storage is not None and bool(storage.read_snapshot())  # its applier may deliver one first
         self.last_id = 0                   # the last thread or value number the host handed out, as its frames tell
-        self.presumed: collections.deque = collections.deque()  # frames of a predicted round, taken as read
-        self.round_sent = False            # a predicted round's reply waits among the deferred frames
+        self.presumed: collections.deque = collections.deque()  # frames of a predicted step, taken as read
+        self.round_sent = False            # a heartbeat round's answer waits among the deferred frames
         self.applier_channel = None        # the channel the applier waits on
         self.trigger_channel = None        # the channel a leader's heartbeat loop waits on
         self.encoded: tuple = ([], [])     # entries of the mirror's log, and each one's pickle (_saved_state)
