@@ -802,6 +802,11 @@ class _VirtualChannel:
     def __len__(self):
         return len(self._items)
 
+    def has_room(self) -> bool:
+        """Whether ``try_send`` would take a value now: a receiver waits, or the queue has room."""
+        return (any(task.token == token for task, token in self._receivers) or self._capacity is None
+                or len(self._items) < self._capacity)
+
     def try_send(self, value) -> bool:
         """Send without blocking; False if the channel is full."""
         clock = self._clock

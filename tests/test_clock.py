@@ -222,6 +222,26 @@ def test_channel_capacity_send_blocks_until_received(clock):
     assert ch.try_send("x") and not ch.try_send("y")
 
 
+def test_has_room_tells_what_try_send_would_return(clock):
+    """A full channel has no room; an empty one, or one a receiver waits
+    on, has. Nothing is sent by asking."""
+    ch = clock.channel(1)
+    assert ch.has_room() and ch.try_send("x")
+    assert not ch.has_room() and not ch.try_send("y")
+    assert ch.recv() == ("x", True) and ch.has_room()
+    ch.try_send("z")
+
+    def waits(timeout):
+        ch.recv()  # takes "z"
+        ch.recv(timeout=timeout)
+
+    clock.go(waits, 0.5)
+    clock.run(until=0.1)
+    assert ch.has_room()              # a receiver waits: a value would go to it
+    clock.run(until=1)
+    assert ch.has_room() and ch.try_send("w") and not ch.has_room()  # its wait timed out: the queue holds it
+
+
 def test_recv_timeout(clock):
     """recv(timeout) returns (None, False) after exactly the timeout."""
     out = []

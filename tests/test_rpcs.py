@@ -3,13 +3,7 @@ on a mirror written by hand: each case is what the reference node does."""
 
 from types import SimpleNamespace
 
-from raftkit.isolation.rpcs import (
-    follower_accepts_unchanged,
-    follower_appends,
-    heartbeat_commit,
-    heartbeat_round,
-    reply_changes,
-)
+from raftkit.isolation.rpcs import follower_accepts, heartbeat_round, reply_changes
 from raftkit.messages import (
     AppendEntriesArgs,
     AppendEntriesReply,
@@ -33,41 +27,53 @@ def ae(prev=2, prev_term=2, entries=(), commit=2, term=3):
     return AppendEntriesArgs(term, 0, prev, prev_term, [LogEntry(3, "x") for _ in entries], commit)
 
 
+def accepts_unchanged(p, args) -> bool:
+    """Whether follower ``p`` answers ``args`` with success, changing nothing but its election timer."""
+    accepted = follower_accepts(p, args)
+    return accepted is not None and accepted[1:] == ([], p.commit_index)
+
+
+def commit_after(p, args):
+    """The commit index of follower ``p`` after it accepts heartbeat ``args`` (None: it does more)."""
+    accepted = follower_accepts(p, args)
+    return None if accepted is None or args.entries else accepted[2]
+
+
 def test_a_follower_accepts_a_heartbeat_unchanged_only_when_nothing_else_happens():
     follower = mirror(state=CMState.FOLLOWER)
-    assert follower_accepts_unchanged(follower, ae())
-    assert not follower_accepts_unchanged(follower, ae(term=4))            # a newer term: it adopts it
-    assert not follower_accepts_unchanged(follower, ae(prev_term=1))       # rule 2 fails
-    assert not follower_accepts_unchanged(follower, ae(prev=9, prev_term=3))  # past its log
-    assert not follower_accepts_unchanged(follower, ae(prev=4, prev_term=3, commit=4))  # rule 5 commits
-    assert not follower_accepts_unchanged(follower, ae(entries=[1]))       # entries to append
-    assert not follower_accepts_unchanged(mirror(state=CMState.CANDIDATE), ae())  # it becomes follower
-    assert not follower_accepts_unchanged(follower, AppendEntriesArgs(3.0, 0, 2, 2, [], 2))  # not plain ints
-    assert not follower_accepts_unchanged(follower, "garbage")
+    assert accepts_unchanged(follower, ae())
+    assert not accepts_unchanged(follower, ae(term=4))            # a newer term: it adopts it
+    assert not accepts_unchanged(follower, ae(prev_term=1))       # rule 2 fails
+    assert not accepts_unchanged(follower, ae(prev=9, prev_term=3))  # past its log
+    assert not accepts_unchanged(follower, ae(prev=4, prev_term=3, commit=4))  # rule 5 commits
+    assert not accepts_unchanged(follower, ae(prev=4, prev_term=3, entries=[1]))  # an entry to append
+    assert not accepts_unchanged(mirror(state=CMState.CANDIDATE), ae())  # it becomes follower
+    assert not accepts_unchanged(follower, AppendEntriesArgs(3.0, 0, 2, 2, [], 2))  # not plain ints
+    assert not accepts_unchanged(follower, "garbage")
 
 
 def test_a_follower_commits_from_a_heartbeat_up_to_the_entry_the_heartbeat_matched():
     follower = mirror(state=CMState.FOLLOWER)  # entries 1-4, commit 2
-    assert heartbeat_commit(follower, ae()) == 2                                  # nothing to commit
-    assert heartbeat_commit(follower, ae(prev=4, prev_term=3, commit=4)) == 4     # rule 5
-    assert heartbeat_commit(follower, ae(prev=3, prev_term=3, commit=4)) == 3     # no further than it matched
-    assert heartbeat_commit(follower, ae(prev=4, prev_term=2, commit=4)) is None  # rule 2 fails
-    assert heartbeat_commit(follower, ae(entries=[1], commit=4)) is None          # entries to append
-    assert heartbeat_commit(mirror(), ae(prev=4, prev_term=3, commit=4)) is None  # not a follower
+    assert commit_after(follower, ae()) == 2                                  # nothing to commit
+    assert commit_after(follower, ae(prev=4, prev_term=3, commit=4)) == 4     # rule 5
+    assert commit_after(follower, ae(prev=3, prev_term=3, commit=4)) == 3     # no further than it matched
+    assert commit_after(follower, ae(prev=4, prev_term=2, commit=4)) is None  # rule 2 fails
+    assert commit_after(follower, ae(entries=[1], commit=4)) is None          # entries to append
+    assert commit_after(mirror(), ae(prev=4, prev_term=3, commit=4)) is None  # not a follower
 
 
 def test_a_follower_appends_what_it_lacks_and_keeps_what_matches():
     follower = mirror(state=CMState.FOLLOWER)  # entries 1-4 of terms 1, 2, 3, 3; commit 2
     fresh = [LogEntry(3, "x"), LogEntry(3, "x")]
-    assert follower_appends(follower, ae(prev=4, prev_term=3, entries=[1, 1])) == (4, fresh, 2)  # appended
+    assert follower_accepts(follower, ae(prev=4, prev_term=3, entries=[1, 1])) == (4, fresh, 2)  # appended
     matching = AppendEntriesArgs(3, 0, 2, 2, [LogEntry(3, "c2"), LogEntry(3, "c3")], 4)
-    assert follower_appends(follower, matching) == (4, [], 4)      # all held already: kept, and committed
+    assert follower_accepts(follower, matching) == (4, [], 4)      # all held already: kept, and committed
     conflict = AppendEntriesArgs(4, 0, 2, 2, [LogEntry(4, "z")], 2)
-    assert follower_appends(mirror(state=CMState.FOLLOWER, term=4), conflict) == (2, [LogEntry(4, "z")], 2)
-    assert follower_appends(follower, ae(prev=4, prev_term=2, entries=[1])) is None  # rule 2 fails
-    assert follower_appends(follower, ae(term=4, entries=[1])) is None              # a newer term
-    assert follower_appends(mirror(), ae(entries=[1])) is None                       # not a follower
-    assert follower_appends(follower, ae()) is None                                  # no entries: a heartbeat
+    assert follower_accepts(mirror(state=CMState.FOLLOWER, term=4), conflict) == (2, [LogEntry(4, "z")], 2)
+    assert follower_accepts(follower, ae(prev=4, prev_term=2, entries=[1])) is None  # rule 2 fails
+    assert follower_accepts(follower, ae(term=4, entries=[1])) is None              # a newer term
+    assert follower_accepts(mirror(), ae(entries=[1])) is None                       # not a follower
+    assert follower_accepts(follower, ae())[1:] == ([], 2)                            # a heartbeat: nothing new
 
 
 def test_a_lost_reply_or_an_old_terms_reply_changes_nothing():

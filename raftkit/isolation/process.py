@@ -707,27 +707,25 @@ class NodeHost:
         if method != "append_entries" or not self._may_predict():
             return None
         p, args = self.proxy, _decoded(packet)
-        commit, appended = rpcs.heartbeat_commit(p, args), None
-        if commit is None and "appends" in self.nodes.trusts:
-            appended = rpcs.follower_appends(p, args)
-            commit = appended and appended[2]
-        if commit is None or (commit != p.commit_index and (self.applier_channel is None
-                                                            or "follower commits" not in self.nodes.trusts)):
+        accepted = rpcs.follower_accepts(p, args)
+        if accepted is None or (args.entries and "appends" not in self.nodes.trusts):
+            return None
+        keep, new, commit = accepted
+        if commit != p.commit_index and (self.applier_channel is None or "follower commits" not in self.nodes.trusts):
             return None
         if len(self.expected) + 4 > _DEFERRED:
             return None
         reply = AppendEntriesReply(p.current_term, True)
         value = (encode(reply), summarize(reply), True)
         now = self.clock.now()
-        report = self._report_with(election_reset_event=now, commit_index=commit)
+        new = [(e.term, e.command) for e in new]
+        report = self._report_with(election_reset_event=now, commit_index=commit, log=(keep, new) if new else None)
         key = next(self.keys)
         posts = [] if commit == p.commit_index else self._commit_posts(key, commit)
-        if appended and appended[1]:  # its log changes: the report says how, and it persists (raft.py)
-            keep, new = appended[0], [(e.term, e.command) for e in appended[1]]
-            report = (report[:4] if type(report) is tuple else (None,) * 4) + (keep, new, None)
+        if new:  # its log changes, and it persists (raft.py)
             log = p.log[:keep] + [LogEntry(t, c) for t, c in new]
             posts.append(("post", key, "save", (self._saved_state(p, log), None)))
-        what = "an AppendEntries with entries" if appended else "heartbeat"
+        what = "an AppendEntries with entries" if args.entries else "heartbeat"
         self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)), what,
                     ("end", key, value, None, report), posts)
         self._mirror(report)
@@ -749,8 +747,8 @@ class NodeHost:
         key = next(self.keys)
         posts = [("post", key, "save", (self._saved_state(p, p.log + [LogEntry(term, command)]), None)),
                  ("post", key, "emit", ("append", None, f"index={index} term={term} command={repr(command)[:40]}")),
-                 ("post", key, "try_send", (cid, self.last_id + 1, self._offered(cid)))]
-        value, report = (index, term, True), (None, None, None, None, len(p.log), [(term, command)], None)
+                 ("post", key, "try_send", (cid, self.last_id + 1, self.channels[cid].has_room()))]
+        value, report = (index, term, True), self._report_with(log=(len(p.log), [(term, command)]))
         self._defer(("job", key, now, self.clock.in_node_thread(), "call", (("submit",), (command,), {})), "submit()",
                     ("end", key, value, None, report), posts)
         self._mirror(report)
@@ -770,32 +768,28 @@ class NodeHost:
                               protocol=_PICKLE)
         return header + b"".join(pickles)
 
-    def _offered(self, cid) -> bool:
-        """What a try_send on channel ``cid`` returns now (clock._VirtualChannel.try_send), without sending."""
-        ch = self.channels[cid]
-        return (any(task.token == token for task, token in ch._receivers) or ch._capacity is None
-                or len(ch) < ch._capacity)
-
     def _commit_posts(self, key, n) -> list:
         """What job ``key`` posts when its node commits up to ``n`` (raft.py:
         a note, then its applier woken: a try_send numbered, and answered, as
         the host's copy of the channel would)."""
         cid = self.applier_channel
         return [("post", key, "emit", ("commit", None, f"commit_index={n}")),
-                ("post", key, "try_send", (cid, self.last_id + 1, self._offered(cid)))]
+                ("post", key, "try_send", (cid, self.last_id + 1, self.channels[cid].has_room()))]
 
-    def _report_with(self, **changed):
+    def _report_with(self, log=None, **changed):
         """The report the host sends when its node's mirrored values change
-        by ``changed`` (fields, ``next_index``, ``match_index``) and nothing
-        else does (``host.Host.report``)."""
+        by ``changed`` (fields, ``next_index``, ``match_index``), its log by
+        ``log`` (``(keep, new)``: kept up to ``keep`` entries, ``new`` added),
+        and nothing else does (``host.Host.report``)."""
         p = self.proxy
         d = p.__dict__
         before = (p.state.value, tuple(d[name] for name in FIELDS), dict(p.next_index), dict(p.match_index))
         after = (p.state.value, tuple(changed.get(name, d[name]) for name in FIELDS),
                  dict(changed.get("next_index", p.next_index)), dict(changed.get("match_index", p.match_index)))
-        if wire.dumps(after) == wire.dumps(before):
-            return len(p.log)
-        return after + (len(p.log), (), None)
+        same = wire.dumps(after) == wire.dumps(before)
+        if log is None:
+            return len(p.log) if same else after + (len(p.log), (), None)
+        return ((None,) * 4 if same else after) + (*log, None)
 
     def _ends_after_reply(self, key, args, value) -> bool | str:
         """Whether the thread (job ``key``) that called ``args`` and got

@@ -2,9 +2,9 @@
 and with a reply it reads, decided on the trusted side's mirror of the node.
 
 Most RPCs of a steady cluster change little. A follower in the leader's
-term, with the entry at ``prevLogIndex`` and nothing new to commit, accepts
-an empty AppendEntries by resetting its election timer and answering success
-(Figure 2, receiver rules 1-5). A leader or candidate reading a reply that
+term, with the entry at ``prevLogIndex``, accepts an AppendEntries by
+resetting its election timer, appending what it lacks, committing by rule 5
+and answering success (Figure 2, receiver rules 1-5). A leader or candidate reading a reply that
 is lost, or that brings no newer term, either ignores it or moves
 ``matchIndex`` and ``nextIndex`` on, as long as no commit follows and no
 vote counts. Such a handler's or reader's turn is predicted like an idle
@@ -52,36 +52,15 @@ def _term_at(p, index: int) -> int:
     return p.last_included_term if index == p.last_included_index else p.log[index - p.last_included_index - 1].term
 
 
-def follower_accepts_unchanged(p, args) -> bool:
-    """Whether follower ``p`` answers heartbeat ``args`` with success and
-    changes nothing but its election timer."""
-    return heartbeat_commit(p, args) == p.commit_index
-
-
-def heartbeat_commit(p, args) -> int | None:
-    """The commit index of follower ``p`` after it answers heartbeat
-    ``args`` with success, changing nothing else but its election timer
-    (and, if that commits, noting it and waking its applier); None if it
-    would do more, or if the mirror cannot tell."""
-    if not (_plain(args, AppendEntriesArgs) and args.entries == [] and p.state is CMState.FOLLOWER
-            and args.term == p.current_term):
-        return None
-    prev = args.prev_log_index
-    if not (p.last_included_index <= prev <= _last_index(p) and _term_at(p, prev) == args.prev_log_term):
-        return None  # rule 2 fails, or the skip into the snapshot
-    if args.leader_commit > p.commit_index and prev > p.commit_index:
-        return min(args.leader_commit, prev)  # rule 5: commitIndex = min(leaderCommit, index of last new entry)
-    return p.commit_index
-
-
-def follower_appends(p, args) -> tuple[int, list, int] | None:
-    """What follower ``p`` does with an AppendEntries ``args`` that carries
-    entries and that it accepts (Figure 2, receiver rules 2-5): ``(keep,
-    new, commit)``, its log kept up to ``keep`` entries and ``new`` appended
-    (``new`` empty: its log stays as it is, and it persists nothing), and its
-    commit index after. None if it would do more (a newer term, a role to
+def follower_accepts(p, args) -> tuple[int, list, int] | None:
+    """What follower ``p`` does with an AppendEntries ``args`` that it
+    accepts (Figure 2, receiver rules 2-5), besides resetting its election
+    timer: ``(keep, new, commit)``, its log kept up to ``keep`` entries and
+    ``new`` appended (``new`` empty: its log stays as it is, and it persists
+    nothing), and its commit index after (if that commits, it notes it and
+    wakes its applier). None if it would do more (a newer term, a role to
     change), reject it, skip into its snapshot, or if the mirror cannot tell."""
-    if not (_plain(args, AppendEntriesArgs) and type(args.entries) is list and args.entries
+    if not (_plain(args, AppendEntriesArgs) and type(args.entries) is list
             and all(type(e) is LogEntry and type(e.term) is int for e in args.entries)
             and p.state is CMState.FOLLOWER and args.term == p.current_term):
         return None
@@ -91,7 +70,7 @@ def follower_appends(p, args) -> tuple[int, list, int] | None:
     index, k = prev + 1, 0  # rules 3 and 4: entries that already match stay
     while k < len(entries) and index <= _last_index(p) and _term_at(p, index) == entries[k].term:
         index, k = index + 1, k + 1
-    last_new = prev + len(entries)
+    last_new = prev + len(entries)  # rule 5: commitIndex = min(leaderCommit, index of last new entry)
     commit = min(args.leader_commit, last_new) if args.leader_commit > p.commit_index < last_new else p.commit_index
     return index - base - 1, entries[k:], commit
 
