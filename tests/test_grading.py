@@ -547,6 +547,52 @@ def test_memory_limit_exit_and_hung_cells_score_zero_with_a_reason(graded_misfit
     assert "did not finish within 3 s" in r["error"] and f"running cell {last})" in r["error"], r["error"]
 
 
+# --------------------------------------------------------------------------
+# With isolated nodes, one runner process makes a notebook's runs in turn
+# --------------------------------------------------------------------------
+
+SLOW_IN_THREE_NODES = """
+import time
+_kit_timer = MyNode.run_election_timer
+
+def _slow_timer(self):
+    while len(self.peer_ids) == 2:  # in a 3-node cluster, each 10 ms tick takes 50 ms of wall time
+        time.sleep(0.05)
+        self.clock.sleep(0.01)
+    _kit_timer(self)
+
+MyNode.run_election_timer = _slow_timer
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_run_past_its_time_limit_does_not_stop_the_next_ones(tmp_path):
+    """The runner of a run over its limit is killed; the next scenario
+    gets a new runner, and its marks."""
+    path = submission(str(tmp_path / "slow"), 2, extra_cells=[SLOW_IN_THREE_NODES])
+    [r] = grade_notebooks([path], GradeOptions(seeds=[1], scenario_timeout=2,
+                                               only=["initial election", "a majority of 4 and of 5"]))
+    assert r["grader_error"] is None and r["error"] is None, r
+    slow, quick = by_name(r)["initial election"], by_name(r)["a majority of 4 and of 5"]
+    assert slow["runs"][0]["error_type"] == "Timeout" and "did not finish within 2 s" in slow["message"], slow
+    assert quick["passed"] and r["score"] == quick["max"], quick
+
+
+@pytest.mark.timeout(180)
+def test_a_run_after_others_in_the_runner_is_the_run_alone(tmp_path):
+    """The failing run of a scenario graded after the others, in the
+    runner that made them, is the very run a process of its own makes
+    (with nodes in-process): the same seed, message and events."""
+    name, exercise, scenario, edits, bodies, _ = next(b for b in BUGS if b[0] == "timer-ignores-heartbeats")
+    path = submission(str(tmp_path / name), exercise, edits, bodies)
+    [after] = grade_notebooks([path], GradeOptions(random_seeds=[], keep_going=True))
+    [alone] = grade_notebooks([path], GradeOptions(random_seeds=[], only=[scenario], isolation="none"))
+    assert [s["name"] for s in after["scenarios"]].index(scenario) > 0
+    late, first = by_name(after)[scenario], by_name(alone)[scenario]
+    assert not late["passed"] and late["events"], late
+    assert (late["seed"], late["message"], late["events"]) == (first["seed"], first["message"], first["events"])
+
+
 @pytest.fixture(scope="module")
 def graded_broken(tmp_path_factory):
     root = tmp_path_factory.mktemp("broken")

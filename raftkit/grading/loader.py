@@ -5,7 +5,9 @@ inherited descriptor but its two pipes, caps its memory, and loads the
 student's classes, in a sandboxed template process (``grading/isolated.py``)
 or, with ``isolation="none"``, by executing the cells itself. It then forks
 one *run* per request: one scenario with one seed, under a time limit that
-dumps every thread's stack, whose verdict goes back as one JSON line.
+dumps every thread's stack, whose verdict goes back as one JSON line. With
+the nodes isolated, a run executes only the kit's code, and one *runner*
+makes every run of the notebook in turn (``_serve_runner``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import json
 import os
 import signal
 import sys
-import time
 import traceback
 
 from .cells import load_cells, make_shell
@@ -81,6 +82,9 @@ def loader_main(cells, ex, options, tmp, folder, req_r, res_w):
         impl = ex.make_impl(*classes)
     reader = os.fdopen(req_r, "rb")
     gc.freeze()  # what is loaded stays shared with every run: their collections do not touch (copy) it
+    if template is not None:
+        _serve_runner(ex, impl, options, reader, res_w, template)
+        return
     for line in reader:
         request = json.loads(line)
         pid = os.fork()
@@ -91,34 +95,68 @@ def loader_main(cells, ex, options, tmp, folder, req_r, res_w):
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
-        if template is not None:
-            template.kill_all()  # no node process of the run outlives it
         _send(res_w, {"type": "exited", "status": status, "status_text": status_text(status)})
 
 
-def _run_main(ex, impl, options, request, res_w):
+_REQUESTS_ENDED = 64  # a runner's exit status: the worker sent its last request
+
+
+def _serve_runner(ex, impl, options, reader, res_w, template):
+    """With every node in a process of its own, a run executes only the
+    kit's code: one *runner* process makes run after run, so that each run
+    does not pay for a fresh process (its fork, and its copies of the pages
+    it writes). A runner that ends otherwise (a run past its time limit, killed
+    by the worker) is reported as such, and the next request gets a new one."""
+    while True:
+        pid = os.fork()
+        if pid == 0:  # ------------------------------------------- a runner
+            code = 70
+            try:
+                for line in reader:
+                    _run_main(ex, impl, options, json.loads(line), res_w, template)
+                code = _REQUESTS_ENDED
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        template.kill_all()  # no node process of its runs outlives it
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _REQUESTS_ENDED:
+            return
+        _send(res_w, {"type": "exited", "status": status, "status_text": status_text(status)})
+
+
+def _run_main(ex, impl, options, request, res_w, template=None):
+    """One run: in a process of its own, or in the runner (``template``),
+    which stops the run's clusters after its verdict is sent, still within
+    the time limit, and goes on."""
     os.setpgid(0, 0)
     _send(res_w, {"type": "started", "pid": os.getpid(), "nonce": request["nonce"]})
     timeout = max(1.0, request["timeout"])
-    _start_watchdog(timeout, request["stacks"])
-    stacks = open(request["stacks"] + ".c", "w")  # if the Python watchdog cannot run (GIL held in C code)
-    faulthandler.dump_traceback_later(timeout + 2.0, exit=True, file=stacks)
-    sc = ex.scenario(request["scenario"])
-    outcome = run_scenario(sc, impl, request["seed"], watchdog=options.watchdog, stop=False)
-    faulthandler.cancel_dump_traceback_later()
+    watchdog = _start_watchdog(timeout, request["stacks"])
+    with open(request["stacks"] + ".c", "w") as stacks:  # if the Python watchdog cannot run (GIL held in C code)
+        faulthandler.dump_traceback_later(timeout + 2.0, exit=True, file=stacks)
+        sc = ex.scenario(request["scenario"])
+        outcome = run_scenario(sc, impl, request["seed"], watchdog=options.watchdog, stop=False,
+                               keep=template is not None)
+        faulthandler.cancel_dump_traceback_later()
+    ctx = outcome.pop("context", None)
+    outcome.pop("error", None)
     for key in ("message", "where"):
         if len(outcome.get(key) or "") > 4000:
             outcome[key] = outcome[key][:4000] + " ..."
     _send(res_w, dict(outcome, type="result", nonce=request["nonce"]))
+    if ctx is not None:
+        ctx.stop()
+        template.kill_all()  # the next run starts with no node of this one left
+    watchdog.cancel()
 
 
-def _start_watchdog(timeout: float, path: str) -> None:
+def _start_watchdog(timeout: float, path: str):
     """At the time limit, write every thread's stack (with names and code
-    lines) to ``path`` and end this process."""
+    lines) to ``path`` and end this process; unless the returned timer is
+    cancelled first."""
     import threading
 
     def fire():
-        time.sleep(timeout)
         frames = sys._current_frames()
         me = threading.get_ident()
         lines = []
@@ -134,4 +172,7 @@ def _start_watchdog(timeout: float, path: str) -> None:
         finally:
             os._exit(3)
 
-    threading.Thread(target=fire, name="raftkit-grading-watchdog", daemon=True).start()
+    timer = threading.Timer(timeout, fire)
+    timer.name, timer.daemon = "raftkit-grading-watchdog", True
+    timer.start()
+    return timer

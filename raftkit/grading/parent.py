@@ -44,7 +44,11 @@ the loader and its runs execute only the kit: the notebook's cells run in a
 sandboxed *template* process that forks every node process of a run
 (``grading/isolated.py``, ``raftkit.isolation``; for exercise 7 also each
 clerk's process and a bare store's, ``isolation/kvprocess.py``), so the
-student's code never shares a process with the checks or the verdict.
+student's code never shares a process with the checks or the verdict. So
+one *runner* forked from the loader makes the notebook's runs one after
+another (a fresh process per run would run nothing the runner does not);
+it stops each run's clusters after sending its verdict, within the run's
+time limit, and a runner killed at the limit is replaced for the next run.
 
 The result channel: a line is a verdict only if it is valid JSON, says
 ``"type": "result"``, carries the nonce that the worker drew for that

@@ -111,7 +111,7 @@ class _Loader:
 
     def __init__(self, cells, ex, options, tmp, folder):
         self.cells, self.ex, self.options, self.tmp, self.folder = cells, ex, options, tmp, folder
-        self.pid = None
+        self.pid = self.runner = None
         self.req_w = self.res_r = None
         self.buffer = b""
 
@@ -149,7 +149,9 @@ class _Loader:
     ended = None  # how the loader ended, if it did (exit status or signal)
 
     def run(self, name: str, seed: int, timeout: float) -> dict:
-        """One (scenario, seed) run in a fresh process; always returns a run dict."""
+        """One (scenario, seed) run in a fresh process (with every node in a
+        process of its own: in the runner, ``loader._serve_runner``, which
+        goes on to the next run); always returns a run dict."""
         t0 = time.monotonic()
         base = {"seed": seed, "ok": False, "time": 0.0, "error_type": "", "message": "", "where": ""}
         if self.pid is None:
@@ -182,6 +184,10 @@ class _Loader:
                 out = {k: result.get(k, base[k]) for k in base}
                 out["ok"] = result.get("ok") is True
                 out["events"] = event_rows(result.get("events"))
+            if self.options.isolation == "process" and out["error_type"] != "Tampered":
+                self.runner = run_pid
+                out.update(seed=seed, time=round(time.monotonic() - t0, 3))
+                return out  # its runner goes on to the next request
             self._expect(lambda m: m.get("type") == "exited", 5.0)
         elif dump or result is None:  # the time limit: our watchdog, faulthandler, or the kill above
             out = dict(base, error_type="Timeout",
@@ -205,6 +211,8 @@ class _Loader:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             kill_group(self.pid)
+            if self.runner is not None:
+                kill_group(self.runner)
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):

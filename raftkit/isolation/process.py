@@ -57,6 +57,7 @@ _BLOCKING = YIELDS | {"send"}  # and one that yields when the channel is full (t
 _STATES = {m.value: m for m in CMState}
 # what makes the reference keep a snapshot for its applier (a handler's or a call's name, a field set)
 _SNAPSHOT_PENDS = frozenset({"install_snapshot", ("install_snapshot",), "pending_snapshot"})
+_SCALARS = frozenset(FIELDS)  # the numbers a report carries (not next_index, match_index)
 _APPLY_FIELDS = tuple(ApplyMsg.__dataclass_fields__)  # an "apply" post's fields, in order (host.Host._apply)
 _PICKLE = pickle.HIGHEST_PROTOCOL  # (raft.py's, for what it persists)
 # The reference's methods each newer prediction assumes; one the node class writes itself turns it off
@@ -783,13 +784,13 @@ class NodeHost:
         and nothing else does (``host.Host.report``)."""
         p = self.proxy
         d = p.__dict__
-        before = (p.state.value, tuple(d[name] for name in FIELDS), dict(p.next_index), dict(p.match_index))
-        after = (p.state.value, tuple(changed.get(name, d[name]) for name in FIELDS),
+        # (the host sends four Nones when the values pickle as before: for these numbers, equal values of
+        # one type; next_index and match_index come here only when they change, rpcs._moved_on)
+        if all(k in _SCALARS and type(v) is type(d[k]) and v == d[k] for k, v in changed.items()):
+            return len(p.log) if log is None else (None, None, None, None, *log, None)
+        after = (p.state.value, tuple([changed.get(name, d[name]) for name in FIELDS]),
                  dict(changed.get("next_index", p.next_index)), dict(changed.get("match_index", p.match_index)))
-        same = wire.dumps(after) == wire.dumps(before)
-        if log is None:
-            return len(p.log) if same else after + (len(p.log), (), None)
-        return ((None,) * 4 if same else after) + (*log, None)
+        return after + ((len(p.log), (), None) if log is None else (*log, None))
 
     def _ends_after_reply(self, key, args, value) -> bool | str:
         """Whether the thread (job ``key``) that called ``args`` and got

@@ -24,6 +24,7 @@ __all__ = ["Ref", "Shared", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", 
 
 MAX_FRAME = 64 << 20          # bytes in one frame, either way
 _HEADER = struct.Struct(">I")
+_PACK = _HEADER.pack
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 # (module, name) a host's frame may name: the kit's plain message types
@@ -83,10 +84,11 @@ def dumps(obj) -> bytes:
 
 def frame(obj) -> bytes:
     """``obj`` as one frame: its length, then its pickle."""
-    data = dumps(obj)
-    if len(data) > MAX_FRAME:
-        raise ProtocolError(f"a frame of {len(data)} bytes, over the limit of {MAX_FRAME}")
-    return _HEADER.pack(len(data)) + data
+    data = pickle.dumps(obj, protocol=_PICKLE)
+    n = len(data)
+    if n > MAX_FRAME:
+        raise ProtocolError(f"a frame of {n} bytes, over the limit of {MAX_FRAME}")
+    return _PACK(n) + data
 
 
 def write(fd: int, data: bytes) -> None:
