@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 
 from .cells import load_cells, make_shell
@@ -58,7 +59,6 @@ def loader_main(cells, ex, options, tmp, folder, req_r, res_w):
     _isolate({req_r, res_w})
     os.setpgid(0, 0)
     limit_memory(options.memory_mb)
-    import threading
     with contextlib.suppress(ValueError, RuntimeError):
         threading.stack_size(2 * 1024 * 1024)  # many node threads fit under the memory limit
     template = None
@@ -99,6 +99,8 @@ def loader_main(cells, ex, options, tmp, folder, req_r, res_w):
 
 
 _REQUESTS_ENDED = 64  # a runner's exit status: the worker sent its last request
+_TEARDOWN_FAILED = 65  # ... its clusters did not stop within _TEARDOWN seconds (the next run gets a new runner)
+_TEARDOWN = 5.0        # well within the worker's wait for a run to start
 
 
 def _serve_runner(ex, impl, options, reader, res_w, template):
@@ -126,8 +128,8 @@ def _serve_runner(ex, impl, options, reader, res_w, template):
 
 def _run_main(ex, impl, options, request, res_w, template=None):
     """One run: in a process of its own, or in the runner (``template``),
-    which stops the run's clusters after its verdict is sent, still within
-    the time limit, and goes on."""
+    which then stops the run's clusters (a runner that cannot within
+    ``_TEARDOWN`` seconds ends: the next run gets a new one) and goes on."""
     os.setpgid(0, 0)
     _send(res_w, {"type": "started", "pid": os.getpid(), "nonce": request["nonce"]})
     timeout = max(1.0, request["timeout"])
@@ -143,19 +145,21 @@ def _run_main(ex, impl, options, request, res_w, template=None):
     for key in ("message", "where"):
         if len(outcome.get(key) or "") > 4000:
             outcome[key] = outcome[key][:4000] + " ..."
+    watchdog.cancel()
     _send(res_w, dict(outcome, type="result", nonce=request["nonce"]))
-    if ctx is not None:
+    if ctx is not None:  # the runner: stop the run's clusters before the next run, or make way for a new runner
+        limit = threading.Timer(_TEARDOWN, os._exit, (_TEARDOWN_FAILED,))
+        limit.daemon = True
+        limit.start()
         ctx.stop()
         template.kill_all()  # the next run starts with no node of this one left
-    watchdog.cancel()
+        limit.cancel()
 
 
 def _start_watchdog(timeout: float, path: str):
     """At the time limit, write every thread's stack (with names and code
     lines) to ``path`` and end this process; unless the returned timer is
     cancelled first."""
-    import threading
-
     def fire():
         frames = sys._current_frames()
         me = threading.get_ident()

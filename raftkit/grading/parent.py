@@ -47,8 +47,9 @@ clerk's process and a bare store's, ``isolation/kvprocess.py``), so the
 student's code never shares a process with the checks or the verdict. So
 one *runner* forked from the loader makes the notebook's runs one after
 another (a fresh process per run would run nothing the runner does not);
-it stops each run's clusters after sending its verdict, within the run's
-time limit, and a runner killed at the limit is replaced for the next run.
+it stops each run's clusters after sending its verdict (a runner that
+cannot within 5 s ends), and a runner that ended, or was killed at a run's
+time limit, is replaced for the next run.
 
 The result channel: a line is a verdict only if it is valid JSON, says
 ``"type": "result"``, carries the nonce that the worker drew for that

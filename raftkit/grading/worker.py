@@ -201,6 +201,8 @@ class _Loader:
                                f"({result.get('status_text')}): did your code call exit(), or run out of memory?")
         kill_group(run_pid)
         _CHILD_GROUPS.discard(run_pid)
+        if self.runner == run_pid:
+            self.runner = None
         out["seed"] = seed
         out["time"] = round(time.monotonic() - t0, 3)
         return out
