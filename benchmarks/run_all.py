@@ -15,12 +15,14 @@ import isolation_cpu
 import isolation_speed
 import lincheck_hard
 import lincheck_speed
+import marginal_costs
 import node_process_cost
 import play_cost
 import predicted_ticks
 import real_latency
 import render_speed
 import round_trips
+import run_overhead
 import suite_time
 import virtual_speed
 import wire_roundtrip
@@ -46,6 +48,8 @@ if __name__ == "__main__":
     predicted_ticks.main([6])  # the heaviest battery; all six: python benchmarks/predicted_ticks.py
     round_trips.main([6])  # likewise
     node_process_cost.main()
+    run_overhead.main()
+    marginal_costs.main()
     wire_roundtrip.main()
     class_speed.main()
     render_speed.main()
