@@ -140,3 +140,19 @@ def test_a_leaders_round_sends_each_peer_the_entries_from_its_next_index_on():
     assert heartbeat_round(snapshotted, 3)[0] == (1, AppendEntriesArgs(3, 0, 3, 2, [], 2))  # the snapshot's last
     snapshotted.next_index = {1: 4, 2: 3}
     assert heartbeat_round(snapshotted, 3) is None                  # peer 2 needs the snapshot
+
+
+def test_a_packet_is_read_once_and_what_a_node_sends_cannot_break_that():
+    """Predictions read a request again when its reply comes: the message
+    of a packet is kept, as decoding is a function of its bytes alone."""
+    from raftkit.isolation import process
+    from raftkit.messages import decode, encode
+    args = ae(entries=[1])
+    packet = encode(args)
+    first = process._decoded(packet)
+    assert first == args
+    assert process._decoded((bytes(bytearray(packet[0])), packet[1])) is first  # equal bytes: read once
+    assert process._decoded((b"\x80\x05garbage", True)) is None
+    assert process._decoded(["not", "a", "packet"]) is None  # read (and refused), not kept
+    big = encode(AppendEntriesArgs(3, 0, 2, 2, [LogEntry(3, "x" * 10_000)], 2))
+    assert process._decoded(big) == decode(*big) and big not in process._DECODED  # large ones are not kept

@@ -402,11 +402,32 @@ def _run_task(host: NodeHost, tid: int) -> None:
 
 def _decoded(packet):
     """The message in ``packet`` (``messages.encode``), read without running
-    code; None if it cannot be read."""
+    code; None if it cannot be read. A packet's message is read once: a
+    request is read again by the prediction of its reply, and this side
+    made most packets it reads (``_known``). Predictions only read messages."""
+    known = type(packet) is tuple and len(packet) == 2 and type(packet[0]) is bytes and type(packet[1]) is bool
+    if known and (message := _DECODED.get(packet, _UNREAD)) is not _UNREAD:
+        return message
     try:
-        return decode(*packet, loads=wire.safe_loads)
+        message = decode(*packet, loads=wire.safe_loads)
     except Exception:  # whatever a node sent: only a prediction is lost
-        return None
+        message = None
+    if known:
+        _known(packet, message)
+    return message
+
+
+def _known(packet, message) -> None:
+    """Keep ``message`` as what ``packet`` holds (small packets, the latest few hundred)."""
+    if len(packet[0]) <= _DECODED_BYTES:
+        if len(_DECODED) >= _DECODED_MOST:
+            _DECODED.clear()
+        _DECODED[packet] = message
+
+
+_DECODED: dict = {}  # packet -> its message (decoding is a function of the bytes alone)
+_DECODED_MOST, _DECODED_BYTES = 512, 8192
+_UNREAD = object()
 
 
 def _miss(frame) -> str | None:
@@ -718,6 +739,7 @@ class NodeHost:
             return None
         reply = AppendEntriesReply(p.current_term, True)
         value = (encode(reply), summarize(reply), True)
+        _known(value[0], reply)
         now = self.clock.now()
         new = [(e.term, e.command) for e in new]
         report = self._report_with(election_reset_event=now, commit_index=commit, log=(keep, new) if new else None)
