@@ -824,3 +824,26 @@ print(KVService(0).store.data, callable(Clerk.get))
         "the kit's own Clerk.request"]
     assert all(line.endswith("while exercise 7 is graded: write it yourself") for line in lines[:4])
     assert lines[4] == "{} True"
+
+
+def test_predicted_frames_that_came_are_taken_at_once_and_only_if_they_are_those():
+    """``Reader.take_predicted``: of the frames predicted, those that have
+    all arrived are compared in one go; a frame not yet complete, or any
+    difference, leaves everything for the frame-by-frame reading."""
+    from raftkit.isolation import wire
+    frames = [wire.frame(("post", 1, "emit", ("x", None, str(k)))) for k in range(4)]
+    r, w = os.pipe()
+    try:
+        reader = wire.Reader(r)
+        os.write(w, b"".join(frames[:2]) + frames[2][:5])  # two whole frames and the start of a third
+        reader.read_ready()
+        assert reader.take_predicted(frames) == 2 and reader.buf == frames[2][:5]
+        assert reader.take_predicted(frames, 2) == 2  # the third has not all come
+        os.write(w, frames[2][5:] + wire.frame(("post", 1, "emit", ("x", None, "other"))))
+        reader.read_ready()
+        assert reader.take_predicted(frames, 2) == 2  # the fourth differs: nothing is taken
+        assert reader.take() == frames[2][wire.HEADER:]
+        assert reader.take_predicted(frames, 3) == 3 and wire.safe_loads(reader.take())[3][2] == "other"
+    finally:
+        os.close(r)
+        os.close(w)

@@ -479,6 +479,7 @@ class NodeHost:
         self.keys = itertools.count(1)
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
         self.expected: list[tuple] = []    # (what, frame) the deferred calls, handlers and replies bring back
+        #                                    (as sent: its length, then its pickle)
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
         self.loops: dict[int, tuple | None] = {}  # ("heartbeats", its term) or ("applier", None), by job
         self.snapshot_waits = storage is not None and bool(storage.read_snapshot())  # its applier may deliver one first
@@ -690,7 +691,7 @@ class NodeHost:
         """Send ``msg`` with the next frame; its answer must be ``posts``
         (performed here now, as they would be when they came), then ``end``."""
         self.deferred.append(wire.frame(msg))
-        self.expected.extend((what, wire.dumps(frame)) for frame in (*posts, end))
+        self.expected.extend((what, wire.frame(frame)) for frame in (*posts, end))
         for post in posts:
             self._post(post)
 
@@ -926,7 +927,7 @@ class NodeHost:
         what the host sends after it: read now, compared when they come
         (``starts``: they include those of threads the host starts then)."""
         self.deferred.append(wire.frame(("reply", key, self.clock.now(), value, None)))
-        self.expected.extend((what, wire.dumps(msg)) for msg in frames)
+        self.expected.extend((what, wire.frame(msg)) for msg in frames)
         self.presumed.extend(frames)
         self.round_sent = self.round_sent or starts
 
@@ -1015,11 +1016,16 @@ class NodeHost:
 
     def _settle(self) -> None:
         expected, self.expected = self.expected, []
-        for k, (what, want) in enumerate(expected):
-            self._settle_one(f"{what} (frame {k + 1} of {len(expected)} predicted)", want)
+        frames, k = [framed for _, framed in expected], 0
+        while k < len(frames):
+            k = self.reader.take_predicted(frames, k)  # those that came already, compared at once
+            if k < len(frames):  # the next, waited for
+                what = expected[k][0]
+                self._settle_one(f"{what} (frame {k + 1} of {len(frames)} predicted)", frames[k][wire.HEADER:])
+                k += 1
 
     def _settle_one(self, what: str, want: bytes) -> None:
-        """Read the next frame, which must be ``want``."""
+        """Read the next frame, which must be ``want`` (its pickle)."""
         try:
             got = self._read()
         except wire.HostGone:

@@ -19,12 +19,13 @@ import select
 import struct
 import time
 
-__all__ = ["Ref", "Shared", "Rebind", "MAX_FRAME", "ProtocolError", "HostGone", "Reader", "frame", "write", "send",
-           "safe_loads", "dumps"]
+__all__ = ["Ref", "Shared", "Rebind", "MAX_FRAME", "HEADER", "ProtocolError", "HostGone", "Reader", "frame", "write",
+           "send", "safe_loads", "dumps"]
 
 MAX_FRAME = 64 << 20          # bytes in one frame, either way
 _HEADER = struct.Struct(">I")
 _PACK = _HEADER.pack
+HEADER = _HEADER.size  # bytes before a frame's pickle: its length
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 # (module, name) a host's frame may name: the kit's plain message types
@@ -142,6 +143,19 @@ class Reader:
         data = bytes(memoryview(buf)[_HEADER.size:end])
         del buf[:end]
         return data
+
+    def take_predicted(self, frames: list, start: int = 0) -> int:
+        """Take the frames that have all arrived, from ``frames[start]`` on
+        (each as sent: its length, then its pickle), if they are those, in
+        one comparison; returns the index of the first frame not taken
+        (``start``: they differ, or none has all arrived)."""
+        buf, size, end = self.buf, 0, start
+        while end < len(frames) and size + len(frames[end]) <= len(buf):
+            size, end = size + len(frames[end]), end + 1
+        if end == start or not buf.startswith(b"".join(frames[start:end])):
+            return start
+        del buf[:size]
+        return end
 
     def has_frame(self) -> bool:
         buf = self.buf
