@@ -752,7 +752,7 @@ class NodeHost:
         what = "an AppendEntries with entries" if args.entries else "heartbeat"
         self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)), what,
                     ("end", key, value, None, report), posts)
-        self._mirror(report)
+        self._mirror_own(report)
         self.nodes.predicted_handlers += 1
         return value
 
@@ -775,7 +775,7 @@ class NodeHost:
         value, report = (index, term, True), self._report_with(log=(len(p.log), [(term, command)]))
         self._defer(("job", key, now, self.clock.in_node_thread(), "call", (("submit",), (command,), {})), "submit()",
                     ("end", key, value, None, report), posts)
-        self._mirror(report)
+        self._mirror_own(report)
         self.nodes.predicted_calls += 1
         return value
 
@@ -836,7 +836,7 @@ class NodeHost:
             return self._commits(key, value, method, changes["commit_index"], report)
         self._defer(("reply", key, self.clock.now(), value, None), f"the end after {method}'s reply",
                     ("end", key, None, None, report))
-        self._mirror(report)
+        self._mirror_own(report)
         self.nodes.predicted_replies += 1
         return True
 
@@ -1299,6 +1299,9 @@ class NodeHost:
         for d in (next_index, match_index):
             _check(type(d) is dict and _INTS.issuperset(map(type, d)) and _INTS.issuperset(map(type, d.values())),
                    "next_index / match_index must map ints to ints")
+        self._set_values(p, member, fields, next_index, match_index)
+
+    def _set_values(self, p, member, fields, next_index, match_index):
         d = p.__dict__
         d["state"] = member
         d.update(zip(FIELDS, fields))
@@ -1309,14 +1312,29 @@ class NodeHost:
     def _mirror_log(self, p, keep, new):
         _check(type(keep) is _INT and 0 <= keep <= len(p.log) and isinstance(new, (tuple, list)),
                "a bad log report")
-        entries = []
         for e in new:
             _check(isinstance(e, tuple) and len(e) == 2 and type(e[0]) is _INT, "a bad log entry")
-            entries.append(LogEntry(e[0], e[1]))
+        self._set_log(p, keep, new)
+
+    @staticmethod
+    def _set_log(p, keep, new):
+        entries = [LogEntry(term, command) for term, command in new]
         if keep == len(p.log):
             p.log.extend(entries)
         else:
             p.__dict__["log"] = p.log[:keep] + entries
+
+    def _mirror_own(self, report):
+        """``_mirror`` for a report made here (``_report_with``, from the
+        mirror's own values and the rules'): nothing in it to check."""
+        if type(report) is _INT:  # (its log unchanged)
+            return
+        state, fields, next_index, match_index, keep, new, _ = report
+        p = self.proxy
+        if state is not None:
+            self._set_values(p, _STATES[state], fields, next_index, match_index)
+        if new or keep != len(p.log):
+            self._set_log(p, keep, new)
 
 
 # --------------------------------------------------------------------------
