@@ -156,3 +156,17 @@ def test_a_packet_is_read_once_and_what_a_node_sends_cannot_break_that():
     assert process._decoded(["not", "a", "packet"]) is None  # read (and refused), not kept
     big = encode(AppendEntriesArgs(3, 0, 2, 2, [LogEntry(3, "x" * 10_000)], 2))
     assert process._decoded(big) == decode(*big) and big not in process._DECODED  # large ones are not kept
+
+
+def test_a_heartbeat_and_a_success_reply_made_once_are_those_made_each_time():
+    """A steady cluster sends the same heartbeats and replies again: the
+    trusted side makes their packets and summaries once (a function of
+    their numbers), exactly as encoding them each time would."""
+    from raftkit.isolation.process import _accepted, _sent
+    from raftkit.messages import encode, summarize
+    for beat in (ae(), ae(entries=[1, 2]), ae(prev=0, prev_term=0, commit=0, term=7)):
+        assert _sent(beat) == (encode(beat), summarize(beat))
+        assert _sent(beat) == _sent(AppendEntriesArgs(*(getattr(beat, f) for f in (
+            "term", "leader_id", "prev_log_index", "prev_log_term", "entries", "leader_commit"))))
+    reply, packet, summary = _accepted(5)
+    assert reply == AppendEntriesReply(5, True) and (packet, summary) == (encode(reply), summarize(reply))

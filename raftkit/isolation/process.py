@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import functools
 import itertools
 import os
 import pickle
@@ -34,7 +35,7 @@ import time
 
 from ..clock import Killed, next_tick
 from ..errors import DeadlockError, NodeError
-from ..messages import AppendEntriesReply, ApplyMsg, CMState, LogEntry, decode, encode, summarize
+from ..messages import AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CMState, LogEntry, decode, encode, summarize
 from ..raft import extend_if_appended
 from ..service import Service, snapshot_due
 from . import rpcs, wire
@@ -430,6 +431,27 @@ _DECODED_MOST, _DECODED_BYTES = 512, 8192
 _UNREAD = object()
 
 
+@functools.lru_cache(maxsize=256)
+def _accepted(term: int) -> tuple:
+    """A follower's success reply in ``term``: the message, its packet and
+    its summary (made once: a steady cluster sends the same ones again)."""
+    reply = AppendEntriesReply(term, True)
+    return reply, encode(reply), summarize(reply)
+
+
+def _sent(beat) -> tuple:
+    """The packet and summary of AppendEntries ``beat``; a heartbeat's made once."""
+    if beat.entries:
+        return encode(beat), summarize(beat)
+    return _heartbeat(beat.term, beat.leader_id, beat.prev_log_index, beat.prev_log_term, beat.leader_commit)
+
+
+@functools.lru_cache(maxsize=1024)
+def _heartbeat(term: int, leader: int, prev: int, prev_term: int, commit: int) -> tuple:
+    beat = AppendEntriesArgs(term, leader, prev, prev_term, [], commit)
+    return encode(beat), summarize(beat)
+
+
 def _miss(frame) -> str | None:
     """What a host's "miss" frame (bytes, or read) says: a silent tick's
     thread did more than tick (host.Host._as_predicted); None if it is not one."""
@@ -738,9 +760,9 @@ class NodeHost:
             return None
         if len(self.expected) + 4 > _DEFERRED:
             return None
-        reply = AppendEntriesReply(p.current_term, True)
-        value = (encode(reply), summarize(reply), True)
-        _known(value[0], reply)
+        reply, packet_out, summary = _accepted(p.current_term)
+        value = (packet_out, summary, True)
+        _known(packet_out, reply)
         now = self.clock.now()
         new = [(e.term, e.command) for e in new]
         report = self._report_with(election_reset_event=now, commit_index=commit, log=(keep, new) if new else None)
@@ -883,8 +905,8 @@ class NodeHost:
         report, name = self._report_with(), f"node {self.i}: send_append_entries"
         frames = [("post", key, "go", (self.last_id + k, name)) for k in range(1, len(beats) + 1)]
         frames.append(("req", key, "recv", args, report))
-        frames += [("req", -(self.last_id + k), "call", (peer, "append_entries", encode(beat), summarize(beat), None),
-                    report) for k, (peer, beat) in enumerate(beats, 1)]
+        frames += [("req", -(self.last_id + k), "call", (peer, "append_entries", *_sent(beat), None), report)
+                   for k, (peer, beat) in enumerate(beats, 1)]
         self._presume(key, value, "a heartbeat round", frames, starts=True)
         self.nodes.predicted_rounds += 1
         return True
