@@ -10,19 +10,14 @@ nearly every step is), side by side.
     python benchmarks/marginal_costs.py
 """
 
-import os
 import resource
+
+from node_process_cost import busy_seconds
 
 import raftkit
 from raftkit.isolation.process import class_spec, hosted_class
 
 SIMULATED = 120.0
-
-
-def _busy() -> float:
-    fields = open("/proc/stat").readline().split()[1:]
-    user, nice, system, _, _, irq, softirq = map(int, fields[:7])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _own() -> float:
@@ -34,9 +29,9 @@ def measure(node_class, **config) -> tuple[float, float, int]:
     """(busy CPU s, this process's CPU s, RPCs) for SIMULATED steady seconds."""
     with raftkit.Cluster(3, seed=1, node_class=node_class, config=raftkit.Config(**config)) as c:
         c.run_for(2)
-        busy, own, rpcs = _busy(), _own(), c.rpc_count()
+        busy, own, rpcs = busy_seconds(), _own(), c.rpc_count()
         c.run_for(SIMULATED)
-        return _busy() - busy, _own() - own, c.rpc_count() - rpcs
+        return busy_seconds() - busy, _own() - own, c.rpc_count() - rpcs
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ from raftkit.isolation.process import class_spec, hosted_class
 from raftkit.isolation.sandbox import Sandbox, bwrap_problem
 
 
-def _busy_seconds() -> float:
+def busy_seconds() -> float:
+    """The machine's busy CPU seconds so far (every process: /proc/stat)."""
     fields = open("/proc/stat").readline().split()[1:]
     user, nice, system, _, _, irq, softirq = map(int, fields[:7])
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
@@ -29,12 +30,12 @@ def measure(sandbox, incarnations: int) -> tuple[float, float]:
     impl = hosted_class(class_spec(raftkit.ConsensusModule), sandbox=sandbox)
     with raftkit.Cluster(3, seed=1, node_class=impl) as c:
         c.run_for(1)
-        busy, t0 = _busy_seconds(), time.perf_counter()
+        busy, t0 = busy_seconds(), time.perf_counter()
         for _ in range(incarnations):
             c.crash(2)
             c.restart(2)
         wall = time.perf_counter() - t0
-        busy = _busy_seconds() - busy
+        busy = busy_seconds() - busy
     return 1e3 * busy / incarnations, 1e3 * wall / incarnations
 
 
