@@ -399,6 +399,27 @@ def test_predicted_rpcs_leave_every_event_where_it_was():
         assert c._hosts.predicted_rounds > 40 and c._hosts.predicted_wakes > 40
 
 
+def test_predicted_appends_keep_in_the_mirror_the_entries_their_saved_state_was_made_of():
+    """A predicted submit, and a follower's predicted AppendEntries with
+    entries, put into the mirror's log the very ``LogEntry`` objects their
+    saved state was made of: the next prediction's ``_saved_state`` then
+    compares the log by identity (equal entries in other objects cost one
+    Python ``__eq__`` each, a log's length on every save)."""
+    from raftkit.isolation.process import mispredicted
+    with raftkit.Cluster(3, seed=4, node_class=_predicting(raftkit.ConsensusModule)) as c:
+        leader = c.check_one_leader()
+        for k in range(30):
+            c.submit(k)
+            c.run_for(0.02)
+        c.run_for(0.5)
+        assert mispredicted(c) is None and c._hosts.predicted_calls > 20 and c._hosts.predicted_handlers > 20
+        for i in range(3):
+            host, mirror = c._hosts.hosts[i], c.nodes[i].log
+            saved = host.encoded[0]
+            assert [(e.term, e.command) for e in mirror][-30:] == [(c.nodes[leader].current_term, k) for k in range(30)]
+            assert len(saved) == len(mirror) and all(a is b for a, b in zip(saved, mirror)), f"node {i}"
+
+
 @pytest.mark.parametrize("node_class, what", [
     (hostile.NotesHeartbeats, "heartbeat"), (hostile.NotesHeartbeatReplies, "reply"),
     (hostile.NotesHeartbeatRounds, "heartbeat round"), (hostile.NotesApplies, "applier"),

@@ -764,17 +764,17 @@ class NodeHost:
         value = (packet_out, summary, True)
         _known(packet_out, reply)
         now = self.clock.now()
+        entries = [LogEntry(e.term, e.command) for e in new]  # the mirror's (and _saved_state's: the same objects)
         new = [(e.term, e.command) for e in new]
         report = self._report_with(election_reset_event=now, commit_index=commit, log=(keep, new) if new else None)
         key = next(self.keys)
         posts = [] if commit == p.commit_index else self._commit_posts(key, commit)
         if new:  # its log changes, and it persists (raft.py)
-            log = p.log[:keep] + [LogEntry(t, c) for t, c in new]
-            posts.append(("post", key, "save", (self._saved_state(p, log), None)))
+            posts.append(("post", key, "save", (self._saved_state(p, p.log[:keep] + entries), None)))
         what = "an AppendEntries with entries" if args.entries else "heartbeat"
         self._defer(("job", key, now, self.clock.in_node_thread(), "handle", (method, packet)), what,
                     ("end", key, value, None, report), posts)
-        self._mirror_own(report)
+        self._mirror_own(report, entries)
         self.nodes.predicted_handlers += 1
         return value
 
@@ -790,14 +790,14 @@ class NodeHost:
                 or "submits" not in self.nodes.trusts or not self._may_predict() or len(self.expected) + 4 > _DEFERRED):
             return None
         term, index, now = p.current_term, p.last_included_index + len(p.log) + 1, self.clock.now()
-        key = next(self.keys)
-        posts = [("post", key, "save", (self._saved_state(p, p.log + [LogEntry(term, command)]), None)),
+        key, entry = next(self.keys), LogEntry(term, command)
+        posts = [("post", key, "save", (self._saved_state(p, p.log + [entry]), None)),
                  ("post", key, "emit", ("append", None, f"index={index} term={term} command={repr(command)[:40]}")),
                  ("post", key, "try_send", (cid, self.last_id + 1, self.channels[cid].has_room()))]
         value, report = (index, term, True), self._report_with(log=(len(p.log), [(term, command)]))
         self._defer(("job", key, now, self.clock.in_node_thread(), "call", (("submit",), (command,), {})), "submit()",
                     ("end", key, value, None, report), posts)
-        self._mirror_own(report)
+        self._mirror_own(report, [entry])
         self.nodes.predicted_calls += 1
         return value
 
@@ -1339,16 +1339,21 @@ class NodeHost:
         self._set_log(p, keep, new)
 
     @staticmethod
-    def _set_log(p, keep, new):
-        entries = [LogEntry(term, command) for term, command in new]
+    def _set_log(p, keep, new, entries=None):
+        if entries is None:
+            entries = [LogEntry(term, command) for term, command in new]
         if keep == len(p.log):
             p.log.extend(entries)
         else:
             p.__dict__["log"] = p.log[:keep] + entries
 
-    def _mirror_own(self, report):
+    def _mirror_own(self, report, entries=None):
         """``_mirror`` for a report made here (``_report_with``, from the
-        mirror's own values and the rules'): nothing in it to check."""
+        mirror's own values and the rules'): nothing in it to check.
+        ``entries``: the ``LogEntry`` objects its new entries are, already
+        made (``_saved_state`` then finds the same objects in the mirror's
+        log, and compares them at C speed: equal values in other objects
+        are compared by ``LogEntry.__eq__``, one Python call per entry)."""
         if type(report) is _INT:  # (its log unchanged)
             return
         state, fields, next_index, match_index, keep, new, _ = report
@@ -1356,7 +1361,7 @@ class NodeHost:
         if state is not None:
             self._set_values(p, _STATES[state], fields, next_index, match_index)
         if new or keep != len(p.log):
-            self._set_log(p, keep, new)
+            self._set_log(p, keep, new, entries)
 
 
 # --------------------------------------------------------------------------
