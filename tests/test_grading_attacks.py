@@ -392,6 +392,8 @@ r, w = os.pipe()
 pid, apart = host._fork_apart()
 if pid == 0:
     host._settle_namespaces(*ids)
+    maps = open("/proc/self/uid_map").read().split() + open("/proc/self/gid_map").read().split()
+    mapped = "mapped" if maps == [str(ids[0]), str(ids[0]), "1", str(ids[1]), str(ids[1]), "1"] else maps
     host._hide_proc()
     host._no_sockets()
     try:
@@ -399,7 +401,7 @@ if pid == 0:
         net = "sockets"
     except PermissionError:
         net = "no-sockets"
-    os.write(w, f"{apart} {os.getpid()} {os.getuid()} {os.listdir('/proc')} {net}".encode())
+    os.write(w, f"{apart} {os.getpid()} {os.getuid()} {mapped} {os.listdir('/proc')} {net}".encode())
     os._exit(0)
 os.close(w)
 print(os.read(r, 1000).decode(), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
@@ -409,12 +411,12 @@ print(os.read(r, 1000).decode(), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]
 @pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="clone(2) is called by number")
 def test_a_node_process_is_apart_from_its_first_instruction():
     """In bubblewrap a host is forked straight into namespaces of its own
-    (one clone(2)): pid 1 of its PID namespace, its user mapped, no /proc;
-    then it can make no socket."""
+    (one clone(2)): pid 1 of its PID namespace, its user and group mapped
+    to themselves, no /proc; then it can make no socket."""
     import subprocess
     import sys
 
     from raftkit.isolation.sandbox import Sandbox
     cmd, env = Sandbox(kit=str(KIT)).wrap([sys.executable, "-c", FORK_APART], {}, 0)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["True", "1", "65534", "[]", "no-sockets", "0"], out
+    assert out.stdout.split() == ["True", "1", "65534", "mapped", "[]", "no-sockets", "0"], out

@@ -853,9 +853,14 @@ def _settle_namespaces(uid: int, gid: int) -> None:
     template's ``uid`` and ``gid``) to itself, and give it a private
     ``/tmp`` and ``/dev/shm``."""
     libc = _libc()
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+    maps = (("setgroups", b"deny"), ("uid_map", b"%d %d 1" % (uid, uid)), ("gid_map", b"%d %d 1" % (gid, gid)))
+    for name, text in maps:  # (os.open, not open(): no text layers for each host to make)
+        with contextlib.suppress(OSError):
+            fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+            try:
+                os.write(fd, text)
+            finally:
+                os.close(fd)
     for target in (b"/tmp", b"/dev/shm"):
         libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=64m,mode=1777")
 
