@@ -10,6 +10,7 @@ import chaos_speed
 import class_speed
 import click_latency
 import clock_costs
+import cpu_by_process
 import grade_speed
 import isolation_cpu
 import isolation_speed
@@ -47,6 +48,7 @@ if __name__ == "__main__":
     isolation_cpu.main()
     predicted_ticks.main([6])  # the heaviest battery; all six: python benchmarks/predicted_ticks.py
     round_trips.main([6])  # likewise
+    cpu_by_process.main([6])  # likewise
     node_process_cost.main()
     run_overhead.main()
     marginal_costs.main()

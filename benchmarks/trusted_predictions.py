@@ -25,14 +25,20 @@ from raftkit.isolation.process import hosted_class
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def battery_of(number: int, trust_all: bool) -> tuple[float, int, int]:
-    """(wall s, round trips, runs rerun) of solution ``number``'s battery."""
+def solution_class(number: int, trust_all: bool = False):
+    """(the exercise, its class spec, the stand-in class) of solution
+    ``number``, as the grader loads it (unsandboxed)."""
     ex = battery.EXERCISES[number]
     path = os.path.join(ROOT, "solutions", ex.notebook + ".ipynb")
     _, cells = read_cells(path)
     spec = class_spec_of(cells, ex, GradeOptions(), os.path.dirname(path))
     written = () if trust_all else ex.classes[0].methods
-    impl = hosted_class(spec, ex.classes[0].name, None, None, predict=True, written=written)
+    return ex, spec, hosted_class(spec, ex.classes[0].name, None, None, predict=True, written=written)
+
+
+def battery_of(number: int, trust_all: bool) -> tuple[float, int, int]:
+    """(wall s, round trips, runs rerun) of solution ``number``'s battery."""
+    ex, _, impl = solution_class(number, trust_all)
     frames, reruns = collections.Counter(), []
     mispredicted = runs.mispredicted
 
