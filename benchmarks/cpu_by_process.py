@@ -8,7 +8,7 @@ runs it (fixed seeds, 101 and 202; node processes unsandboxed, without
 the grader's worker processes), with the node processes it started. CPU
 time, unlike wall time, barely moves with the machine's load.
 
-    python benchmarks/cpu_by_process.py [EXERCISE ...]      (default: 3-6)
+    python benchmarks/cpu_by_process.py [EXERCISE ...]      (default: 1-7)
 """
 
 import collections
@@ -50,7 +50,7 @@ def battery_cpu(number: int) -> tuple[float, float, float, int]:
     return _own() - own, nodes, template_own, frames["(node processes)"]
 
 
-def main(exercises=range(3, 7)) -> None:
+def main(exercises=range(1, 8)) -> None:
     for n in exercises:
         trusted, nodes, template, started = battery_cpu(n)
         total = trusted + nodes + template
@@ -60,4 +60,4 @@ def main(exercises=range(3, 7)) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or range(3, 7))
+    main([int(a) for a in sys.argv[1:]] or range(1, 8))
