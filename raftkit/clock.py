@@ -185,7 +185,7 @@ def _task_stack(thread: threading.Thread | None, frame=None) -> str:
 # --------------------------------------------------------------------------
 
 class _Task:
-    __slots__ = ("id", "fn", "args", "owner", "name", "worker", "token", "killed", "value")
+    __slots__ = ("id", "fn", "args", "owner", "name", "worker", "token", "killed", "value", "again")
 
     def __init__(self, id, fn, args, owner, name):
         self.id, self.fn, self.args, self.owner, self.name = id, fn, args, owner, name
@@ -193,6 +193,7 @@ class _Task:
         self.token = 0          # matches the heap / channel entry that may wake it
         self.killed = False
         self.value = _NOTHING   # a value handed over by a channel
+        self.again = None       # see VirtualClock.sleep_again
 
     def __repr__(self):
         return f"<thread {self.name}>"
@@ -321,6 +322,21 @@ class VirtualClock(Clock):
     def channel(self, capacity=None):
         _check_capacity(capacity)
         return _VirtualChannel(self, capacity)
+
+    def sleep_again(self, dt, again) -> None:
+        """``sleep(dt)``; then, at each wake, the scheduler first calls
+        ``again()``: while it returns a delay (the thread would only sleep
+        again, as an isolated node's idle tick), the scheduler counts the
+        event, sleeps the thread that long again and goes on, without
+        switching to it; this returns once ``again()`` returns None. The
+        same events, in the same order, as sleeping in a loop."""
+        task = self._me("sleep")
+        task.again = again
+        try:
+            self._schedule(task, self._now + dt)
+            self._yield(task)
+        finally:
+            task.again = None
 
     def guard_lock(self, lock, name):
         self._locks[id(lock)] = (lock, name)
@@ -557,6 +573,10 @@ class VirtualClock(Clock):
                 if t > self._now:
                     self._now = t
                 self._current = self.last_task = task
+                if task.again is not None and self._sleeps_again(task):
+                    if self._failure is not None or self._budget <= 0:
+                        break
+                    continue
                 if self._runner is None:
                     (task.worker or self._bind(task)).sem.release()
                 else:
@@ -564,6 +584,27 @@ class VirtualClock(Clock):
                 return
         self._current = None
         self._driver.release()
+
+    def _sleeps_again(self, task) -> bool:
+        """Whether ``task``'s event was taken here (``sleep_again``): it
+        sleeps again, and yields as it would have, without running."""
+        if task.killed:
+            return False
+        try:
+            delay = task.again()
+        except BaseException as e:  # (the kit's own code: not expected)
+            self._failure = self._failure or e
+            return True
+        if delay is None:
+            return False
+        self._schedule(task, self._now + delay)
+        self._switches += 1
+        if self.on_yield is not None and not self._unwinding and self._failure is None:
+            try:
+                self.on_yield(task)
+            except BaseException as e:  # a safety violation, typically
+                self._failure = e
+        return True
 
     def _bind(self, task) -> _Worker:
         w = self._idle.pop() if self._idle else self._new_worker()

@@ -182,6 +182,65 @@ def test_greenlets_run_every_task_on_one_thread():
     assert [t.ident for t in threads] == list(idents)
 
 
+def _idle_then_woken(greenlets: bool, again: bool, step: bool):
+    """A thread that sleeps 10 ms at a time until a flag is set at 47 ms,
+    as a loop or with ``sleep_again``, beside another thread ticking at the
+    same times. The log of wake-ups (the idle ones from ``again``, in the
+    scheduler), the yields the scheduler saw, its event count, and what
+    each call of ``run`` ran."""
+    clock, log, yields, flag = VirtualClock(greenlets=greenlets), [], [], []
+    clock.on_yield = lambda task: yields.append((round(clock.now(), 6), task.name))
+
+    def idle():
+        if flag:
+            return None
+        log.append((round(clock.now(), 6), "idle"))
+        return 0.010
+
+    def sleeper():
+        if again:
+            clock.sleep_again(0.010, idle)
+        else:
+            clock.sleep(0.010)
+            while idle() is not None:
+                clock.sleep(0.010)
+        log.append((round(clock.now(), 6), "woken"))
+
+    def ticker():
+        t = clock.ticker(0.010)
+        for _ in range(8):
+            t.tick()
+            log.append((round(clock.now(), 6), "tick"))
+
+    def setter():
+        clock.sleep(0.047)
+        flag.append(True)
+
+    for fn in (sleeper, ticker, setter):
+        clock.go(fn, name=fn.__name__)
+    steps = []
+    try:
+        while clock.next_time() is not None:
+            steps.append(clock.run(max_events=1) if step else clock.run(until=1.0))
+            steps.append((round(clock.now(), 6), len(log)))
+        return log, yields, clock.events, steps
+    finally:
+        clock.stop()
+
+
+@pytest.mark.parametrize("greenlets", [False, True], ids=["threads", "greenlets"])
+@pytest.mark.parametrize("step", [False, True], ids=["run", "step by step"])
+def test_sleep_again_takes_the_events_a_sleep_loop_would(greenlets, step):
+    """The scheduler takes each idle wake-up of ``sleep_again`` itself: the
+    same events, in the same order (ties included), the same yields seen by
+    ``on_yield`` (the safety checks), the same count; one event per step."""
+    looped = _idle_then_woken(greenlets, again=False, step=step)
+    assert looped == _idle_then_woken(greenlets, again=True, step=step)
+    log = looped[0]
+    assert log.index((0.01, "idle")) < log.index((0.01, "tick"))  # a tie: the order the threads started in
+    assert (0.05, "woken") in log and log.count((0.04, "idle")) == 1 and (0.05, "idle") not in log
+
+
 def test_step_runs_one_event(clock):
     """run(max_events=1) runs exactly one wake-up and does not advance time past it."""
     seen = []

@@ -680,13 +680,27 @@ class NodeHost:
     # only ticked, which a node could do as well in a strict run.)
     def _idle_ticks(self, key, interval, due):
         """Tick on while the next tick of job ``key`` is predicted idle;
-        returns the value for the first tick that is not."""
-        while self._idle(key):
-            self.deferred.append(wire.frame(("tick", key, self.clock.now(), due, interval)))
+        returns the value for the first tick that is not. The scheduler
+        takes each idle tick at its time, in its order, without switching
+        to this thread (``clock.sleep_again``)."""
+        next_due = [due]
+
+        def idle_tick():
+            """The delay until the tick after this one, if this one is idle; else None."""
+            if not self._idle(key):
+                return None
+            now, due = self.clock.now(), next_due[0]
+            self.deferred.append(wire.frame(("tick", key, now, due, interval)))
             self.silent = True
             self.nodes.predicted += 1
-            due = self._tick(interval, due)
-        return due
+            due = next_tick(now, due, interval)
+            next_due[0] = due + interval
+            return due - now
+
+        delay = idle_tick()
+        if delay is not None:
+            self.clock.sleep_again(delay, idle_tick)
+        return next_due[0]
 
     def _start_timer(self, key) -> None:
         """A ticker thread's first tick: the term its timer started in, and
