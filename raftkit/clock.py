@@ -328,8 +328,10 @@ class VirtualClock(Clock):
         ``again()``: while it returns a delay (the thread would only sleep
         again, as an isolated node's idle tick), the scheduler counts the
         event, sleeps the thread that long again and goes on, without
-        switching to it; this returns once ``again()`` returns None. The
-        same events, in the same order, as sleeping in a loop."""
+        switching to it. This returns once ``again()`` returns None, or when
+        the thread must run its wake itself (killed, or a guarded lock held:
+        its next sleep raises); the caller then goes on as its loop would.
+        The same events, in the same order, as sleeping in a loop."""
         task = self._me("sleep")
         task.again = again
         try:
@@ -574,6 +576,8 @@ class VirtualClock(Clock):
                     self._now = t
                 self._current = self.last_task = task
                 if task.again is not None and self._sleeps_again(task):
+                    if self._broken is not None:
+                        return
                     if self._failure is not None or self._budget <= 0:
                         break
                     continue
@@ -588,7 +592,7 @@ class VirtualClock(Clock):
     def _sleeps_again(self, task) -> bool:
         """Whether ``task``'s event was taken here (``sleep_again``): it
         sleeps again, and yields as it would have, without running."""
-        if task.killed:
+        if task.killed or any(map(_LOCKED, self._guarded)):  # (its own sleep raises then: it runs)
             return False
         try:
             delay = task.again()

@@ -241,6 +241,38 @@ def test_sleep_again_takes_the_events_a_sleep_loop_would(greenlets, step):
     assert (0.05, "woken") in log and log.count((0.04, "idle")) == 1 and (0.05, "idle") not in log
 
 
+@pytest.mark.parametrize("again", [False, True], ids=["loop", "sleep_again"])
+def test_sleep_again_with_a_lock_held_raises_where_a_sleep_loop_would(again):
+    """A guarded lock held (here by the caller of ``run``) while a thread
+    waits in ``sleep_again``: its next idle wake-up runs in the thread, whose
+    sleep raises the DeadlockError a sleep loop raises, at the same event."""
+    clock, lock, wakes = VirtualClock(greenlets=True), threading.Lock(), []
+    clock.guard_lock(lock, "the test's lock")
+
+    def idle():
+        wakes.append(round(clock.now(), 6))
+        return 0.010
+
+    def sleeper():
+        if again:
+            while True:
+                clock.sleep_again(0.010, idle)
+                idle()
+        clock.sleep(0.010)
+        while True:
+            idle()
+            clock.sleep(0.010)
+
+    clock.go(sleeper, name="sleeper")
+    try:
+        clock.run(until=0.025)
+        with lock, pytest.raises(DeadlockError, match="sleeper called sleep\\(\\) while the test's lock was held"):
+            clock.run(until=1.0)
+        assert wakes == [0.01, 0.02, 0.03] and clock.events == 4
+    finally:
+        clock.stop()
+
+
 def test_step_runs_one_event(clock):
     """run(max_events=1) runs exactly one wake-up and does not advance time past it."""
     seen = []

@@ -698,8 +698,9 @@ class NodeHost:
             return due - now
 
         delay = idle_tick()
-        if delay is not None:
+        while delay is not None:
             self.clock.sleep_again(delay, idle_tick)
+            delay = idle_tick()  # (woken: the tick is not idle, or it sleeps here, as a loop would)
         return next_due[0]
 
     def _start_timer(self, key) -> None:
