@@ -549,14 +549,19 @@ class VirtualClock(Clock):
         if task.killed:
             raise Killed()
 
-    def _dispatch(self, prev):
-        """Hand the baton to the next ready thread, or back to the driver."""
+    def _yielded(self, task):
+        """``task`` yields (or None: the driver hands the baton out): the
+        watchdog sees progress, and ``on_yield`` checks what its code did."""
         self._switches += 1
-        if prev is not None and self.on_yield is not None and not self._unwinding and self._failure is None:
+        if task is not None and self.on_yield is not None and not self._unwinding and self._failure is None:
             try:
-                self.on_yield(prev)
+                self.on_yield(task)
             except BaseException as e:  # a safety violation, typically
                 self._failure = e
+
+    def _dispatch(self, prev):
+        """Hand the baton to the next ready thread, or back to the driver."""
+        self._yielded(prev)
         if self._broken is not None:
             return
         if self._failure is None and not self._unwinding and self._budget > 0:
@@ -602,12 +607,7 @@ class VirtualClock(Clock):
         if delay is None:
             return False
         self._schedule(task, self._now + delay)
-        self._switches += 1
-        if self.on_yield is not None and not self._unwinding and self._failure is None:
-            try:
-                self.on_yield(task)
-            except BaseException as e:  # a safety violation, typically
-                self._failure = e
+        self._yielded(task)
         return True
 
     def _bind(self, task) -> _Worker:

@@ -36,8 +36,9 @@ through :func:`runs.run_scenario`, exactly as ``check()`` and the grader do,
 but in-process (these are the instructor's own mutants, not student code).
 Scenarios run white-box first, then in the battery's order, and a mutant
 stops at its first failure. Unlike the grader with nodes in-process (a
-fresh process per run), one process runs all of a mutant's runs: the mutator never adds module or
-class state, so one run cannot leak into the next. A run that exceeds the grader's per-run time
+fresh process per run), one process runs all of a mutant's runs: the
+mutator never adds module or class state, so one run cannot leak into the
+next. A run that exceeds the grader's per-run time
 limit is killed and the mutant counts as killed by that timeout (the grader
 would score that scenario 0 too).
 
