@@ -7,8 +7,9 @@ simulated seconds) and busy (a ``submit`` every 20 ms, as in
 isolation_speed.py, 5 simulated seconds), busy also as the grader runs
 nodes (with its predictions); and quiet (3 nodes, all
 disconnected, 20 simulated seconds: elections that fail, and ticks), strict
-and with the grader's predicted ticks. CPU time, unlike wall time,
-barely moves with the machine's load.
+and with the grader's predicted ticks. Every cluster on one core, as a
+grading worker runs it. CPU time, unlike wall time, barely moves with the
+machine's load.
 
     python benchmarks/isolation_cpu.py [ROUNDS]
 """
@@ -17,6 +18,8 @@ import os
 import resource
 import sys
 import time
+
+from cores import cores
 
 import raftkit
 from raftkit.isolation.process import class_spec, hosted_class
@@ -33,7 +36,12 @@ def _node_cpu(pids) -> tuple[float, float]:
 
 
 def _cluster(workload: str):
-    if workload == "busy, predicted":  # as the grader runs nodes (isolation_speed.py's predicted mode)
+    with cores(one=True):  # as a grading worker runs them: node processes on the scheduler's core
+        return _made(workload)
+
+
+def _made(workload: str):
+    if workload == "busy, predicted":  # as the grader runs nodes (isolation_speed.py's "predicted, one core")
         return raftkit.Cluster(5, seed=3, node_class=hosted_class(class_spec(raftkit.ConsensusModule), predict=True))
     if not workload.startswith("quiet"):
         return raftkit.Cluster(5, seed=3 if workload == "busy" else 1, isolation="process")

@@ -12,6 +12,7 @@ nearly every step is), side by side.
 
 import resource
 
+from cores import on_one_core
 from node_process_cost import busy_seconds
 
 import raftkit
@@ -34,6 +35,7 @@ def measure(node_class, **config) -> tuple[float, float, int]:
         return busy_seconds() - busy, _own() - own, c.rpc_count() - rpcs
 
 
+@on_one_core
 def main() -> None:
     isolated = hosted_class(class_spec(raftkit.ConsensusModule), predict=True)
     for name, node_class in (("in-process", raftkit.ConsensusModule), ("isolated", isolated)):

@@ -15,6 +15,8 @@ processes. The two modes alternate exercise by exercise.
 import sys
 import time
 
+from cores import on_one_core
+
 import raftkit
 from raftkit.grading import battery
 from raftkit.grading.runs import run_scenario
@@ -46,6 +48,7 @@ def battery_time(exercises, impl) -> tuple[float, int, int, int, int, int, int]:
     return time.perf_counter() - t0, runs, predicted, failed, calls, turns, rpcs
 
 
+@on_one_core
 def main(exercises=range(1, 7)) -> None:
     total = {False: 0.0, True: 0.0}
     for n in exercises:

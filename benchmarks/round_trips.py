@@ -18,6 +18,7 @@ import collections
 import contextlib
 import sys
 
+from cores import on_one_core
 from predicted_ticks import battery_time
 
 import raftkit
@@ -64,6 +65,7 @@ def counting(frames: collections.Counter):
         process.NodeHost._send, process.NodeHost._request, process.Template.spawn = send, request, spawn
 
 
+@on_one_core
 def main(exercises=range(1, 7)) -> None:
     exercises = list(exercises)
     inproc, *_ = battery_time(exercises, raftkit.ConsensusModule)

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from cores import on_one_core
 from round_trips import counting
 
 import raftkit.grading.runs as runs
@@ -63,6 +64,7 @@ def battery_of(number: int, trust_all: bool) -> tuple[float, int, int]:
     return time.perf_counter() - t0, sum(frames.values()), len(reruns)
 
 
+@on_one_core
 def main(exercises=range(3, 7)) -> None:
     for n in exercises:
         graded, trusted = battery_of(n, False), battery_of(n, True)

@@ -275,6 +275,7 @@ class VirtualClock(Clock):
         self._locks: dict[int, tuple[Any, str]] = {}
         self._guarded: list = []
         self._cpu = _pick_cpu()
+        self._spare_cpu = _spare_cpu(self._cpu)
         self._turn = threading.RLock()  # the driver's seat, see driving()
         self._runner = _Runner() if greenlets else None
 
@@ -835,6 +836,21 @@ def _pick_cpu():
     if wanted.isdigit():
         return cpus[int(wanted) % len(cpus)]
     return cpus[os.getpid() % len(cpus)]
+
+
+def _spare_cpu(cpu):
+    """A core for work that runs ahead of the scheduler without holding
+    its baton (node processes catching up on predicted frames, see
+    ``raftkit.isolation``): the core after ``cpu``, unless ``RAFTKIT_CPU``
+    gave this clock one core of its own (clocks side by side), or there is
+    none other. None: no such core, everything shares ``cpu``."""
+    if cpu is None or os.environ.get("RAFTKIT_CPU", "").isdigit():
+        return None
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    return cpus[(cpus.index(cpu) + 1) % len(cpus)] if cpu in cpus and len(cpus) > 1 else None
 
 
 class _VirtualChannel:

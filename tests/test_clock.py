@@ -608,3 +608,20 @@ def test_raftkit_cpu_gives_a_clock_the_core_it_names(monkeypatch):
     monkeypatch.setattr(raftkit.clock.os, "sched_getaffinity", lambda pid: {3}, raising=False)
     monkeypatch.setenv("RAFTKIT_CPU", "1")
     assert raftkit.clock._pick_cpu() is None  # one core: nothing to choose
+
+
+def test_a_clock_spares_the_next_core_unless_raftkit_cpu_gives_it_one(monkeypatch):
+    """The core a predicting cluster's node processes run ahead on
+    (raftkit.isolation): the next one; none where a runner gave the clock
+    a core of its own, or where there is only one."""
+    spare = raftkit.clock._spare_cpu
+    monkeypatch.setattr(raftkit.clock.os, "sched_getaffinity", lambda pid: {4, 6, 9}, raising=False)
+    monkeypatch.delenv("RAFTKIT_CPU", raising=False)
+    assert [spare(cpu) for cpu in (4, 6, 9, None)] == [6, 9, 4, None]
+    monkeypatch.setenv("RAFTKIT_CPU", "1")
+    assert spare(6) is None
+    monkeypatch.setenv("RAFTKIT_CPU", "not a number")
+    assert spare(6) == 9
+    monkeypatch.setattr(raftkit.clock.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.delenv("RAFTKIT_CPU")
+    assert spare(3) is None

@@ -176,6 +176,7 @@ class _Named(NodeHost):
     """A host that is not a node: its failures name what it is."""
 
     who = "a process"
+    runs_ahead = False  # nothing is predicted for it: each of its turns is a round trip, best on one core
 
     def _fail(self, error):
         if error is None:
