@@ -119,8 +119,11 @@ try:
 except OSError:
     pass
 if os.fork() == 0:
-    os.setsid()
-    os.execv(sys.executable, [sys.executable, "-c", "import time  # {MARK}\\nwhile True: time.sleep(1)"])
+    try:  # (a child that raised would go on as a copy of the template, and report that)
+        os.setsid()
+        os.execv(sys.executable, [sys.executable, "-c", "import time  # {MARK}\\nwhile True: time.sleep(1)"])
+    finally:
+        os._exit(0)
 """
 
 KILL_THE_GRADER = """

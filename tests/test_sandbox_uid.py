@@ -369,11 +369,13 @@ if int(status["CapEff"], 16) or int(status["CapBnd"], 16) or status["NoNewPrivs"
 LEAVE_A_PROCESS = f"""
 import ctypes, sys
 if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        ctypes.CDLL(None).prctl(1, 0)  # no parent-death signal
-        os.execv(sys.executable, [sys.executable, "-c", "import time  # {MARK}\\nwhile True: time.sleep(1)"])
-    os._exit(0)
+    try:  # (a child that raised would go on as a copy of the template, and report that)
+        os.setsid()
+        if os.fork() == 0:
+            ctypes.CDLL(None).prctl(1, 0)  # no parent-death signal
+            os.execv(sys.executable, [sys.executable, "-c", "import time  # {MARK}\\nwhile True: time.sleep(1)"])
+    finally:
+        os._exit(0)
 """
 
 
