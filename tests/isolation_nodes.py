@@ -274,6 +274,29 @@ class NotesItsTicks(ConsensusModule):
                     return
 
 
+class _ActsOnATick(NotesItsTicks):
+    """Node 1's election timer does ``act()`` in its 7th tick, which the
+    grader predicts idle, where NotesItsTicks would note it; the other
+    nodes' timers are the reference's."""
+
+    def emit(self, kind, *args, **kwargs):
+        if kind != "note":
+            return super().emit(kind, *args, **kwargs)
+        if self.id == 1:
+            self.act()
+
+
+class LoopsOnATick(_ActsOnATick):
+    def act(self):
+        while True:
+            pass
+
+
+class ExitsOnATick(_ActsOnATick):
+    def act(self):
+        os._exit(3)
+
+
 class KeepsItsTimeout(ConsensusModule):
     """The reference election timer, but its timeout stays a local
     variable (``self.timeout`` is never set): as most students write it."""

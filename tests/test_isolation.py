@@ -347,6 +347,26 @@ def test_a_tick_that_does_more_than_predicted_fails_the_run_it_is_in():
         assert "node" in mispredicted(c)
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("spare", [False, pytest.param(True, marks=pytest.mark.skipif(not SPARE, reason="one core"))])
+@pytest.mark.parametrize("node_class", [hostile.LoopsOnATick, hostile.ExitsOnATick])
+def test_a_node_process_that_hangs_or_ends_in_a_tick_predicted_idle_is_found_within_a_batch(node_class, spare,
+                                                                                            monkeypatch):
+    """Nothing comes back for a silent tick, so only the frames that wait
+    tell. At most a bounded batch of predicted frames is ever unconfirmed,
+    whether they go with the next frame that waits or a few at a time
+    ahead of it: a long quiet stretch finds such a node within a batch
+    (frames written ahead without a bound would fill the socket while the
+    node process reads nothing, and leave the scheduler waiting to write)."""
+    from raftkit.isolation.process import Mispredicted
+    _on_cores(monkeypatch, spare)
+    config = raftkit.Config(election_timeout=(200.0, 200.0))
+    with raftkit.Cluster(3, seed=1, config=config, node_class=_predicting(node_class), watchdog=1.0) as c:
+        with pytest.raises(Mispredicted, match="^node 1"):
+            c.run_for(100)
+        assert c.now < 1.4  # its 7th tick at 0.07 s, then at most 128 ticks of 10 ms (64 on one core)
+
+
 def test_a_tick_that_does_more_just_before_the_run_ends_is_still_caught():
     """A node process sends nothing back for a tick that went as predicted
     (a silent tick), so the last ticks of a run are confirmed when its

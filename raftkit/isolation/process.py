@@ -52,7 +52,8 @@ _SLICE = 0.1               # wall seconds a read waits before the watchdog hears
 _FRAMES = ("req", "post", "end")
 _WAITING = (CMState.FOLLOWER, CMState.CANDIDATE)  # the roles whose election timer waits
 _DEFERRED = 64             # predicted frames a host may have to run before it next answers
-_EAGER = 4                 # ... written at once, by so many, to a host on a core of its own (see _eager)
+_EAGER = 4                 # to a host on a core of its own they go by so many (see _eager), and
+_UNCONFIRMED = 128         # up to so many before a frame that waits (32 writes; a socket takes about 160)
 _SYNCED = wire.dumps(("synced",))  # a host's answer to "sync"
 _AHEAD = 8                 # turns sent ahead with the one that starts a fan-out
 _BLOCKING = YIELDS | {"send"}  # and one that yields when the channel is full (the host's copy of it says so too)
@@ -510,6 +511,7 @@ class NodeHost:
         self.deferred: list[bytes] = []    # frames for the host, written with the next one that waits
         self.expected: list[tuple] = []    # (what, frame) the deferred calls, handlers and replies bring back
         #                                    (as sent: its length, then its pickle)
+        self.unconfirmed = 0               # deferred frames written ahead (_eager) since the last that waits
         self.timers: dict[int, tuple] = {}  # a ticker thread's (term, timeout) at its first tick, by job
         self.loops: dict[int, tuple | None] = {}  # ("heartbeats", its term) or ("applier", None), by job
         self.snapshot_waits = storage is not None and bool(storage.read_snapshot())  # its applier may deliver one first
@@ -726,7 +728,8 @@ class NodeHost:
     def _may_defer(self) -> bool:
         """Whether a frame may wait for the next one (a bounded batch:
         neither side ever waits to write while the other writes too)."""
-        return self._predicting() and len(self.expected) < _DEFERRED and len(self.deferred) < _DEFERRED
+        return (self._predicting() and len(self.expected) < _DEFERRED
+                and len(self.deferred) < _DEFERRED and len(self.deferred) + self.unconfirmed < _UNCONFIRMED)
 
     def _may_predict(self) -> bool:
         """Whether a call, a handler or a reply may be deferred now: the node
@@ -749,8 +752,10 @@ class NodeHost:
         always. (On the scheduler's core, the host could only run them while
         the scheduler waits: one write then, and one switch.)"""
         if self.eager and len(self.deferred) >= _EAGER:
-            with contextlib.suppress(wire.HostGone, OSError):  # (a host gone is found where it is next read)
+            try:
                 self._send(None, settle=False)
+            except (wire.HostGone, OSError):  # gone: the next frame is sent for real, and _fail tells
+                self.unconfirmed = _UNCONFIRMED
 
     def _idle(self, key) -> bool:
         """Whether the reference election timer, run now, would only tick again."""
@@ -1043,6 +1048,7 @@ class NodeHost:
         if free != self.told_free:  # before the frames it is for
             self.told_free = free
             data = wire.frame(("free", free, self.clock.now())) + data
+        deferred = len(self.deferred)
         if self.deferred or ahead:
             self.deferred.append(data)
             self.deferred.extend(ahead)
@@ -1051,6 +1057,8 @@ class NodeHost:
         if data:
             wire.write(self.fd, data)
             self.round_sent = False
+            # a frame that waits: the host answers it after every frame before it (or the wait fails)
+            self.unconfirmed = 0 if msg is not None else self.unconfirmed + deferred
         if settle and self.expected:
             self._settle()
 
