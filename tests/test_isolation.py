@@ -220,6 +220,7 @@ def _digests(ex, name, impl, eager=None):
 
 
 SPARE = len(os.sched_getaffinity(0)) > 1  # a core to spare for node processes (raftkit.clock._spare_cpu)
+CORES = [False, pytest.param(True, marks=pytest.mark.skipif(not SPARE, reason="one core"))]  # spare: see _on_cores
 
 
 def _on_cores(monkeypatch, spare: bool) -> bool:
@@ -288,7 +289,7 @@ def _workload(c):
     return c.trace_digest()
 
 
-@pytest.mark.parametrize("spare", [False, pytest.param(True, marks=pytest.mark.skipif(not SPARE, reason="one core"))])
+@pytest.mark.parametrize("spare", CORES)
 @pytest.mark.parametrize("node_class", [raftkit.ConsensusModule, hostile.KeepsItsTimeout])
 def test_predicted_ticks_leave_every_event_where_it_was(node_class, spare, monkeypatch):
     """The reference timer, and one that keeps its timeout to itself (then
@@ -318,7 +319,7 @@ def test_only_a_predicting_cluster_on_a_clock_with_a_core_to_spare_runs_its_node
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("spare", [False, pytest.param(True, marks=pytest.mark.skipif(not SPARE, reason="one core"))])
+@pytest.mark.parametrize("spare", CORES)
 def test_a_long_quiet_stretch_defers_a_bounded_batch_of_ticks(spare, monkeypatch):
     """100 s without an election: thousands of ticks predicted, never more
     than a small batch waiting per node process (a batch larger than the
@@ -348,7 +349,7 @@ def test_a_tick_that_does_more_than_predicted_fails_the_run_it_is_in():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("spare", [False, pytest.param(True, marks=pytest.mark.skipif(not SPARE, reason="one core"))])
+@pytest.mark.parametrize("spare", CORES)
 @pytest.mark.parametrize("node_class", [hostile.LoopsOnATick, hostile.ExitsOnATick])
 def test_a_node_process_that_hangs_or_ends_in_a_tick_predicted_idle_is_found_within_a_batch(node_class, spare,
                                                                                             monkeypatch):
