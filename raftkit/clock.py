@@ -821,20 +821,29 @@ def _on_core(cpu):
             os.sched_setaffinity(0, before)
 
 
+def _cpus() -> list:
+    """The cores this process may use, in order ([] where that is unknown)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
+def _given_one_core() -> bool:
+    """Whether ``RAFTKIT_CPU`` gives this process's clocks one core each."""
+    return os.environ.get("RAFTKIT_CPU", "").isdigit()
+
+
 def _pick_cpu():
     """The core this clock's threads share: the ``RAFTKIT_CPU``-th (modulo
     their number) of the cores this process may use, if set (a grader or a
     test runner running clocks side by side gives each a core of its own),
     else one chosen by process id."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
+    cpus = _cpus()
     if len(cpus) < 2:
         return None
-    wanted = os.environ.get("RAFTKIT_CPU", "")
-    if wanted.isdigit():
-        return cpus[int(wanted) % len(cpus)]
+    if _given_one_core():
+        return cpus[int(os.environ["RAFTKIT_CPU"]) % len(cpus)]
     return cpus[os.getpid() % len(cpus)]
 
 
@@ -844,13 +853,10 @@ def _spare_cpu(cpu):
     ``raftkit.isolation``): the core after ``cpu``, unless ``RAFTKIT_CPU``
     gave this clock one core of its own (clocks side by side), or there is
     none other. None: no such core, everything shares ``cpu``."""
-    if cpu is None or os.environ.get("RAFTKIT_CPU", "").isdigit():
+    cpus = _cpus()
+    if cpu not in cpus or len(cpus) < 2 or _given_one_core():
         return None
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-    return cpus[(cpus.index(cpu) + 1) % len(cpus)] if cpu in cpus and len(cpus) > 1 else None
+    return cpus[(cpus.index(cpu) + 1) % len(cpus)]
 
 
 class _VirtualChannel:

@@ -498,9 +498,8 @@ class NodeHost:
         # A predicting cluster's nodes catch up on their predicted frames on a core of their own, if
         # the clock has one to spare: the scheduler goes on meanwhile (see _eager).
         spare = self.clock._spare_cpu if nodes.predict and self.runs_ahead else None
-        cpu = self.clock._cpu if spare is None else spare
-        self.eager = cpu != self.clock._cpu
-        self.pid, self.sock = self.template.spawn(cpu)
+        self.eager = spare is not None
+        self.pid, self.sock = self.template.spawn(self.clock._cpu if spare is None else spare)
         # a read waits at most _SLICE (SO_RCVTIMEO): waiting and reading are one system call
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_SLICE * 1e6)))
         self.fd = self.sock.fileno()
